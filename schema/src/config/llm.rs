@@ -1,0 +1,220 @@
+//! Option groups shared by the LLM transforms. Each plugin's options are
+//! these groups flattened into one YAML mapping (see [`super::transform`]).
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::values::{EnvString, SecretRef};
+
+/// Default Azure OpenAI API version.
+pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
+/// Default OpenRouter API base URL.
+pub const DEFAULT_OPENROUTER_BASE_URL: &str = "https://openrouter.ai/api/v1";
+
+/// How to reach an Azure OpenAI deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AzureConnection {
+    /// Name of the Azure OpenAI deployment to call (e.g. `gpt-4o`).
+    pub deployment_name: String,
+    /// Azure OpenAI resource endpoint, e.g. `https://my-resource.openai.azure.com`
+    /// or `${AZURE_OPENAI_ENDPOINT}`.
+    pub endpoint: EnvString,
+    /// Azure OpenAI API key, sent as the `api-key` header. A secret: use
+    /// `${AZURE_OPENAI_KEY}`.
+    pub api_key: SecretRef,
+    /// Azure OpenAI REST API version.
+    #[serde(default = "default_api_version")]
+    #[schemars(default = "default_api_version")]
+    pub api_version: String,
+}
+
+/// How to reach OpenRouter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OpenRouterConnection {
+    /// OpenRouter model id, e.g. `openai/gpt-4o-mini` or `anthropic/claude-3.5-sonnet`.
+    pub model: String,
+    /// OpenRouter API key, sent as a Bearer token. A secret: use
+    /// `${OPENROUTER_API_KEY}`.
+    pub api_key: SecretRef,
+    /// OpenRouter API base URL (the chat endpoint is `{base_url}/chat/completions`).
+    #[serde(default = "default_openrouter_base_url")]
+    #[schemars(default = "default_openrouter_base_url")]
+    pub base_url: EnvString,
+    /// Your site URL, sent as the `HTTP-Referer` header (OpenRouter app attribution).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_referer: Option<String>,
+    /// Your app name, sent as the `X-Title` header (OpenRouter app attribution).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_title: Option<String>,
+}
+
+/// What the model is asked and how its reply becomes row fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PromptOptions {
+    /// Prompt sent as the user message, a Handlebars template over the row's
+    /// fields, e.g. `"Classify: {{ text }}"`.
+    pub prompt_template: String,
+    /// Optional system message sent before the prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    /// `text`: the reply is stored as is. `json`: the model is asked for a
+    /// JSON object and its keys become row fields.
+    #[serde(default)]
+    pub response_format: ResponseFormat,
+    /// Row field that receives a `text` reply.
+    #[serde(default = "default_output_field")]
+    #[schemars(default = "default_output_field")]
+    pub output_field: String,
+    /// With `response_format: json`: the reply keys to keep (each becomes a
+    /// row field; a missing key is a row error). Empty keeps every key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_fields: Vec<String>,
+}
+
+/// Format of the model's reply.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// Plain text.
+    #[default]
+    Text,
+    /// A JSON object.
+    Json,
+}
+
+/// Sampling, limits, retries and concurrency of the LLM calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CallOptions {
+    /// Sampling temperature, 0 to 2. Unset uses the model's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 2.0))]
+    pub temperature: Option<f64>,
+    /// Most tokens the model may generate per call. Unset uses the model's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_tokens: Option<u32>,
+    /// Timeout of one HTTP call, in seconds.
+    #[serde(default = "default_timeout_s")]
+    #[schemars(default = "default_timeout_s", range(min = 0.001, max = 3600.0))]
+    pub timeout_s: f64,
+    /// Retries after a 429, a 5xx or a timeout (with exponential backoff,
+    /// honouring `Retry-After`). 0 disables retries.
+    #[serde(default = "default_max_retries")]
+    #[schemars(default = "default_max_retries", range(max = 20))]
+    pub max_retries: u32,
+    /// Most LLM calls in flight at once for this transform.
+    #[serde(default = "default_pool_size")]
+    #[schemars(default = "default_pool_size", range(min = 1, max = 1000))]
+    pub pool_size: u32,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        Self {
+            temperature: None,
+            max_tokens: None,
+            timeout_s: default_timeout_s(),
+            max_retries: default_max_retries(),
+            pool_size: default_pool_size(),
+        }
+    }
+}
+
+/// The query matrix of a multi-query transform.
+///
+/// Each key is a dimension (e.g. `case_study`, `criterion`) holding a list of
+/// items. One query is made per combination of one item from each dimension
+/// (with one dimension, one per item). Its name is the items' names joined by
+/// `_` (e.g. `cs1_accuracy`), and its outputs land in the row as
+/// `<query>_<field>`. In the prompt template, `{{ criterion.name }}` or
+/// `{{ criterion.<var> }}` refers to the current item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct QueryMatrix(
+    #[schemars(length(min = 1))] pub BTreeMap<String, Vec<QueryItem>>,
+);
+
+/// One item of a query-matrix dimension.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryItem {
+    /// Item name: letters, digits and `_`; part of the query name and of the
+    /// output field names.
+    pub name: String,
+    /// Values the prompt template can use as `{{ <dimension>.<var> }}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
+}
+
+/// Azure Batch API job settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AzureBatchOptions {
+    /// Rows per batch job (one JSONL line each).
+    #[serde(default = "default_batch_size")]
+    #[schemars(default = "default_batch_size", range(min = 1, max = 100_000))]
+    pub batch_size: u32,
+    /// Seconds between two status polls of a running batch job.
+    #[serde(default = "default_poll_interval_s")]
+    #[schemars(default = "default_poll_interval_s", range(min = 0.001, max = 3600.0))]
+    pub poll_interval_s: f64,
+    /// How long Azure may take to finish the job. The Batch API accepts `24h`.
+    #[serde(default)]
+    pub completion_window: CompletionWindow,
+}
+
+/// Batch completion window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum CompletionWindow {
+    /// 24 hours.
+    #[default]
+    #[serde(rename = "24h")]
+    Hours24,
+}
+
+impl CompletionWindow {
+    /// The wire value (`24h`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hours24 => "24h",
+        }
+    }
+}
+
+/// Chunking of an OpenRouter batch: rows are taken in chunks and each row is
+/// one call, run concurrently up to `pool_size`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct OpenRouterBatchOptions {
+    /// Rows taken per chunk.
+    #[serde(default = "default_batch_size")]
+    #[schemars(default = "default_batch_size", range(min = 1, max = 100_000))]
+    pub batch_size: u32,
+}
+
+fn default_api_version() -> String {
+    DEFAULT_AZURE_API_VERSION.into()
+}
+fn default_openrouter_base_url() -> EnvString {
+    EnvString::new(DEFAULT_OPENROUTER_BASE_URL)
+}
+fn default_output_field() -> String {
+    "llm_response".into()
+}
+fn default_timeout_s() -> f64 {
+    60.0
+}
+fn default_max_retries() -> u32 {
+    3
+}
+fn default_pool_size() -> u32 {
+    10
+}
+fn default_batch_size() -> u32 {
+    100
+}
+fn default_poll_interval_s() -> f64 {
+    30.0
+}

@@ -1,0 +1,68 @@
+//! The typed model of a pipeline YAML file.
+//!
+//! Doc comments on these types are the JSON Schema's descriptions (the schema
+//! is generated from them, see [`crate::schema_gen`]), so they are written
+//! for the person editing the YAML.
+//!
+//! ```
+//! use elspeth_schema::config::{PipelineConfig, TransformConfig};
+//! let cfg: PipelineConfig = serde_json::from_value(serde_json::json!({
+//!     "name": "triage",
+//!     "source": {"plugin": "jsonl", "path": "in.jsonl"},
+//!     "transforms": [{"plugin": "openrouter_llm", "options": {
+//!         "model": "openai/gpt-4o-mini", "api_key": "${OPENROUTER_API_KEY}",
+//!         "prompt_template": "Classify: {{ text }}"}}],
+//!     "sink": {"plugin": "jsonl", "path": "out.jsonl"}
+//! })).unwrap();
+//! assert_eq!(cfg.transforms[0].plugin(), "openrouter_llm");
+//! assert!(cfg.transforms[0].tracing().is_none());
+//! ```
+
+mod io;
+mod llm;
+mod telemetry;
+mod tracing;
+mod transform;
+mod values;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use io::{SinkConfig, SourceConfig};
+pub use llm::{
+    AzureBatchOptions, AzureConnection, CallOptions, CompletionWindow, DEFAULT_AZURE_API_VERSION,
+    DEFAULT_OPENROUTER_BASE_URL, OpenRouterBatchOptions, OpenRouterConnection, PromptOptions,
+    QueryItem, QueryMatrix, ResponseFormat,
+};
+pub use telemetry::{Granularity, OtlpExporterOptions, OtlpProtocol, TelemetryConfig, TelemetryExporter};
+pub use tracing::{
+    AzureAiTracingConfig, DEFAULT_LANGFUSE_HOST, LangfuseTracingConfig, MISSING_CONNECTION_STRING,
+    MISSING_PUBLIC_KEY, MISSING_SECRET_KEY, TracingConfig, TracingProvider,
+};
+pub use transform::{
+    AzureBatchLlmOptions, AzureLlmOptions, AzureMultiQueryLlmOptions, OpenRouterBatchLlmOptions,
+    OpenRouterLlmOptions, OpenRouterMultiQueryLlmOptions, TransformConfig,
+};
+pub use values::{Env, EnvString, ProcessEnv, SecretRef};
+
+/// An elspeth pipeline: rows from a source, through a chain of LLM
+/// transforms, into a sink.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "elspeth pipeline")]
+pub struct PipelineConfig {
+    /// Pipeline name: letters, digits, `-` and `_`. Used in logs, traces and
+    /// the name of the generated Rust module.
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z][A-Za-z0-9_-]*$"))]
+    pub name: String,
+    /// Where rows come from.
+    pub source: SourceConfig,
+    /// Tier 1 ops telemetry to an OTLP collector (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<TelemetryConfig>,
+    /// The LLM transforms, applied to every row in order.
+    #[schemars(length(min = 1))]
+    pub transforms: Vec<TransformConfig>,
+    /// Where rows go.
+    pub sink: SinkConfig,
+}
