@@ -1,1 +1,16 @@
-//! placeholder
+//! The elspeth runtime: the transform lifecycle, LLM calls, the six built-in
+//! LLM transforms and the pipeline runner.
+
+pub mod llm;
+pub mod row;
+pub mod tier1;
+pub mod transform;
+
+#[doc(hidden)]
+pub mod __macro_support;
+
+pub use llm::{LlmCall, PlannedCall};
+pub use row::{Row, RowContext};
+pub use transform::{
+    BatchRow, CloseReport, DynTransform, RowError, StartContext, StartError, Transform,
+};

@@ -1,0 +1,29 @@
+//! Rows and per-row context.
+
+use elspeth_telemetry::Tracer;
+
+/// One row: a JSON object, fields in input order.
+pub type Row = serde_json::Map<String, serde_json::Value>;
+
+/// What a transform knows about the row it is processing.
+#[derive(Debug, Clone, Copy)]
+pub struct RowContext<'a> {
+    /// Stable id of the row within the run (`row-<index>` by default); it is
+    /// the `token_id` of the row's traces.
+    pub token_id: &'a str,
+    /// 0-based position of the row in the source.
+    pub index: u64,
+    /// The transform's tracer (disabled when untraced).
+    pub tracer: &'a Tracer,
+}
+
+impl<'a> RowContext<'a> {
+    /// A context for row `index` with token id `token_id`.
+    pub fn new(token_id: &'a str, index: u64, tracer: &'a Tracer) -> Self {
+        Self {
+            token_id,
+            index,
+            tracer,
+        }
+    }
+}

@@ -1,0 +1,620 @@
+//! The recording API used by transforms (and by `#[llm_transform]` code).
+//!
+//! A [`Tracer`] belongs to one transform. Per row it starts a [`Trace`]
+//! (`elspeth.<plugin>`); each LLM call inside is a [`Generation`] (`llm_call`).
+//! Finishing a span builds a [`SpanRecord`] and enqueues it on the tracer's
+//! [`SpanSink`]: no I/O and no lock held across an `.await`.
+//! A disabled tracer ([`Tracer::disabled`]) records nothing and allocates
+//! nothing.
+//!
+//! ```
+//! use elspeth_telemetry::{Tracer, TracerOptions, TraceStart, GenerationStart};
+//! use elspeth_telemetry::call::{GenAiSystem, LlmRequest, LlmResponse};
+//! use elspeth_telemetry::sink::InMemorySink;
+//! use std::sync::Arc;
+//!
+//! let sink = InMemorySink::new();
+//! let tracer = Tracer::new(Arc::new(sink.clone()), TracerOptions::default());
+//! let trace = tracer.start_trace(TraceStart {
+//!     plugin: "azure_llm", token_id: "tok-1", model_key: "deployment", model: "gpt-4o",
+//! });
+//! let request = LlmRequest::user("gpt-4o", "Classify: hello");
+//! let generation = trace.generation(GenerationStart::new(GenAiSystem::AzureOpenAi, &request));
+//! generation.succeed(&LlmResponse { content: "positive".into(), ..Default::default() });
+//! trace.end();
+//! let spans = sink.spans();
+//! assert_eq!(spans.len(), 2);
+//! assert_eq!(spans[0].name, "llm_call");
+//! assert_eq!(spans[1].name, "elspeth.azure_llm");
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use elspeth_schema::config::TracingProvider;
+use serde_json::Value;
+
+use crate::call::{GenAiSystem, LlmError, LlmRequest, LlmResponse};
+use crate::record::{
+    GenerationData, ObservationKind, SpanId, SpanKind, SpanRecord, SpanStatus, TraceId, TraceInfo,
+};
+use crate::sink::{ExportSummary, SpanSink};
+
+/// How a tracer records.
+#[derive(Debug, Clone)]
+pub struct TracerOptions {
+    /// Which provider the sink belongs to (for logs and checks).
+    pub provider: TracingProvider,
+    /// Record prompt and reply text. When false they are never stored.
+    pub content_recording: bool,
+    /// Fraction of traces kept, 0..=1, decided by trace id.
+    pub sample_rate: f64,
+}
+
+impl Default for TracerOptions {
+    fn default() -> Self {
+        Self {
+            provider: TracingProvider::None,
+            content_recording: true,
+            sample_rate: 1.0,
+        }
+    }
+}
+
+struct TracerInner {
+    sink: Arc<dyn SpanSink>,
+    options: TracerOptions,
+}
+
+/// One transform's handle for recording traces. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Tracer {
+    inner: Option<Arc<TracerInner>>,
+}
+
+impl std::fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.inner {
+            None => f.write_str("Tracer(disabled)"),
+            Some(i) => f
+                .debug_struct("Tracer")
+                .field("sink", &i.sink.label())
+                .field("options", &i.options)
+                .finish(),
+        }
+    }
+}
+
+/// What identifies a row's trace.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceStart<'a> {
+    /// Plugin name; the trace is named `elspeth.<plugin>`.
+    pub plugin: &'a str,
+    /// The row's token id.
+    pub token_id: &'a str,
+    /// `deployment` (Azure) or `model` (OpenRouter).
+    pub model_key: &'a str,
+    /// The deployment or model name.
+    pub model: &'a str,
+}
+
+impl Tracer {
+    /// A tracer that records nothing.
+    pub const fn disabled() -> Self {
+        Self { inner: None }
+    }
+
+    /// A tracer that sends finished spans to `sink`.
+    pub fn new(sink: Arc<dyn SpanSink>, options: TracerOptions) -> Self {
+        Self {
+            inner: Some(Arc::new(TracerInner { sink, options })),
+        }
+    }
+
+    /// Whether this tracer records anything.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// The provider, `none` when disabled.
+    pub fn provider(&self) -> TracingProvider {
+        self.inner
+            .as_ref()
+            .map_or(TracingProvider::None, |i| i.options.provider)
+    }
+
+    /// Whether prompt and reply text are recorded.
+    pub fn content_recording(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|i| i.options.content_recording)
+    }
+
+    /// Starts the trace of one row.
+    pub fn start_trace(&self, start: TraceStart<'_>) -> Trace {
+        let Some(inner) = &self.inner else {
+            return Trace { active: None };
+        };
+        let trace_id = TraceId::random();
+        if !sampled(trace_id, inner.options.sample_rate) {
+            return Trace { active: None };
+        }
+        let info = TraceInfo {
+            name: format!("elspeth.{}", start.plugin),
+            metadata: vec![
+                ("token_id".into(), Value::from(start.token_id)),
+                ("plugin".into(), Value::from(start.plugin)),
+                (start.model_key.into(), Value::from(start.model)),
+            ],
+        };
+        Trace {
+            active: Some(ActiveSpan::root(inner.clone(), Arc::new(info), trace_id)),
+        }
+    }
+
+    /// Starts the trace of one batch job (`mode = job`): the root span is the
+    /// job; [`JobTrace::record_row`] adds one generation per row.
+    pub fn start_job(&self, plugin: &str, model_key: &str, model: &str, rows: usize) -> JobTrace {
+        let Some(inner) = &self.inner else {
+            return JobTrace { active: None };
+        };
+        let trace_id = TraceId::random();
+        if !sampled(trace_id, inner.options.sample_rate) {
+            return JobTrace { active: None };
+        }
+        let info = TraceInfo {
+            name: format!("elspeth.{plugin}"),
+            metadata: vec![
+                ("plugin".into(), Value::from(plugin)),
+                (model_key.into(), Value::from(model)),
+                ("rows".into(), Value::from(rows)),
+            ],
+        };
+        let mut active = ActiveSpan::root(inner.clone(), Arc::new(info), trace_id);
+        active.metadata.push(("rows".into(), Value::from(rows)));
+        JobTrace {
+            active: Some(active),
+        }
+    }
+
+    /// Sends what is queued, waiting at most `deadline`. Disabled: nothing.
+    pub async fn flush(&self, deadline: Duration) -> Option<ExportSummary> {
+        match &self.inner {
+            Some(i) => Some(i.sink.flush(deadline).await),
+            None => None,
+        }
+    }
+
+    /// The sink's counters, `None` when disabled.
+    pub fn summary(&self) -> Option<ExportSummary> {
+        self.inner.as_ref().map(|i| i.sink.summary())
+    }
+}
+
+/// Deterministic sampling: keep the trace when the low 64 bits of its id,
+/// as a fraction of 2^64, are below `rate`.
+pub fn sampled(trace_id: TraceId, rate: f64) -> bool {
+    if rate >= 1.0 {
+        return true;
+    }
+    if rate <= 0.0 || rate.is_nan() {
+        return false;
+    }
+    let low = u64::from_be_bytes(trace_id.0[8..].try_into().expect("8 bytes"));
+    (low as f64) < rate * (u64::MAX as f64)
+}
+
+/// A span being recorded; finished (recorded) when dropped.
+struct ActiveSpan {
+    tracer: Arc<TracerInner>,
+    trace: Arc<TraceInfo>,
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent: Option<SpanId>,
+    name: &'static str,
+    kind: SpanKind,
+    observation: ObservationKind,
+    start: SystemTime,
+    started: Instant,
+    status: SpanStatus,
+    metadata: Vec<(String, Value)>,
+    generation: Option<Box<GenerationData>>,
+    /// Explicit end time (batch rows are timed by the job, not by us).
+    end: Option<SystemTime>,
+}
+
+impl ActiveSpan {
+    fn root(tracer: Arc<TracerInner>, trace: Arc<TraceInfo>, trace_id: TraceId) -> Self {
+        Self {
+            tracer,
+            trace,
+            trace_id,
+            span_id: SpanId::random(),
+            parent: None,
+            name: "",
+            kind: SpanKind::Internal,
+            observation: ObservationKind::Span,
+            start: SystemTime::now(),
+            started: Instant::now(),
+            status: SpanStatus::Unset,
+            metadata: Vec::new(),
+            generation: None,
+            end: None,
+        }
+    }
+
+    fn child(&self, name: &'static str, kind: SpanKind, observation: ObservationKind) -> Self {
+        Self {
+            tracer: self.tracer.clone(),
+            trace: self.trace.clone(),
+            trace_id: self.trace_id,
+            span_id: SpanId::random(),
+            parent: Some(self.span_id),
+            name,
+            kind,
+            observation,
+            start: SystemTime::now(),
+            started: Instant::now(),
+            status: SpanStatus::Unset,
+            metadata: Vec::new(),
+            generation: None,
+            end: None,
+        }
+    }
+}
+
+impl Drop for ActiveSpan {
+    fn drop(&mut self) {
+        let end = self
+            .end
+            .unwrap_or_else(|| self.start + self.started.elapsed());
+        let name = if self.name.is_empty() {
+            self.trace.name.clone()
+        } else {
+            self.name.to_string()
+        };
+        let record = SpanRecord {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent_span_id: self.parent,
+            name,
+            kind: self.kind,
+            observation: self.observation,
+            start: self.start,
+            end,
+            status: std::mem::replace(&mut self.status, SpanStatus::Unset),
+            trace: self.trace.clone(),
+            metadata: std::mem::take(&mut self.metadata),
+            generation: self.generation.take(),
+        };
+        self.tracer.sink.enqueue(record);
+    }
+}
+
+/// The trace of one row. Recorded when [`end`](Self::end) is called or it is dropped.
+pub struct Trace {
+    active: Option<ActiveSpan>,
+}
+
+impl Trace {
+    /// Whether this trace records (tracer enabled and sampled in).
+    pub fn is_recording(&self) -> bool {
+        self.active.is_some()
+    }
+
+    /// Starts a generation (`llm_call`) inside this trace.
+    pub fn generation(&self, start: GenerationStart<'_>) -> Generation {
+        let Some(parent) = &self.active else {
+            return Generation { active: None };
+        };
+        let mut span = parent.child("llm_call", SpanKind::Client, ObservationKind::Generation);
+        span.generation = Some(Box::new(start.data(parent.tracer.options.content_recording)));
+        span.metadata = start.metadata;
+        Generation { active: Some(span) }
+    }
+
+    /// Ends the trace.
+    pub fn end(self) {}
+}
+
+/// What starts a generation.
+#[derive(Debug, Clone)]
+pub struct GenerationStart<'a> {
+    /// The LLM service.
+    pub system: GenAiSystem,
+    /// The request sent.
+    pub request: &'a LlmRequest,
+    /// Host of the service (`server.address`).
+    pub server_address: Option<&'a str>,
+    /// Extra observation metadata (e.g. `query` for multi-query).
+    pub metadata: Vec<(String, Value)>,
+}
+
+impl<'a> GenerationStart<'a> {
+    /// A generation for `request` with no extras.
+    pub fn new(system: GenAiSystem, request: &'a LlmRequest) -> Self {
+        Self {
+            system,
+            request,
+            server_address: None,
+            metadata: Vec::new(),
+        }
+    }
+
+    fn data(&self, content: bool) -> GenerationData {
+        GenerationData {
+            system: Some(self.system.clone()),
+            request_model: self.request.model.clone(),
+            input: content.then(|| self.request.messages.clone()),
+            temperature: self.request.temperature,
+            max_tokens: self.request.max_tokens,
+            server_address: self.server_address.map(str::to_string),
+            ..Default::default()
+        }
+    }
+}
+
+/// One LLM call being recorded. Finish it with [`succeed`](Self::succeed) or
+/// [`fail`](Self::fail); dropped unfinished, it is recorded as cancelled.
+pub struct Generation {
+    active: Option<ActiveSpan>,
+}
+
+impl Generation {
+    /// Whether this generation records.
+    pub fn is_recording(&self) -> bool {
+        self.active.is_some()
+    }
+
+    /// Records a successful call.
+    pub fn succeed(mut self, response: &LlmResponse) {
+        if let Some(span) = &mut self.active {
+            let content = span.tracer.options.content_recording;
+            if let Some(g) = span.generation.as_deref_mut() {
+                apply_response(g, response, content);
+            }
+            finish_latency(span);
+        }
+    }
+
+    /// Records a failed call; the error's message becomes the status message.
+    pub fn fail(mut self, error: &LlmError) {
+        if let Some(span) = &mut self.active {
+            if let Some(g) = span.generation.as_deref_mut() {
+                g.error_type = Some(error.error_type());
+                g.http_status = error.http_status;
+            }
+            span.status = SpanStatus::Error(error.message.clone());
+            finish_latency(span);
+        }
+    }
+}
+
+impl Drop for Generation {
+    fn drop(&mut self) {
+        if let Some(span) = &mut self.active
+            && !span.metadata.iter().any(|(k, _)| k == "latency_ms")
+        {
+            // Dropped without succeed/fail: the call was cancelled.
+            if let Some(g) = span.generation.as_deref_mut() {
+                g.error_type = Some("cancelled".into());
+            }
+            span.status = SpanStatus::Error("cancelled before completion".into());
+            finish_latency(span);
+        }
+    }
+}
+
+fn apply_response(g: &mut GenerationData, response: &LlmResponse, content: bool) {
+    g.response_model = response.model.clone();
+    g.response_id = response.id.clone();
+    g.finish_reasons = response.finish_reason.iter().cloned().collect();
+    g.usage = response.usage;
+    g.cost = response.cost;
+    if content {
+        g.output = Some(response.content.clone());
+    }
+}
+
+fn finish_latency(span: &mut ActiveSpan) {
+    let elapsed = match span.end {
+        Some(end) => end.duration_since(span.start).unwrap_or_default(),
+        None => span.started.elapsed(),
+    };
+    let ms = (elapsed.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
+    span.metadata.push(("latency_ms".into(), Value::from(ms)));
+}
+
+/// The trace of one batch job: the root span is the job, with one generation
+/// per row rebuilt from the job's output.
+pub struct JobTrace {
+    active: Option<ActiveSpan>,
+}
+
+/// One row's result inside a batch job.
+#[derive(Debug, Clone)]
+pub struct RowGeneration<'a> {
+    /// The LLM service.
+    pub system: GenAiSystem,
+    /// The row's token id.
+    pub token_id: &'a str,
+    /// The JSONL line's `custom_id`.
+    pub custom_id: &'a str,
+    /// The request in the batch file.
+    pub request: &'a LlmRequest,
+    /// The line's outcome.
+    pub outcome: Result<&'a LlmResponse, &'a LlmError>,
+    /// When the job started (rows are timed by the job).
+    pub start: SystemTime,
+    /// When the job's output was available.
+    pub end: SystemTime,
+}
+
+impl JobTrace {
+    /// Whether this job trace records.
+    pub fn is_recording(&self) -> bool {
+        self.active.is_some()
+    }
+
+    /// Adds the batch id to the job span's metadata.
+    pub fn set_batch_id(&mut self, batch_id: &str) {
+        if let Some(span) = &mut self.active {
+            span.metadata.retain(|(k, _)| k != "batch_id");
+            span.metadata.push(("batch_id".into(), Value::from(batch_id)));
+        }
+    }
+
+    /// Records one row's generation, timed by the job.
+    pub fn record_row(&self, row: RowGeneration<'_>) {
+        let Some(job) = &self.active else { return };
+        let mut span = job.child("llm_call", SpanKind::Client, ObservationKind::Generation);
+        span.start = row.start;
+        span.end = Some(row.end);
+        let start = GenerationStart::new(row.system.clone(), row.request);
+        let mut data = start.data(job.tracer.options.content_recording);
+        span.metadata = vec![
+            ("token_id".into(), Value::from(row.token_id)),
+            ("custom_id".into(), Value::from(row.custom_id)),
+        ];
+        match row.outcome {
+            Ok(response) => apply_response(&mut data, response, job.tracer.options.content_recording),
+            Err(error) => {
+                data.error_type = Some(error.error_type());
+                data.http_status = error.http_status;
+                span.status = SpanStatus::Error(error.message.clone());
+            }
+        }
+        span.generation = Some(Box::new(data));
+        finish_latency(&mut span);
+    }
+
+    /// Ends the job span with its final status (`completed`, `failed`,
+    /// `expired`, ...); an error message marks the span as failed.
+    pub fn finish(mut self, status: &str, error: Option<&str>) {
+        if let Some(span) = &mut self.active {
+            span.metadata.push(("status".into(), Value::from(status)));
+            if let Some(message) = error {
+                span.status = SpanStatus::Error(message.to_string());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::{LlmErrorKind, Usage};
+    use crate::sink::InMemorySink;
+
+    fn tracer(content: bool, rate: f64) -> (Tracer, InMemorySink) {
+        let sink = InMemorySink::new();
+        let t = Tracer::new(
+            Arc::new(sink.clone()),
+            TracerOptions {
+                provider: TracingProvider::Langfuse,
+                content_recording: content,
+                sample_rate: rate,
+            },
+        );
+        (t, sink)
+    }
+
+    fn start() -> TraceStart<'static> {
+        TraceStart {
+            plugin: "azure_llm",
+            token_id: "tok-1",
+            model_key: "deployment",
+            model: "gpt-4o",
+        }
+    }
+
+    #[test]
+    fn records_trace_and_generation() {
+        let (t, sink) = tracer(true, 1.0);
+        let trace = t.start_trace(start());
+        let req = LlmRequest::user("gpt-4o", "Classify: hello world");
+        trace.generation(GenerationStart::new(GenAiSystem::AzureOpenAi, &req))
+            .succeed(&LlmResponse {
+                content: "positive".into(),
+                model: Some("gpt-4o-2024-08-06".into()),
+                usage: Some(Usage { input: 12, output: 3, total: 15 }),
+                finish_reason: Some("stop".into()),
+                id: Some("chatcmpl-1".into()),
+                cost: None,
+            });
+        trace.end();
+        let spans = sink.spans();
+        let (generation, root) = (&spans[0], &spans[1]);
+        assert_eq!(root.name, "elspeth.azure_llm");
+        assert_eq!(root.parent_span_id, None);
+        assert_eq!(generation.parent_span_id, Some(root.span_id));
+        assert_eq!(generation.trace_id, root.trace_id);
+        assert_eq!(generation.kind, SpanKind::Client);
+        assert_eq!(generation.observation, ObservationKind::Generation);
+        assert_eq!(
+            root.trace.metadata,
+            vec![
+                ("token_id".to_string(), Value::from("tok-1")),
+                ("plugin".to_string(), Value::from("azure_llm")),
+                ("deployment".to_string(), Value::from("gpt-4o")),
+            ]
+        );
+        let g = generation.generation.as_deref().unwrap();
+        assert_eq!(g.output.as_deref(), Some("positive"));
+        assert_eq!(g.input.as_ref().unwrap()[0].content, "Classify: hello world");
+        assert_eq!(g.usage, Some(Usage { input: 12, output: 3, total: 15 }));
+        assert_eq!(generation.metadata[0].0, "latency_ms");
+        assert_eq!(generation.status, SpanStatus::Unset);
+    }
+
+    #[test]
+    fn failure_and_no_content() {
+        let (t, sink) = tracer(false, 1.0);
+        let trace = t.start_trace(start());
+        let req = LlmRequest::user("gpt-4o", "secret prompt");
+        trace
+            .generation(GenerationStart::new(GenAiSystem::AzureOpenAi, &req))
+            .fail(&LlmError::new(LlmErrorKind::Server, "HTTP 500").with_status(500));
+        drop(trace);
+        let spans = sink.spans();
+        let g = spans[0].generation.as_deref().unwrap();
+        assert_eq!(spans[0].status, SpanStatus::Error("HTTP 500".into()));
+        assert_eq!(g.error_type.as_deref(), Some("500"));
+        assert!(g.input.is_none() && g.output.is_none());
+    }
+
+    #[test]
+    fn dropped_generation_is_cancelled() {
+        let (t, sink) = tracer(true, 1.0);
+        let trace = t.start_trace(start());
+        let req = LlmRequest::user("m", "p");
+        drop(trace.generation(GenerationStart::new(GenAiSystem::OpenRouter, &req)));
+        let spans = sink.spans();
+        assert_eq!(spans[0].status, SpanStatus::Error("cancelled before completion".into()));
+    }
+
+    #[test]
+    fn sampling_is_deterministic_and_close_to_rate() {
+        let (t, sink) = tracer(true, 0.25);
+        for _ in 0..4000 {
+            t.start_trace(start()).end();
+        }
+        let kept = sink.spans().len();
+        assert!((800..1200).contains(&kept), "kept {kept} of 4000 at 0.25");
+        let id = TraceId::random();
+        assert_eq!(sampled(id, 0.5), sampled(id, 0.5));
+        let (t0, sink0) = tracer(true, 0.0);
+        t0.start_trace(start()).end();
+        assert!(sink0.spans().is_empty());
+    }
+
+    #[test]
+    fn disabled_records_nothing() {
+        let t = Tracer::disabled();
+        let trace = t.start_trace(start());
+        assert!(!trace.is_recording());
+        let req = LlmRequest::user("m", "p");
+        trace.generation(GenerationStart::new(GenAiSystem::OpenRouter, &req)).succeed(&LlmResponse::default());
+        assert!(t.summary().is_none());
+    }
+}
