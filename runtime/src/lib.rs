@@ -9,7 +9,7 @@ pub mod transform;
 #[doc(hidden)]
 pub mod __macro_support;
 
-pub use llm::{LlmCall, PlannedCall};
+pub use llm::{JobLine, JobOutcome, LlmCall, LlmJob, PlannedCall};
 pub use row::{Row, RowContext};
 pub use transform::{
     BatchRow, CloseReport, DynTransform, RowError, StartContext, StartError, Transform,

@@ -77,3 +77,59 @@ pub trait LlmCall: Send + Sync + 'static {
         Ok(row)
     }
 }
+
+/// One line of a batch job: the JSONL `custom_id` and its request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobLine {
+    /// Unique id of the line within the job (maps results back to rows).
+    pub custom_id: String,
+    /// The request.
+    pub request: LlmRequest,
+}
+
+/// What a finished (or failed, expired, cancelled) batch job returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobOutcome {
+    /// The provider's batch id.
+    pub batch_id: String,
+    /// Final status (`completed`, `failed`, `expired`, `cancelled`, ...).
+    pub status: String,
+    /// Result per `custom_id`; a line missing here failed with the job.
+    pub results: std::collections::HashMap<String, Result<LlmResponse, LlmError>>,
+    /// When the job was submitted.
+    pub started: std::time::SystemTime,
+    /// When its output was available.
+    pub finished: std::time::SystemTime,
+}
+
+/// What the author of a batch-job transform writes (`mode = job`): rows
+/// become JSONL lines of one job; the job runs remotely; results come back
+/// per line. `#[llm_transform(tracing, mode = job)]` wraps it with a job span
+/// and one generation per row rebuilt from the job's output.
+pub trait LlmJob: Send + Sync + 'static {
+    /// Which LLM service this transform calls.
+    fn system(&self) -> GenAiSystem;
+
+    /// `("deployment", name)` for Azure, `("model", id)` for others.
+    fn model_label(&self) -> (&'static str, &str);
+
+    /// Rows per job.
+    fn batch_size(&self) -> usize;
+
+    /// Prepares clients and checkpoints (called from `on_start`). Default: nothing.
+    fn setup(&mut self, ctx: &StartContext) -> impl Future<Output = Result<(), StartError>> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// The request for one row.
+    fn plan(&self, row: &Row) -> Result<LlmRequest, RowError>;
+
+    /// Submits the lines as one job, waits for it and collects the results.
+    /// `Err` only when no job could be created at all (then every row fails
+    /// with that error).
+    fn run_job(&self, lines: Vec<JobLine>) -> impl Future<Output = Result<JobOutcome, LlmError>> + Send;
+
+    /// Puts one row's result into the row.
+    fn merge(&self, row: Row, result: Result<LlmResponse, LlmError>) -> Result<Row, RowError>;
+}

@@ -94,6 +94,9 @@ pub struct StartContext {
     pub tracing: Arc<TracingRegistry>,
     /// Tier 1 telemetry (disabled when the pipeline has none).
     pub tier1: Tier1,
+    /// Folder for checkpoints (the sink's folder), `None` when not running
+    /// from a pipeline file.
+    pub checkpoint_dir: Option<std::path::PathBuf>,
 }
 
 impl StartContext {
@@ -103,6 +106,7 @@ impl StartContext {
             label,
             tracing,
             tier1: Tier1::disabled(),
+            checkpoint_dir: None,
         }
     }
 }
