@@ -321,9 +321,19 @@ impl JsonSchema for TracingConfig {
             "Langfuse",
             &["public_key", "secret_key"],
         );
+        // `provider` is also declared at the top level (with the full enum)
+        // because yaml-language-server completes a value from the branch
+        // that matches best so far, which for `provider: ` is `none` only.
         json_schema!({
             "description": "Tier 2 tracing of this transform's LLM calls: `provider: none` (default), `azure_ai` or `langfuse`. Absent means no tracing.",
             "type": "object",
+            "properties": {
+                "provider": {
+                    "description": "Tracing provider: `none` (default), `azure_ai` or `langfuse`.",
+                    "enum": ["none", "azure_ai", "langfuse"],
+                    "default": "none"
+                }
+            },
             "oneOf": [none, azure, langfuse]
         })
     }
