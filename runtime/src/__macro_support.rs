@@ -1,14 +1,54 @@
 //! Items used by code that `#[llm_transform]` generates. Not a public API:
 //! paths and signatures may change in any release.
+//!
+//! The attribute keeps the generated code thin: it implements
+//! [`TransformMeta`] (plugin name, accepted providers, where the tracing
+//! config lives) and a [`Transform`] impl whose methods each call one
+//! function of this module. Everything that records traces lives here, where
+//! it is unit-tested like any other code (the same split as
+//! `tracing-attributes` → `tracing`).
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::Value;
 
 pub use elspeth_schema::config::{TracingConfig, TracingProvider};
-pub use elspeth_telemetry::{GenerationStart, TraceStart, Tracer, TransformLabel};
+pub use elspeth_telemetry::{GenerationStart, RowGeneration, TraceStart, Tracer, TransformLabel};
+
+pub use crate::llm::{JobLine, LlmCall, LlmError, LlmErrorKind, LlmJob, LlmResponse, PlannedCall};
+pub use crate::row::{Row, RowContext};
+pub use crate::transform::{BatchRow, CloseReport, RowError, StartContext, StartError, Transform};
+
+/// How long `close` waits for the final flush of a transform's traces.
+pub const CLOSE_FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Every real provider: what `#[llm_transform(tracing)]` accepts when no
+/// `providers = [...]` list narrows it.
+pub const ALL_PROVIDERS: &[TracingProvider] =
+    &[TracingProvider::AzureAi, TracingProvider::Langfuse];
 
 /// Gives the macro the tracing config held by a transform's field.
 ///
-/// Implemented for `Option<TracingConfig>`, `TracingConfig` and every
-/// built-in options type; implement it for your own config type (one line:
-/// return `self.tracing.as_ref()`).
+/// Implemented for `Option<TracingConfig>`, `TracingConfig`, every built-in
+/// options type and [`TransformConfig`](elspeth_schema::config::TransformConfig);
+/// implement it for your own config type (one line: return
+/// `self.tracing.as_ref()`).
+///
+/// ```
+/// use elspeth_runtime::HasTracing;
+/// use elspeth_schema::config::TracingConfig;
+///
+/// struct MyOptions { tracing: Option<TracingConfig> }
+/// impl HasTracing for MyOptions {
+///     fn tracing_config(&self) -> Option<&TracingConfig> { self.tracing.as_ref() }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not hold a tracing config",
+    label = "the tracing config field of an `#[llm_transform(tracing)]` struct",
+    note = "use `Option<TracingConfig>` or `TracingConfig` for this field, or implement `elspeth::HasTracing` for `{Self}` (return `self.tracing.as_ref()`)"
+)]
 pub trait HasTracing {
     /// The tracing block, `None` when absent.
     fn tracing_config(&self) -> Option<&TracingConfig>;
@@ -24,4 +64,354 @@ impl HasTracing for TracingConfig {
     fn tracing_config(&self) -> Option<&TracingConfig> {
         Some(self)
     }
+}
+
+impl<T: HasTracing + ?Sized> HasTracing for &T {
+    fn tracing_config(&self) -> Option<&TracingConfig> {
+        (**self).tracing_config()
+    }
+}
+
+impl<T: HasTracing + ?Sized> HasTracing for Box<T> {
+    fn tracing_config(&self) -> Option<&TracingConfig> {
+        (**self).tracing_config()
+    }
+}
+
+impl<T: HasTracing + ?Sized> HasTracing for std::sync::Arc<T> {
+    fn tracing_config(&self) -> Option<&TracingConfig> {
+        (**self).tracing_config()
+    }
+}
+
+macro_rules! has_tracing_field {
+    ($($ty:ident),* $(,)?) => {$(
+        impl HasTracing for elspeth_schema::config::$ty {
+            fn tracing_config(&self) -> Option<&TracingConfig> {
+                self.tracing.as_ref()
+            }
+        }
+    )*};
+}
+
+has_tracing_field!(
+    AzureLlmOptions,
+    AzureMultiQueryLlmOptions,
+    OpenRouterLlmOptions,
+    OpenRouterMultiQueryLlmOptions,
+    AzureBatchLlmOptions,
+    OpenRouterBatchLlmOptions,
+);
+
+impl HasTracing for elspeth_schema::config::TransformConfig {
+    fn tracing_config(&self) -> Option<&TracingConfig> {
+        self.tracing()
+    }
+}
+
+/// What `#[llm_transform(...)]` knows about a transform, as an impl the
+/// support functions below are generic over.
+pub trait TransformMeta {
+    /// Plugin name (`name = "..."`, else the struct name in snake case).
+    const PLUGIN: &'static str;
+    /// Providers the transform accepts (`tracing(providers = [...])`);
+    /// [`ALL_PROVIDERS`] for plain `tracing`, empty when untraced.
+    const ACCEPTED: &'static [TracingProvider];
+    /// The transform's tracing block, `None` when absent or untraced.
+    fn tracing_config(&self) -> Option<&TracingConfig>;
+}
+
+/// Asks the registry for the transform's tracer (an incomplete config or an
+/// unavailable provider degrades to one warning and a disabled tracer there).
+fn start<T: TransformMeta + ?Sized>(this: &T, ctx: &StartContext) -> Result<Tracer, StartError> {
+    ctx.tracing
+        .tracer_for(&ctx.label, this.tracing_config(), T::ACCEPTED)
+        .map_err(StartError::from)
+}
+
+/// Refuses a provider the transform excludes, with the registry's message.
+fn check_accepted<T: TransformMeta + ?Sized>(
+    this: &T,
+    ctx: &StartContext,
+) -> Result<(), StartError> {
+    let Some(config) = this.tracing_config() else {
+        return Ok(());
+    };
+    let provider = config.provider();
+    if provider == TracingProvider::None || T::ACCEPTED.contains(&provider) {
+        return Ok(());
+    }
+    Err(StartError::ProviderNotAccepted(
+        elspeth_telemetry::ProviderNotAccepted {
+            transform: ctx.label.clone(),
+            provider,
+            accepted: T::ACCEPTED.to_vec(),
+        },
+    ))
+}
+
+/// `Transform::on_start` of a per-call transform: provider check,
+/// [`LlmCall::setup`], tracer.
+pub async fn on_start_call<T: LlmCall + TransformMeta>(
+    this: &mut T,
+    ctx: &StartContext,
+) -> Result<Tracer, StartError> {
+    check_accepted(this, ctx)?;
+    LlmCall::setup(this, ctx).await?;
+    start(this, ctx)
+}
+
+/// `Transform::on_start` of a batch-job transform: provider check,
+/// [`LlmJob::setup`], tracer.
+pub async fn on_start_job<T: LlmJob + TransformMeta>(
+    this: &mut T,
+    ctx: &StartContext,
+) -> Result<Tracer, StartError> {
+    check_accepted(this, ctx)?;
+    LlmJob::setup(this, ctx).await?;
+    start(this, ctx)
+}
+
+/// `Transform::process` of a per-call transform: plan → one trace per row
+/// → each planned call as a generation (concurrently, at most
+/// [`LlmCall::concurrency`] at once, results kept in plan order) → merge.
+///
+/// A failed call is recorded as an error observation and its error still
+/// reaches [`LlmCall::merge`]. Untraced rows take a path that records
+/// nothing and allocates nothing beyond what `plan` and `merge` need.
+pub async fn process_call<T: LlmCall + TransformMeta>(
+    this: &T,
+    row: Row,
+    ctx: RowContext<'_>,
+) -> Result<Row, RowError> {
+    let mut calls = this.plan(&row)?;
+    if !ctx.tracer.is_enabled() {
+        if calls.len() == 1 {
+            let call = calls.pop().expect("one planned call");
+            let result = this.call(&call.request).await;
+            return this.merge(row, vec![(call, result)]);
+        }
+        let results = run_all(this, calls, |call| async move {
+            let result = this.call(&call.request).await;
+            (call, result)
+        })
+        .await;
+        return this.merge(row, results);
+    }
+
+    let (model_key, model) = this.model_label();
+    let trace = ctx.tracer.start_trace(TraceStart {
+        plugin: T::PLUGIN,
+        token_id: ctx.token_id,
+        model_key,
+        model,
+    });
+    let results = if calls.len() == 1 {
+        let call = calls.pop().expect("one planned call");
+        let result = traced_call(this, &trace, &call).await;
+        vec![(call, result)]
+    } else {
+        let trace = &trace;
+        run_all(this, calls, |call| async move {
+            let result = traced_call(this, trace, &call).await;
+            (call, result)
+        })
+        .await
+    };
+    trace.end();
+    this.merge(row, results)
+}
+
+/// Runs `f` on every call, at most `concurrency` at once, results in order.
+async fn run_all<T, F, Fut>(
+    this: &T,
+    calls: Vec<PlannedCall>,
+    f: F,
+) -> Vec<(PlannedCall, Result<LlmResponse, LlmError>)>
+where
+    T: LlmCall,
+    F: FnMut(PlannedCall) -> Fut,
+    Fut: Future<Output = (PlannedCall, Result<LlmResponse, LlmError>)>,
+{
+    let limit = this.concurrency().max(1);
+    futures_util::stream::iter(calls)
+        .map(f)
+        .buffered(limit)
+        .collect()
+        .await
+}
+
+/// One call recorded as a generation `llm_call` of `trace`; a multi-query
+/// call carries its query name as observation metadata.
+async fn traced_call<T: LlmCall>(
+    this: &T,
+    trace: &elspeth_telemetry::Trace,
+    call: &PlannedCall,
+) -> Result<LlmResponse, LlmError> {
+    let generation = trace.generation(GenerationStart {
+        system: this.system(),
+        request: &call.request,
+        server_address: this.server_address(),
+        metadata: match &call.query {
+            Some(q) => vec![("query".to_string(), Value::from(q.as_str()))],
+            None => Vec::new(),
+        },
+    });
+    let result = this.call(&call.request).await;
+    match &result {
+        Ok(response) => generation.succeed(response),
+        Err(error) => generation.fail(error),
+    }
+    result
+}
+
+/// `Transform::batch_size` of a batch-job transform: [`LlmJob::batch_size`], at least 1.
+pub fn job_batch_size<T: LlmJob>(this: &T) -> Option<usize> {
+    Some(this.batch_size().max(1))
+}
+
+/// `Transform::process` of a batch-job transform: the row as a job of one.
+pub async fn process_job_row<T: LlmJob + TransformMeta>(
+    this: &T,
+    row: Row,
+    ctx: RowContext<'_>,
+) -> Result<Row, RowError> {
+    let batch = vec![BatchRow {
+        row,
+        token_id: ctx.token_id.to_string(),
+        index: ctx.index,
+    }];
+    process_job(this, batch, ctx.tracer)
+        .await
+        .pop()
+        .unwrap_or_else(|| {
+            Err(RowError::new(
+                "batch",
+                "the batch job returned no result for the row",
+            ))
+        })
+}
+
+/// `Transform::process_batch` of a batch-job transform.
+///
+/// Rows whose `plan` fails fail alone; the others become the lines of one
+/// job (custom id = the row's token id). The job is recorded as one span
+/// `elspeth.<plugin>` (plugin, deployment or model, rows, batch id, final
+/// status; failed when the job did not complete) holding one generation per
+/// row rebuilt from the job's output and timed by the job. A job that could
+/// not run fails all its rows with its error.
+pub async fn process_job<T: LlmJob + TransformMeta>(
+    this: &T,
+    rows: Vec<BatchRow>,
+    tracer: &Tracer,
+) -> Vec<Result<Row, RowError>> {
+    let mut out: Vec<Option<Result<Row, RowError>>> = Vec::with_capacity(rows.len());
+    let mut pending: Vec<(usize, BatchRow, crate::llm::LlmRequest)> =
+        Vec::with_capacity(rows.len());
+    for (i, batch_row) in rows.into_iter().enumerate() {
+        match this.plan(&batch_row.row) {
+            Ok(request) => {
+                out.push(None);
+                pending.push((i, batch_row, request));
+            }
+            Err(e) => out.push(Some(Err(e))),
+        }
+    }
+    if !pending.is_empty() {
+        let finished = run_job(this, pending, tracer).await;
+        for (i, result) in finished {
+            out[i] = Some(result);
+        }
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(RowError::new("batch", "row was lost by the batch job"))))
+        .collect()
+}
+
+async fn run_job<T: LlmJob + TransformMeta>(
+    this: &T,
+    pending: Vec<(usize, BatchRow, crate::llm::LlmRequest)>,
+    tracer: &Tracer,
+) -> Vec<(usize, Result<Row, RowError>)> {
+    let (model_key, model) = this.model_label();
+    let mut job = tracer.start_job(T::PLUGIN, model_key, model, pending.len());
+    let lines: Vec<JobLine> = pending
+        .iter()
+        .map(|(_, r, request)| JobLine {
+            custom_id: r.token_id.clone(),
+            request: request.clone(),
+        })
+        .collect();
+    let outcome = match this.run_job(lines).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            job.finish("failed", Some(&error.message));
+            return pending
+                .into_iter()
+                .map(|(i, r, _)| (i, this.merge(r.row, Err(error.clone()))))
+                .collect();
+        }
+    };
+    job.set_batch_id(&outcome.batch_id);
+    let crate::llm::JobOutcome {
+        batch_id: _,
+        status,
+        mut results,
+        started,
+        finished,
+    } = outcome;
+    let system = this.system();
+    let mut merged = Vec::with_capacity(pending.len());
+    for (i, r, request) in pending {
+        let result = results
+            .remove(&r.token_id)
+            .unwrap_or_else(|| Err(missing_line(&status)));
+        job.record_row(RowGeneration {
+            system: system.clone(),
+            token_id: &r.token_id,
+            custom_id: &r.token_id,
+            request: &request,
+            outcome: result.as_ref(),
+            start: started,
+            end: finished.max(started),
+        });
+        merged.push((i, this.merge(r.row, result)));
+    }
+    let error = (status != "completed").then(|| format!("batch job ended with status `{status}`"));
+    job.finish(&status, error.as_deref());
+    merged
+}
+
+/// The error of a row the job's output does not mention.
+fn missing_line(status: &str) -> LlmError {
+    LlmError::new(
+        LlmErrorKind::Job,
+        format!("the batch job (status `{status}`) returned no result for this row"),
+    )
+}
+
+/// `Transform::close`: flushes the transform's traces within
+/// [`CLOSE_FLUSH_DEADLINE`] and reports the exporter's counters; what could
+/// not be sent is logged as one warning.
+pub async fn close(tracer: Tracer) -> CloseReport {
+    close_within(tracer, CLOSE_FLUSH_DEADLINE).await
+}
+
+/// [`close`] with an explicit deadline.
+pub async fn close_within(tracer: Tracer, deadline: Duration) -> CloseReport {
+    let summary = tracer.flush(deadline).await;
+    if let Some(s) = &summary {
+        let unsent = s.pending + s.failed + s.dropped;
+        if unsent > 0 {
+            tracing::warn!(
+                exporter = %s.exporter,
+                sent = s.sent,
+                pending = s.pending,
+                failed = s.failed,
+                dropped = s.dropped,
+                "Tracing could not send {unsent} span(s) before close"
+            );
+        }
+    }
+    CloseReport { tracing: summary }
 }

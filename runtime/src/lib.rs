@@ -9,6 +9,7 @@ pub mod transform;
 #[doc(hidden)]
 pub mod __macro_support;
 
+pub use __macro_support::HasTracing;
 pub use llm::{JobLine, JobOutcome, LlmCall, LlmJob, PlannedCall};
 pub use row::{Row, RowContext};
 pub use transform::{

@@ -34,6 +34,11 @@ impl PlannedCall {
 /// What the author of an LLM transform writes: how a row becomes calls, the
 /// call itself, and how replies go back into the row.
 /// `#[llm_transform(tracing)]` wraps these in the traced [`Transform`](crate::Transform) lifecycle.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has `#[llm_transform]` but does not implement `LlmCall`",
+    label = "`LlmCall` is not implemented for `{Self}`",
+    note = "implement `elspeth::LlmCall` for `{Self}` (`system`, `model_label`, `plan`, `call`), or write `mode = job` and implement `elspeth::LlmJob`"
+)]
 pub trait LlmCall: Send + Sync + 'static {
     /// Which LLM service this transform calls (for the GenAI attributes).
     fn system(&self) -> GenAiSystem;
@@ -45,6 +50,12 @@ pub trait LlmCall: Send + Sync + 'static {
     /// Most calls in flight at once.
     fn concurrency(&self) -> usize {
         1
+    }
+
+    /// Host of the LLM service (`server.address` on each generation), when
+    /// known. Default: `None`.
+    fn server_address(&self) -> Option<&str> {
+        None
     }
 
     /// Prepares clients (called from `on_start`). Default: nothing.
@@ -106,6 +117,11 @@ pub struct JobOutcome {
 /// become JSONL lines of one job; the job runs remotely; results come back
 /// per line. `#[llm_transform(tracing, mode = job)]` wraps it with a job span
 /// and one generation per row rebuilt from the job's output.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` has `#[llm_transform(mode = job)]` but does not implement `LlmJob`",
+    label = "`LlmJob` is not implemented for `{Self}`",
+    note = "implement `elspeth::LlmJob` for `{Self}` (`system`, `model_label`, `batch_size`, `plan`, `run_job`, `merge`), or drop `mode = job` and implement `elspeth::LlmCall`"
+)]
 pub trait LlmJob: Send + Sync + 'static {
     /// Which LLM service this transform calls.
     fn system(&self) -> GenAiSystem;

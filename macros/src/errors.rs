@@ -1,0 +1,110 @@
+//! Error collection: every problem is kept and reported together, each
+//! spanned at the offending tokens and carrying a help line.
+
+use std::fmt::Display;
+
+use proc_macro2::Span;
+use quote::ToTokens;
+
+/// Collects errors; [`Errors::finish`] combines them into one.
+#[derive(Default)]
+pub struct Errors {
+    combined: Option<syn::Error>,
+}
+
+impl Errors {
+    /// No errors yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an error as it is (e.g. a syn parse error).
+    pub fn push(&mut self, error: syn::Error) {
+        match &mut self.combined {
+            Some(all) => all.combine(error),
+            None => self.combined = Some(error),
+        }
+    }
+
+    /// Adds an error spanned at `tokens`, with a help line.
+    pub fn spanned(&mut self, tokens: impl ToTokens, message: impl Display, help: impl Display) {
+        self.push(syn::Error::new_spanned(tokens, with_help(message, help)));
+    }
+
+    /// Adds an error at `span`, with a help line.
+    pub fn at(&mut self, span: Span, message: impl Display, help: impl Display) {
+        self.push(syn::Error::new(span, with_help(message, help)));
+    }
+
+    /// Whether any error was collected.
+    pub fn is_empty(&self) -> bool {
+        self.combined.is_none()
+    }
+
+    /// All errors as one, or `Ok` when there were none.
+    pub fn finish(self) -> Result<(), syn::Error> {
+        match self.combined {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `message` followed by a `help:` line, as rustc lays them out.
+pub fn with_help(message: impl Display, help: impl Display) -> String {
+    format!("{message}\nhelp: {help}")
+}
+
+/// ` did you mean `x`?` when one of `candidates` is close to `got`.
+pub fn did_you_mean<'a>(
+    got: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .filter_map(|c| {
+            let edits = strsim::damerau_levenshtein(got, c);
+            let similar = strsim::jaro_winkler(got, c);
+            (edits <= (c.len() / 3).max(1) || similar > 0.85).then_some((edits, c))
+        })
+        .min_by_key(|(edits, _)| *edits)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_only() {
+        let args = ["tracing", "name", "mode", "crate"];
+        assert_eq!(did_you_mean("tracin", args), Some("tracing"));
+        assert_eq!(did_you_mean("nmae", args), Some("name"));
+        assert_eq!(did_you_mean("frobnicate", args), None);
+        assert_eq!(
+            did_you_mean("langfus", ["langfuse", "azure_ai"]),
+            Some("langfuse")
+        );
+        assert_eq!(
+            did_you_mean("azure", ["langfuse", "azure_ai"]),
+            Some("azure_ai")
+        );
+        assert_eq!(did_you_mean("jbo", ["call", "job"]), Some("job"));
+        assert_eq!(did_you_mean("x", ["call", "job"]), None);
+    }
+
+    #[test]
+    fn collects_every_error() {
+        let mut errors = Errors::new();
+        assert!(errors.is_empty());
+        errors.at(Span::call_site(), "first", "fix it");
+        errors.at(Span::call_site(), "second", "fix that");
+        let all: Vec<String> = errors
+            .finish()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(all, ["first\nhelp: fix it", "second\nhelp: fix that"]);
+    }
+}
