@@ -6,7 +6,6 @@
 //! the output), else the field named `tracing`, else the one named `config`.
 
 use proc_macro2::Span;
-use syn::spanned::Spanned;
 use syn::{Fields, Item, ItemStruct};
 
 use crate::errors::Errors;
@@ -66,9 +65,9 @@ pub fn validate(item: Item, args: &Args, errors: &mut Errors) -> (Item, Option<V
     let tracing_field = match &item_struct.fields {
         Fields::Named(named) => {
             if let (Some(_), None) = (&marked, &args.tracing) {
-                let (field, attr_span) = marked.as_ref().expect("checked");
-                errors.at(
-                    *attr_span,
+                let (field, attr) = marked.as_ref().expect("checked");
+                errors.spanned(
+                    attr,
                     format_args!(
                         "field `{field}` is marked `#[tracing]` but the transform is not traced"
                     ),
@@ -149,10 +148,13 @@ pub fn validate(item: Item, args: &Args, errors: &mut Errors) -> (Item, Option<V
 }
 
 /// Removes every `#[tracing]` helper attribute from the struct's fields and
-/// returns the marked field's name and the attribute's span. A second mark,
+/// returns the marked field's name and the attribute. A second mark,
 /// a mark with arguments or a mark on an unnamed field is an error.
-fn strip_tracing_attrs(item: &mut ItemStruct, errors: &mut Errors) -> Option<(syn::Ident, Span)> {
-    let mut marked: Option<(syn::Ident, Span)> = None;
+fn strip_tracing_attrs(
+    item: &mut ItemStruct,
+    errors: &mut Errors,
+) -> Option<(syn::Ident, syn::Attribute)> {
+    let mut marked: Option<(syn::Ident, syn::Attribute)> = None;
     for (index, field) in item.fields.iter_mut().enumerate() {
         let mut keep = Vec::with_capacity(field.attrs.len());
         for attr in std::mem::take(&mut field.attrs) {
@@ -184,7 +186,7 @@ fn strip_tracing_attrs(item: &mut ItemStruct, errors: &mut Errors) -> Option<(sy
                     ),
                     "keep `#[tracing]` on the one field holding the tracing config",
                 ),
-                None => marked = Some((ident, attr.span())),
+                None => marked = Some((ident, attr)),
             }
         }
         field.attrs = keep;

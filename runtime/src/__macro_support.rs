@@ -415,3 +415,111 @@ pub async fn close_within(tracer: Tracer, deadline: Duration) -> CloseReport {
     }
     CloseReport { tracing: summary }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The attribute used from inside this crate (`crate = crate`), as the
+    //! built-in transforms use it.
+
+    use std::sync::Arc;
+
+    use elspeth_telemetry::{InMemorySink, TracingRegistry};
+
+    use super::*;
+    use crate::llm::{GenAiSystem, LlmRequest};
+
+    #[elspeth_macros::llm_transform(tracing(providers = [langfuse]), name = "inside", crate = crate)]
+    struct Inside {
+        #[tracing]
+        options: Option<TracingConfig>,
+    }
+
+    impl LlmCall for Inside {
+        fn system(&self) -> GenAiSystem {
+            GenAiSystem::Other("test".into())
+        }
+        fn model_label(&self) -> (&'static str, &str) {
+            ("model", "m")
+        }
+        fn plan(&self, row: &Row) -> Result<Vec<PlannedCall>, RowError> {
+            Ok(vec![PlannedCall::single(LlmRequest::user(
+                "m",
+                format!("{row:?}"),
+            ))])
+        }
+        async fn call(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+            Ok(LlmResponse {
+                content: request.prompt().unwrap_or_default().len().to_string(),
+                ..LlmResponse::default()
+            })
+        }
+    }
+
+    #[test]
+    fn meta_of_a_crate_internal_transform() {
+        assert_eq!(<Inside as TransformMeta>::PLUGIN, "inside");
+        assert_eq!(
+            <Inside as TransformMeta>::ACCEPTED,
+            &[TracingProvider::Langfuse]
+        );
+        let t = Inside {
+            options: Some(TracingConfig::None),
+        };
+        assert_eq!(
+            TransformMeta::tracing_config(&t),
+            Some(&TracingConfig::None)
+        );
+        assert_eq!(Transform::plugin(&t), "inside");
+        assert_eq!(Transform::concurrency(&t), 1);
+        assert_eq!(Transform::batch_size(&t), None);
+    }
+
+    #[tokio::test]
+    async fn close_reports_the_flush_summary() {
+        let sink = InMemorySink::new();
+        let registry = Arc::new(TracingRegistry::fixed(Arc::new(sink.clone())));
+        let mut t = Inside {
+            options: Some(TracingConfig::Langfuse(
+                elspeth_schema::config::LangfuseTracingConfig {
+                    public_key: Some("${PK}".into()),
+                    secret_key: Some(elspeth_schema::config::SecretRef::new("${SK}")),
+                    ..Default::default()
+                },
+            )),
+        };
+        let label = TransformLabel {
+            index: 0,
+            plugin: "inside".into(),
+        };
+        let tracer = Transform::on_start(&mut t, &StartContext::new(label, registry))
+            .await
+            .unwrap();
+        let row = Row::new();
+        let out = Transform::process(&t, row, RowContext::new("row-0", 0, &tracer))
+            .await
+            .unwrap();
+        assert_eq!(out["llm_response"], "2", "prompt `{{}}`");
+        let report = close_within(tracer, Duration::from_millis(10)).await;
+        assert_eq!(report.tracing.map(|s| s.sent), Some(2));
+        assert_eq!(
+            close(Tracer::disabled()).await,
+            CloseReport { tracing: None }
+        );
+    }
+
+    #[test]
+    fn has_tracing_for_options_and_wrappers() {
+        let cfg = Some(TracingConfig::None);
+        assert_eq!(HasTracing::tracing_config(&cfg), Some(&TracingConfig::None));
+        assert_eq!(
+            HasTracing::tracing_config(&&cfg),
+            Some(&TracingConfig::None)
+        );
+        assert_eq!(
+            HasTracing::tracing_config(&Arc::new(TracingConfig::None)),
+            Some(&TracingConfig::None)
+        );
+        let none: Option<TracingConfig> = None;
+        assert_eq!(HasTracing::tracing_config(&Box::new(none)), None);
+    }
+}

@@ -1,0 +1,7 @@
+#[elspeth::llm_transform(tracing)]
+enum Sentiment {
+    Positive,
+    Negative,
+}
+
+fn main() {}

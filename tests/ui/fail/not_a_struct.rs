@@ -1,0 +1,4 @@
+#[elspeth::llm_transform(tracing)]
+fn classify() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use elspeth::config::TracingConfig;
+
+#[elspeth::llm_transform(tracing)]
+struct Sentiment(Option<TracingConfig>);
+
+fn main() {}

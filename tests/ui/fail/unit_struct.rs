@@ -1,0 +1,4 @@
+#[elspeth::llm_transform]
+struct Sentiment;
+
+fn main() {}
