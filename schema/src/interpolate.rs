@@ -82,9 +82,9 @@ impl InterpolationError {
             InterpolationErrorKind::InvalidName(_) => {
                 "variable names are letters, digits and `_`, not starting with a digit".into()
             }
-            InterpolationErrorKind::Missing(name) => format!(
-                "set it (`export {name}=...`) or give a default: `${{{name}:-default}}`"
-            ),
+            InterpolationErrorKind::Missing(name) => {
+                format!("set it (`export {name}=...`) or give a default: `${{{name}:-default}}`")
+            }
         }
     }
 }
@@ -200,9 +200,7 @@ pub fn references(input: &str) -> Result<Vec<Reference<'_>>, Vec<InterpolationEr
 /// Whether `input` contains at least one `${...}` reference (malformed ones count).
 pub fn has_references(input: &str) -> bool {
     match parse(input) {
-        Ok(segments) => segments
-            .iter()
-            .any(|s| matches!(s, Segment::Reference(_))),
+        Ok(segments) => segments.iter().any(|s| matches!(s, Segment::Reference(_))),
         Err(_) => true,
     }
 }
@@ -287,7 +285,8 @@ mod tests {
             );
         }
 
-        let bad: &[(&str, &[(InterpolationErrorKind, Range<usize>)])] = &[
+        type Expected<'a> = &'a [(InterpolationErrorKind, Range<usize>)];
+        let bad: &[(&str, Expected<'_>)] = &[
             ("${MISSING}", &[(Missing("MISSING".into()), 0..10)]),
             ("a ${HOST", &[(Unclosed, 2..8)]),
             ("${", &[(Unclosed, 0..2)]),

@@ -1,23 +1,42 @@
 //! Generation of the pipeline JSON Schema (draft-07) from the config types.
+//!
+//! The schema is what editors (yaml-language-server) and the validator use,
+//! so it is post-processed for both:
+//! - `oneOf` lists of string constants (unit enums with doc comments)
+//!   become a plain `enum`, with the variants' docs folded into the
+//!   description;
+//! - non-standard `format`s that schemars emits for Rust number types
+//!   (`double`, `uint32`, ...) are dropped;
+//! - only draft-07 keywords are used (`definitions`, `$ref`).
+//!
+//! The result is committed at `schema/pipeline.schema.json`; regenerate it
+//! with `cargo run -- schema --out schema/pipeline.schema.json`.
 
 use schemars::generate::SchemaSettings;
+use serde_json::{Map, Value};
 
 use crate::config::PipelineConfig;
 
 /// The `$id` of the generated schema.
 pub const SCHEMA_ID: &str = "https://elspeth.dev/schema/pipeline.schema.json";
 
+/// The draft-07 meta-schema URI the schema declares.
+pub const DRAFT_07: &str = "http://json-schema.org/draft-07/schema#";
+
 /// Generates the draft-07 JSON Schema of a pipeline file.
 ///
 /// ```
 /// let schema = elspeth_schema::schema_gen::pipeline_schema();
 /// assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+/// assert_eq!(schema["additionalProperties"], false);
 /// ```
-pub fn pipeline_schema() -> serde_json::Value {
+pub fn pipeline_schema() -> Value {
     let settings = SchemaSettings::draft07();
     let generator = settings.into_generator();
     let schema = generator.into_root_schema_for::<PipelineConfig>();
-    serde_json::to_value(schema).expect("a schema is always JSON")
+    let mut value = serde_json::to_value(schema).expect("a schema is always JSON");
+    postprocess(&mut value);
+    value
 }
 
 /// The schema as pretty-printed JSON with a trailing newline, as committed in
@@ -26,4 +45,162 @@ pub fn pipeline_schema_json() -> String {
     let mut s = serde_json::to_string_pretty(&pipeline_schema()).expect("a schema is always JSON");
     s.push('\n');
     s
+}
+
+/// Formats JSON Schema draft-07 defines; others are dropped.
+const STANDARD_FORMATS: [&str; 17] = [
+    "date-time",
+    "date",
+    "time",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+fn postprocess(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for child in map.values_mut() {
+                postprocess(child);
+            }
+            if map
+                .get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| !STANDARD_FORMATS.contains(&f))
+            {
+                map.remove("format");
+            }
+            const_one_of_to_enum(map);
+        }
+        Value::Array(items) => items.iter_mut().for_each(postprocess),
+        _ => {}
+    }
+}
+
+/// `oneOf: [{const: a, description}, ...]` (all strings) → `enum: [a, ...]`.
+fn const_one_of_to_enum(map: &mut Map<String, Value>) {
+    let Some(Value::Array(branches)) = map.get("oneOf") else {
+        return;
+    };
+    let mut values = Vec::new();
+    let mut docs = Vec::new();
+    for b in branches {
+        let Some(c) = b.get("const").and_then(Value::as_str) else {
+            return;
+        };
+        let extra = b.as_object().is_some_and(|o| {
+            o.keys()
+                .any(|k| !matches!(k.as_str(), "const" | "type" | "description"))
+        });
+        if extra {
+            return;
+        }
+        values.push(Value::from(c));
+        if let Some(d) = b.get("description").and_then(Value::as_str) {
+            docs.push(format!("- `{c}`: {d}"));
+        }
+    }
+    map.remove("oneOf");
+    map.insert("type".into(), "string".into());
+    map.insert("enum".into(), Value::Array(values));
+    if !docs.is_empty() {
+        let base = map
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let text = if base.is_empty() {
+            docs.join("\n")
+        } else {
+            format!("{base}\n\n{}", docs.join("\n"))
+        };
+        map.insert("description".into(), text.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every object schema with `properties` and no branches forbids
+    /// unknown keys; no 2019-09/2020-12 keyword is used.
+    #[test]
+    fn draft07_closed_objects() {
+        let schema = pipeline_schema();
+        let mut stack = vec![("#".to_string(), &schema)];
+        let newer = [
+            "$defs",
+            "unevaluatedProperties",
+            "unevaluatedItems",
+            "prefixItems",
+            "dependentRequired",
+            "dependentSchemas",
+            "$anchor",
+            "$dynamicRef",
+        ];
+        let mut closed = 0;
+        while let Some((at, v)) = stack.pop() {
+            match v {
+                Value::Object(map) => {
+                    for k in newer {
+                        assert!(!map.contains_key(k), "{at} uses `{k}`");
+                    }
+                    if map.contains_key("properties") && !map.contains_key("oneOf") {
+                        assert_eq!(
+                            map.get("additionalProperties"),
+                            Some(&Value::Bool(false)),
+                            "{at} does not forbid unknown keys"
+                        );
+                        closed += 1;
+                    }
+                    if let Some(f) = map.get("format").and_then(Value::as_str) {
+                        assert!(STANDARD_FORMATS.contains(&f), "{at}: format {f}");
+                    }
+                    for (k, child) in map {
+                        stack.push((format!("{at}/{k}"), child));
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, child) in items.iter().enumerate() {
+                        stack.push((format!("{at}/{i}"), child));
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert!(closed > 15, "only {closed} closed objects");
+    }
+
+    #[test]
+    fn unit_enums_are_enums_with_documented_values() {
+        let schema = pipeline_schema();
+        let rf = &schema["definitions"]["ResponseFormat"];
+        assert_eq!(rf["enum"], serde_json::json!(["text", "json"]));
+        assert!(rf.get("oneOf").is_none());
+        assert!(
+            rf["description"]
+                .as_str()
+                .unwrap()
+                .contains("- `json`: A JSON object.")
+        );
+        // Tracing keeps its per-provider branches.
+        assert_eq!(
+            schema["definitions"]["TracingConfig"]["oneOf"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
+    }
 }

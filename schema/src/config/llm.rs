@@ -12,6 +12,9 @@ use super::values::{EnvString, SecretRef};
 pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
 /// Default OpenRouter API base URL.
 pub const DEFAULT_OPENROUTER_BASE_URL: &str = "https://openrouter.ai/api/v1";
+/// Most queries a multi-query matrix may expand to (each is one LLM call
+/// per row); the validator rejects larger matrices.
+pub const MAX_QUERIES: usize = 1000;
 
 /// How to reach an Azure OpenAI deployment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -74,9 +77,7 @@ pub struct PromptOptions {
 }
 
 /// Format of the model's reply.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResponseFormat {
     /// Plain text.
@@ -134,9 +135,7 @@ impl Default for CallOptions {
 /// `{{ criterion.<var> }}` refers to the current item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
-pub struct QueryMatrix(
-    #[schemars(length(min = 1))] pub BTreeMap<String, Vec<QueryItem>>,
-);
+pub struct QueryMatrix(#[schemars(length(min = 1))] pub BTreeMap<String, Vec<QueryItem>>);
 
 /// One item of a query-matrix dimension.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

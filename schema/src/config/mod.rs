@@ -31,10 +31,12 @@ use serde::{Deserialize, Serialize};
 pub use io::{SinkConfig, SourceConfig};
 pub use llm::{
     AzureBatchOptions, AzureConnection, CallOptions, CompletionWindow, DEFAULT_AZURE_API_VERSION,
-    DEFAULT_OPENROUTER_BASE_URL, OpenRouterBatchOptions, OpenRouterConnection, PromptOptions,
-    QueryItem, QueryMatrix, ResponseFormat,
+    DEFAULT_OPENROUTER_BASE_URL, MAX_QUERIES, OpenRouterBatchOptions, OpenRouterConnection,
+    PromptOptions, QueryItem, QueryMatrix, ResponseFormat,
 };
-pub use telemetry::{Granularity, OtlpExporterOptions, OtlpProtocol, TelemetryConfig, TelemetryExporter};
+pub use telemetry::{
+    Granularity, OtlpExporterOptions, OtlpProtocol, TelemetryConfig, TelemetryExporter,
+};
 pub use tracing::{
     AzureAiTracingConfig, DEFAULT_LANGFUSE_HOST, LangfuseTracingConfig, MISSING_CONNECTION_STRING,
     MISSING_PUBLIC_KEY, MISSING_SECRET_KEY, TracingConfig, TracingProvider,
@@ -53,7 +55,10 @@ pub use values::{Env, EnvString, ProcessEnv, SecretRef};
 pub struct PipelineConfig {
     /// Pipeline name: letters, digits, `-` and `_`. Used in logs, traces and
     /// the name of the generated Rust module.
-    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z][A-Za-z0-9_-]*$"))]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[A-Za-z][A-Za-z0-9_-]*$")
+    )]
     pub name: String,
     /// Where rows come from.
     pub source: SourceConfig,

@@ -41,7 +41,12 @@ pub enum Granularity {
 
 /// One Tier 1 exporter, selected by `name`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "name", content = "options", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "name",
+    content = "options",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 pub enum TelemetryExporter {
     /// OTLP over HTTP to any OpenTelemetry collector.
     Otlp(OtlpExporterOptions),

@@ -382,7 +382,10 @@ mod tests {
     #[test]
     fn plan_rules() {
         assert_eq!(parse(json!({})).unwrap(), TracingConfig::None);
-        assert_eq!(parse(json!({"provider": "none"})).unwrap(), TracingConfig::None);
+        assert_eq!(
+            parse(json!({"provider": "none"})).unwrap(),
+            TracingConfig::None
+        );
         let TracingConfig::AzureAi(a) = parse(json!({"provider": "azure_ai"})).unwrap() else {
             panic!("not azure")
         };
@@ -394,14 +397,25 @@ mod tests {
         assert_eq!(l.host.raw(), "https://cloud.langfuse.com");
         assert_eq!(
             TracingConfig::Langfuse(l).completeness_errors(),
-            vec![MISSING_PUBLIC_KEY.to_string(), MISSING_SECRET_KEY.to_string()]
+            vec![
+                MISSING_PUBLIC_KEY.to_string(),
+                MISSING_SECRET_KEY.to_string()
+            ]
         );
     }
 
     #[test]
     fn unknown_provider_and_fields_are_errors() {
-        assert!(parse(json!({"provider": "langfus"})).unwrap_err().contains("langfus"));
-        assert!(parse(json!({"provider": "azure_ai", "hots": "x"})).unwrap_err().contains("hots"));
+        assert!(
+            parse(json!({"provider": "langfus"}))
+                .unwrap_err()
+                .contains("langfus")
+        );
+        assert!(
+            parse(json!({"provider": "azure_ai", "hots": "x"}))
+                .unwrap_err()
+                .contains("hots")
+        );
         assert!(parse(json!({"host": "x"})).unwrap_err().contains("host"));
     }
 

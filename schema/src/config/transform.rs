@@ -4,14 +4,19 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::llm::{
-    AzureBatchOptions, AzureConnection, CallOptions, OpenRouterBatchOptions,
-    OpenRouterConnection, PromptOptions, QueryMatrix,
+    AzureBatchOptions, AzureConnection, CallOptions, OpenRouterBatchOptions, OpenRouterConnection,
+    PromptOptions, QueryMatrix,
 };
 use super::tracing::TracingConfig;
 
 /// One LLM transform: `plugin` selects it, `options` configures it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "plugin", content = "options", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    tag = "plugin",
+    content = "options",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 pub enum TransformConfig {
     /// One Azure OpenAI chat call per row.
     AzureLlm(AzureLlmOptions),

@@ -101,15 +101,17 @@ impl From<&str> for EnvString {
     }
 }
 
+/// Not inlined: the validator recognises `#/definitions/EnvString` as a
+/// field where `${VAR}` references are expanded.
 impl JsonSchema for EnvString {
-    fn inline_schema() -> bool {
-        true
-    }
     fn schema_name() -> Cow<'static, str> {
         "EnvString".into()
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": "string" })
+        json_schema!({
+            "description": "Text that may hold `${VAR}` or `${VAR:-default}` environment references, resolved at run time (`$$` is a literal `$`).",
+            "type": "string"
+        })
     }
 }
 
@@ -189,15 +191,17 @@ impl fmt::Debug for SecretRef {
     }
 }
 
+/// Not inlined: the validator recognises `#/definitions/SecretRef` as a
+/// secret field (expanded like [`EnvString`], never printed).
 impl JsonSchema for SecretRef {
-    fn inline_schema() -> bool {
-        true
-    }
     fn schema_name() -> Cow<'static, str> {
         "SecretRef".into()
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({ "type": "string" })
+        json_schema!({
+            "description": "A secret: write a `${VAR}` reference, resolved at run time and never logged. A literal value works but is warned about.",
+            "type": "string"
+        })
     }
 }
 

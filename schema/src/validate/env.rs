@@ -1,0 +1,153 @@
+//! The `${VAR}` phase: reference syntax in the fields that expand them,
+//! missing variables (with `resolve_env`), literal secrets, and references
+//! written in fields that do not expand them.
+//!
+//! Which fields expand references comes from the schema: the ones typed
+//! `EnvString` or `SecretRef` (`#/definitions/EnvString` / `SecretRef`).
+
+use super::locate::{Seg, scalar_range};
+use super::nav::{Nav, StrKind, walk};
+use super::schema::{field_name, schema};
+use super::{Finding, Phase, ValidateOptions};
+use crate::config::SecretRef;
+use crate::diagnostic::Severity;
+use crate::interpolate::{self, InterpolationErrorKind, Segment};
+use crate::yaml::Value;
+
+/// Fields whose text is a prompt: `${...}` there is prompt text.
+const PROMPT_FIELDS: [&str; 2] = ["prompt_template", "system_prompt"];
+
+pub(super) fn check(phase: &mut Phase<'_>, opts: &ValidateOptions) {
+    let nav = Nav::new(schema());
+    let root = phase.root;
+    let index = phase.index;
+    let mut findings = Vec::new();
+    let mut redact = Vec::new();
+    walk(&nav, root, &mut |node, path, at| {
+        let Value::String(text) = &node.value else {
+            return;
+        };
+        if !text.contains('$') && at.is_none_or(|a| a.kind != StrKind::Secret) {
+            return;
+        }
+        let field = field_name(path);
+        match at.map_or(StrKind::Plain, |a| a.kind) {
+            StrKind::Plain => {
+                if in_prompt(path) || !text.contains("${") {
+                    return;
+                }
+                if let Ok(segments) = interpolate::parse(text)
+                    && let Some(r) = segments.iter().find_map(|s| match s {
+                        Segment::Reference(r) => Some(r),
+                        Segment::Literal(_) => None,
+                    })
+                {
+                    let span = scalar_range(index, node, r.span.clone());
+                    let mut f = Finding::new(
+                        span,
+                        Severity::Warning,
+                        format!(
+                            "{field} does not expand `${{{}}}`; the text is used as written",
+                            r.name
+                        ),
+                    );
+                    f.help = Some(
+                        "only connection settings (endpoints, keys, hosts) expand `${VAR}` references"
+                            .into(),
+                    );
+                    findings.push(f);
+                }
+            }
+            kind @ (StrKind::Env | StrKind::Secret) => match interpolate::parse(text) {
+                Err(errors) => {
+                    for e in errors {
+                        let span = scalar_range(index, node, e.span.clone());
+                        let message = match &e.kind {
+                            InterpolationErrorKind::Unclosed => {
+                                format!("unclosed `${{` in {field}")
+                            }
+                            InterpolationErrorKind::EmptyName => {
+                                format!("empty variable name `${{}}` in {field}")
+                            }
+                            InterpolationErrorKind::InvalidName(n) => {
+                                format!("invalid environment variable name `{n}` in {field}")
+                            }
+                            InterpolationErrorKind::Missing(n) => {
+                                format!("environment variable `{n}` is not set")
+                            }
+                        };
+                        let mut f = Finding::new(span, Severity::Error, message);
+                        f.help = Some(e.help());
+                        findings.push(f);
+                    }
+                }
+                Ok(segments) => {
+                    if opts.resolve_env {
+                        for s in &segments {
+                            if let Segment::Reference(r) = s
+                                && r.default.is_none()
+                                && opts.env.var(r.name).is_none()
+                            {
+                                let span = scalar_range(index, node, r.span.clone());
+                                let mut f = Finding::new(
+                                    span,
+                                    Severity::Error,
+                                    format!("environment variable `{}` is not set", r.name),
+                                );
+                                f.help = Some(format!(
+                                    "set it (`export {0}=...`) or give a default: `${{{0}:-default}}`",
+                                    r.name
+                                ));
+                                f.notes.push(format!("{field} refers to it"));
+                                findings.push(f);
+                            }
+                        }
+                    }
+                    if kind == StrKind::Secret && SecretRef::new(text.as_str()).is_literal() {
+                        redact.push(node.span.range());
+                        let var = suggested_var(at.and_then(|a| a.description));
+                        let mut f = Finding::new(
+                            node.span,
+                            Severity::Warning,
+                            format!("{field} holds a literal secret; use {var}"),
+                        );
+                        f.help = Some(format!(
+                            "secrets written in the file end up in version control and logs; set the variable and write `{}: {var}`",
+                            last_key(path)
+                        ));
+                        findings.push(f);
+                    }
+                }
+            },
+        }
+    });
+    phase.findings.extend(findings);
+    phase.redact.extend(redact);
+}
+
+fn in_prompt(path: &[Seg]) -> bool {
+    path.iter().any(|s| match s {
+        Seg::Key(k) => PROMPT_FIELDS.contains(&k.as_str()) || k == "queries",
+        Seg::Index(_) => false,
+    })
+}
+
+fn last_key(path: &[Seg]) -> String {
+    match path.last() {
+        Some(Seg::Key(k)) => k.clone(),
+        _ => "value".into(),
+    }
+}
+
+/// The `${NAME}` a field's description recommends, e.g.
+/// `${AZURE_OPENAI_KEY}`; `a ${VAR} reference` when it names none.
+fn suggested_var(description: Option<&str>) -> String {
+    let found = description.and_then(|d| {
+        interpolate::references(d).ok().and_then(|refs| {
+            refs.into_iter()
+                .find(|r| r.name != "VAR")
+                .map(|r| format!("${{{}}}", r.name))
+        })
+    });
+    found.unwrap_or_else(|| "a `${VAR}` reference".into())
+}

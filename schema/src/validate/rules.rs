@@ -1,0 +1,854 @@
+//! The semantic phase: rules the schema cannot express, checked on the
+//! typed config part by part (source, sink, telemetry, each transform), so
+//! a part with schema errors is skipped without hiding the others.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use super::locate::{Found, Seg, anchor_span, find, provider_span, scalar_range, segs};
+use super::{Finding, Phase, ValidateOptions};
+use crate::config::{
+    EnvString, LangfuseTracingConfig, QueryMatrix, ResponseFormat, SinkConfig, SourceConfig,
+    TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig,
+};
+use crate::diagnostic::Severity;
+use crate::span::Span;
+use crate::suggest::{did_you_mean, list_or};
+use crate::template;
+
+/// Most queries a multi-query matrix may expand to (each is one LLM call per row).
+pub(crate) const MAX_QUERIES: usize = crate::config::MAX_QUERIES;
+
+pub(super) fn check(phase: &mut Phase<'_>, json: &Json, opts: &ValidateOptions) {
+    let mut rules = Rules { phase, opts };
+    rules.run(json);
+}
+
+struct Rules<'p, 'a> {
+    phase: &'p mut Phase<'a>,
+    opts: &'p ValidateOptions,
+}
+
+/// A typed part of the config, if the schema phase found it clean.
+fn typed<'j, T: Deserialize<'j>>(phase: &Phase<'_>, json: &'j Json, path: &[Seg]) -> Option<T> {
+    if !phase.is_clean(path) {
+        return None;
+    }
+    let mut v = json;
+    for seg in path {
+        v = match seg {
+            Seg::Key(k) => v.get(k)?,
+            Seg::Index(i) => v.get(i)?,
+        };
+    }
+    T::deserialize(v).ok()
+}
+
+impl Rules<'_, '_> {
+    fn found(&self, path: &[Seg]) -> Option<Found<'_>> {
+        find(self.phase.root, path)
+    }
+
+    fn add(&mut self, span: Span, severity: Severity, message: String) -> &mut Finding {
+        self.phase.push(Finding::new(span, severity, message))
+    }
+
+    /// Adds a finding at the value at `path` (or the closest existing node).
+    fn at_value(
+        &mut self,
+        path: &[Seg],
+        severity: Severity,
+        message: String,
+    ) -> Option<&mut Finding> {
+        let span = self.found(path)?.node.span;
+        Some(self.add(span, severity, message))
+    }
+
+    /// Adds a finding at the key of the entry at `path`.
+    fn at_key(
+        &mut self,
+        path: &[Seg],
+        severity: Severity,
+        message: String,
+    ) -> Option<&mut Finding> {
+        let found = self.found(path)?;
+        let span = found.key.map_or(found.node.span, |k| k.span);
+        Some(self.add(span, severity, message))
+    }
+
+    fn run(&mut self, json: &Json) {
+        let source: Option<SourceConfig> = typed(self.phase, json, &segs!["source"]);
+        let sink: Option<SinkConfig> = typed(self.phase, json, &segs!["sink"]);
+        if let Some(SourceConfig::Csv { delimiter, .. }) = &source {
+            self.delimiter(&segs!["source", "delimiter"], delimiter);
+        }
+        if let Some(sink) = &sink {
+            self.sink(sink);
+        }
+        if let (Some(source), Some(sink)) = (&source, &sink)
+            && same_path(source.path(), sink.path())
+            && let Some(f) = self.at_value(
+                &segs!["sink", "path"],
+                Severity::Error,
+                "the sink writes to the file the source reads".into(),
+            )
+        {
+            f.help = Some("write the output to another file".into());
+        }
+        if json.get("telemetry").is_some_and(|t| !t.is_null())
+            && let Some(telemetry) = typed::<TelemetryConfig>(self.phase, json, &segs!["telemetry"])
+        {
+            self.telemetry(&telemetry);
+        }
+        let count = json
+            .get("transforms")
+            .and_then(Json::as_array)
+            .map_or(0, Vec::len);
+        let mut transforms = Vec::new();
+        for i in 0..count {
+            let p = segs!["transforms", i];
+            if let Some(t) = typed::<TransformConfig>(self.phase, json, &p) {
+                self.transform(i, &t);
+                transforms.push((i, t));
+            }
+        }
+        self.across_transforms(&transforms);
+    }
+
+    // ---- source, sink, telemetry ----
+
+    fn delimiter(&mut self, path: &[Seg], delimiter: &str) {
+        let ok = delimiter.len() == 1
+            && delimiter.is_ascii()
+            && !matches!(delimiter, "\"" | "\n" | "\r");
+        if !ok && let Some(f) = self.at_value(
+            path,
+            Severity::Error,
+            format!("`delimiter` must be one ASCII character other than a quote or a line break, found `{}`", delimiter.escape_debug()),
+        ) {
+            f.help = Some("common delimiters are `,`, `;`, `|` and `\"\\t\"`".into());
+        }
+    }
+
+    fn sink(&mut self, sink: &SinkConfig) {
+        if let SinkConfig::Csv {
+            columns, delimiter, ..
+        } = sink
+        {
+            self.delimiter(&segs!["sink", "delimiter"], delimiter);
+            let mut seen = HashSet::new();
+            for (i, c) in columns.iter().enumerate() {
+                if !seen.insert(c.as_str()) {
+                    self.at_value(
+                        &segs!["sink", "columns", i],
+                        Severity::Error,
+                        format!("column `{c}` is listed twice"),
+                    );
+                }
+            }
+        }
+        if let Some(error_path) = sink.error_path()
+            && same_path(error_path, sink.path())
+            && let Some(f) = self.at_value(
+                &segs!["sink", "error_path"],
+                Severity::Error,
+                "`error_path` is the same file as `path`".into(),
+            )
+        {
+            f.help = Some(
+                "remove `error_path` to write failed rows with the others, or name another file"
+                    .into(),
+            );
+        }
+    }
+
+    fn telemetry(&mut self, telemetry: &TelemetryConfig) {
+        if telemetry.enabled
+            && telemetry.exporters.is_empty()
+            && let Some(f) = self.at_key(
+                &segs!["telemetry"],
+                Severity::Warning,
+                "telemetry is enabled but has no exporters, so nothing is exported".into(),
+            )
+        {
+            f.help = Some(
+                "add `exporters: [{ name: otlp, options: { endpoint: \"http://localhost:4318\" } }]`"
+                    .into(),
+            );
+        }
+        for (i, exporter) in telemetry.exporters.iter().enumerate() {
+            let TelemetryExporter::Otlp(o) = exporter;
+            let base = segs!["telemetry", "exporters", i, "options"].to_vec();
+            let mut p = base.clone();
+            p.push(Seg::from("endpoint"));
+            self.url(&p, "endpoint", &o.endpoint);
+            for name in o.headers.keys() {
+                let valid = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                if !valid {
+                    let mut p = base.clone();
+                    p.push(Seg::from("headers"));
+                    p.push(Seg::from(name.as_str()));
+                    self.at_key(
+                        &p,
+                        Severity::Error,
+                        format!("`{name}` is not a valid HTTP header name"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// `field` must be an http(s) URL. With references: checked after
+    /// resolving when `resolve_env` is on, skipped otherwise.
+    fn url(&mut self, path: &[Seg], field: &str, value: &EnvString) {
+        let (text, resolved) = if value.has_references() {
+            if !self.opts.resolve_env {
+                return;
+            }
+            match value.resolve(&*self.opts.env) {
+                Ok(v) => (v, true),
+                Err(_) => return, // reported by the `${VAR}` phase
+            }
+        } else {
+            (value.raw().to_string(), false)
+        };
+        if let Err(problem) = check_http_url(&text) {
+            let message = if resolved {
+                // Never print a resolved value.
+                format!("`{field}` does not resolve to an http(s) URL: {problem}")
+            } else {
+                format!("`{field}` must be an http(s) URL: {problem}")
+            };
+            if let Some(f) = self.at_value(path, Severity::Error, message) {
+                f.help = Some(format!(
+                    "write a full URL, e.g. `{}`",
+                    match field {
+                        "host" => "https://cloud.langfuse.com",
+                        "base_url" => "https://openrouter.ai/api/v1",
+                        "endpoint" if path.first() == Some(&Seg::from("telemetry")) => {
+                            "http://localhost:4318"
+                        }
+                        _ => "https://my-resource.openai.azure.com",
+                    }
+                ));
+            }
+        }
+    }
+
+    // ---- one transform ----
+
+    fn transform(&mut self, i: usize, t: &TransformConfig) {
+        let options = segs!["transforms", i, "options"].to_vec();
+        let sub = |key: &str| {
+            let mut p = options.clone();
+            p.push(Seg::from(key));
+            p
+        };
+        // Connection URLs.
+        match t {
+            TransformConfig::AzureLlm(o) => {
+                self.azure_endpoint(&sub("endpoint"), &o.connection.endpoint)
+            }
+            TransformConfig::AzureMultiQueryLlm(o) => {
+                self.azure_endpoint(&sub("endpoint"), &o.connection.endpoint)
+            }
+            TransformConfig::AzureBatchLlm(o) => {
+                self.azure_endpoint(&sub("endpoint"), &o.connection.endpoint)
+            }
+            TransformConfig::OpenrouterLlm(o) => {
+                self.url(&sub("base_url"), "base_url", &o.connection.base_url)
+            }
+            TransformConfig::OpenrouterMultiQueryLlm(o) => {
+                self.url(&sub("base_url"), "base_url", &o.connection.base_url)
+            }
+            TransformConfig::OpenrouterBatchLlm(o) => {
+                self.url(&sub("base_url"), "base_url", &o.connection.base_url)
+            }
+        }
+        // Reply mapping.
+        let prompt = t.prompt();
+        if prompt.output_field.trim().is_empty() {
+            self.at_value(
+                &sub("output_field"),
+                Severity::Error,
+                "`output_field` must not be empty".into(),
+            );
+        }
+        if prompt.response_format == ResponseFormat::Text
+            && !prompt.output_fields.is_empty()
+            && let Some(f) = self.at_key(
+                &sub("output_fields"),
+                Severity::Error,
+                "`output_fields` only applies to `response_format: json`".into(),
+            )
+        {
+            f.help =
+                Some("add `response_format: json`, or use `output_field` for a text reply".into());
+        }
+        let mut seen = HashSet::new();
+        for (j, field) in prompt.output_fields.iter().enumerate() {
+            if !seen.insert(field.as_str()) {
+                let mut p = sub("output_fields");
+                p.push(Seg::Index(j));
+                self.at_value(
+                    &p,
+                    Severity::Error,
+                    format!("`{field}` is listed twice in `output_fields`"),
+                );
+            }
+        }
+        // Query matrix, then the template (which may refer to it).
+        if let Some(queries) = t.queries() {
+            self.matrix(&sub("queries"), queries);
+        }
+        self.prompt_template(
+            &sub("prompt_template"),
+            &prompt.prompt_template,
+            t.queries(),
+        );
+        // Tracing.
+        if let Some(tracing) = t.tracing() {
+            self.tracing(&sub("tracing"), tracing);
+        }
+    }
+
+    fn azure_endpoint(&mut self, path: &[Seg], endpoint: &EnvString) {
+        self.url(path, "endpoint", endpoint);
+        if !endpoint.has_references()
+            && endpoint.raw().contains("/openai/")
+            && let Some(f) = self.at_value(
+                path,
+                Severity::Warning,
+                "`endpoint` should be the resource URL only; elspeth adds `/openai/deployments/...`"
+                    .into(),
+            )
+        {
+            f.help = Some("write `https://<resource>.openai.azure.com`".into());
+        }
+    }
+
+    fn prompt_template(&mut self, path: &[Seg], text: &str, queries: Option<&QueryMatrix>) {
+        let Some(found) = self.found(path) else {
+            return;
+        };
+        let node = found.node;
+        let index = self.phase.index;
+        let analysis = template::analyze(text);
+        let mut findings = Vec::new();
+        for issue in &analysis.issues {
+            let span = scalar_range(index, node, issue.range.clone());
+            let mut f = Finding::new(
+                span,
+                Severity::Error,
+                format!("{} in `prompt_template`", issue.message),
+            );
+            f.help = issue.help.clone();
+            findings.push(f);
+        }
+        let mut row_fields = 0;
+        for field in &analysis.fields {
+            let span = scalar_range(index, node, field.range.clone());
+            let dimension =
+                queries.and_then(|q| q.0.get(&field.segments[0]).map(|items| (q, items)));
+            match (field.segments.as_slice(), dimension) {
+                ([_], None) => row_fields += 1,
+                ([dim], Some(_)) => {
+                    let mut f = Finding::new(
+                        span,
+                        Severity::Error,
+                        format!("`{{{{ {dim} }}}}` is a query dimension, not a field"),
+                    );
+                    f.help = Some(format!(
+                        "write `{{{{ {dim}.name }}}}` for the item's name, or `{{{{ {dim}.<var> }}}}` for one of its vars"
+                    ));
+                    findings.push(f);
+                }
+                ([dim, var], Some((_, items))) => {
+                    if var == "name" {
+                        continue;
+                    }
+                    let missing: Vec<&str> = items
+                        .iter()
+                        .filter(|item| !item.vars.contains_key(var))
+                        .map(|item| item.name.as_str())
+                        .collect();
+                    if missing.is_empty() {
+                        continue;
+                    }
+                    let declared: Vec<&str> = std::iter::once("name")
+                        .chain(items.iter().flat_map(|i| i.vars.keys().map(String::as_str)))
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    let mut f = if missing.len() == items.len() {
+                        let mut f = Finding::new(
+                            span,
+                            Severity::Error,
+                            format!("`{dim}.{var}` is not a var of the `{dim}` items"),
+                        );
+                        if let Some(s) = did_you_mean(var, declared.iter().copied()) {
+                            f.help = Some(format!("did you mean `{dim}.{s}`?"));
+                        }
+                        f
+                    } else {
+                        let mut f = Finding::new(
+                            span,
+                            Severity::Error,
+                            format!(
+                                "`{dim}.{var}` is not set on every `{dim}` item (missing on {})",
+                                list_or(&missing).replace(" or ", " and ")
+                            ),
+                        );
+                        f.help = Some(format!("add `{var}` to the `vars` of every `{dim}` item"));
+                        f
+                    };
+                    f.notes.push(format!(
+                        "`{dim}` items have {}",
+                        crate::suggest::list(&declared)
+                    ));
+                    findings.push(f);
+                }
+                (_, _) => {
+                    let mut f = Finding::new(
+                        span,
+                        Severity::Error,
+                        format!("`{}` is not a plain field name", field.name),
+                    );
+                    f.help = Some(match queries {
+                        Some(q) => {
+                            let dims: Vec<&str> = q.0.keys().map(String::as_str).collect();
+                            match did_you_mean(&field.segments[0], dims.iter().copied()) {
+                                Some(d) => format!("did you mean the query dimension `{d}`?"),
+                                None => format!(
+                                    "row fields are flat (`{{{{ text }}}}`); dotted names refer to query dimensions ({})",
+                                    list_or(&dims)
+                                ),
+                            }
+                        }
+                        None => {
+                            "row fields are flat: refer to a field by its name, e.g. `{{ text }}`"
+                                .to_string()
+                        }
+                    });
+                    findings.push(f);
+                }
+            }
+        }
+        if analysis.issues.is_empty() && row_fields == 0 {
+            let mut f = Finding::new(
+                node.span,
+                Severity::Warning,
+                "`prompt_template` uses no row field, so every row gets the same prompt".into(),
+            );
+            f.help = Some("insert a row field, e.g. `{{ text }}`".into());
+            findings.push(f);
+        }
+        self.phase.findings.extend(findings);
+    }
+
+    fn matrix(&mut self, path: &[Seg], queries: &QueryMatrix) {
+        let sub = |extra: &[Seg]| {
+            let mut p = path.to_vec();
+            p.extend_from_slice(extra);
+            p
+        };
+        if queries.0.is_empty() {
+            if let Some(f) =
+                self.at_key(path, Severity::Error, "`queries` has no dimensions".into())
+            {
+                f.help = Some("add a dimension, e.g. `criterion: [{ name: accuracy }]`".into());
+            }
+            return;
+        }
+        let mut total: usize = 1;
+        for (dimension, items) in &queries.0 {
+            let dim_path = sub(&[Seg::from(dimension.as_str())]);
+            if !is_identifier(dimension)
+                && let Some(f) = self.at_key(
+                    &dim_path,
+                    Severity::Error,
+                    format!("query dimension `{dimension}` must be letters, digits and `_`, not starting with a digit"),
+                )
+            {
+                f.help = Some("templates refer to it as `{{ <dimension>.name }}`".into());
+            }
+            if items.is_empty()
+                && let Some(f) = self.at_key(
+                    &dim_path,
+                    Severity::Error,
+                    format!("query dimension `{dimension}` has no items"),
+                )
+            {
+                f.help = Some(format!(
+                    "give it at least one item, e.g. `{dimension}: [{{ name: first }}]`"
+                ));
+            }
+            let mut seen: HashMap<&str, usize> = HashMap::new();
+            for (j, item) in items.iter().enumerate() {
+                let name_path = sub(&[
+                    Seg::from(dimension.as_str()),
+                    Seg::Index(j),
+                    Seg::from("name"),
+                ]);
+                if (item.name.is_empty()
+                    || !item
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                    && let Some(f) = self.at_value(
+                        &name_path,
+                        Severity::Error,
+                        format!(
+                            "query item name `{}` must be letters, digits and `_`",
+                            item.name
+                        ),
+                    )
+                {
+                    f.help =
+                        Some("it becomes part of output field names (`<query>_<field>`)".into());
+                }
+                if let Some(first) = seen.insert(item.name.as_str(), j) {
+                    let first_line = self
+                        .found(&sub(&[
+                            Seg::from(dimension.as_str()),
+                            Seg::Index(first),
+                            Seg::from("name"),
+                        ]))
+                        .map_or(0, |f| f.node.span.start.line);
+                    if let Some(f) = self.at_value(
+                        &name_path,
+                        Severity::Error,
+                        format!(
+                            "query item name `{}` appears twice in `{dimension}`",
+                            item.name
+                        ),
+                    ) {
+                        f.help = Some(format!("the first is at line {first_line}; rename one"));
+                    }
+                }
+                if item.vars.contains_key("name") {
+                    let p = sub(&[
+                        Seg::from(dimension.as_str()),
+                        Seg::Index(j),
+                        Seg::from("vars"),
+                        Seg::from("name"),
+                    ]);
+                    if let Some(f) =
+                        self.at_key(&p, Severity::Error, "`name` is reserved in `vars`".into())
+                    {
+                        f.help = Some(format!(
+                            "`{{{{ {dimension}.name }}}}` is the item's name; rename this var"
+                        ));
+                    }
+                }
+                for var in item.vars.keys() {
+                    if var != "name" && !is_identifier(var) {
+                        let p = sub(&[
+                            Seg::from(dimension.as_str()),
+                            Seg::Index(j),
+                            Seg::from("vars"),
+                            Seg::from(var.as_str()),
+                        ]);
+                        self.at_key(
+                            &p,
+                            Severity::Error,
+                            format!("var name `{var}` must be letters, digits and `_`, not starting with a digit"),
+                        );
+                    }
+                }
+            }
+            total = total.saturating_mul(items.len().max(1));
+        }
+        if total > MAX_QUERIES {
+            if let Some(f) = self.at_key(
+                path,
+                Severity::Error,
+                format!(
+                    "`queries` expands to {total} combinations; at most {MAX_QUERIES} are allowed"
+                ),
+            ) {
+                f.help = Some("each combination is one LLM call per row; use fewer items".into());
+            }
+            return;
+        }
+        // Joined names must not collide (`a_b` + `c` vs `a` + `b_c`).
+        let mut names: Vec<String> = vec![String::new()];
+        for items in queries.0.values() {
+            names = names
+                .iter()
+                .flat_map(|prefix| {
+                    items.iter().map(move |item| {
+                        if prefix.is_empty() {
+                            item.name.clone()
+                        } else {
+                            format!("{prefix}_{}", item.name)
+                        }
+                    })
+                })
+                .collect();
+        }
+        let mut seen = HashSet::new();
+        if let Some(dup) = names.iter().find(|n| !seen.insert(n.as_str()))
+            && let Some(f) = self.at_key(
+                path,
+                Severity::Error,
+                format!("two query combinations are both named `{dup}`"),
+            )
+        {
+            f.help = Some(
+                "item names are joined with `_`; rename an item so the joined names differ".into(),
+            );
+        }
+    }
+
+    fn tracing(&mut self, path: &[Seg], tracing: &TracingConfig) {
+        let Some(found) = self.found(path) else {
+            return;
+        };
+        let provider_span = provider_span(found);
+        // Keys present but empty (`public_key:`) pass the schema's `required`.
+        for message in tracing.completeness_errors() {
+            let help = if message.contains("connection_string") {
+                "set `connection_string: ${APPLICATIONINSIGHTS_CONNECTION_STRING}`"
+            } else if message.contains("public_key") {
+                "set `public_key: ${LANGFUSE_PUBLIC_KEY}`"
+            } else {
+                "set `secret_key: ${LANGFUSE_SECRET_KEY}`"
+            };
+            let f = self.add(provider_span, Severity::Error, message);
+            f.help = Some(help.into());
+        }
+        if let TracingConfig::Langfuse(l) = tracing {
+            self.langfuse(path, l);
+        }
+    }
+
+    fn langfuse(&mut self, path: &[Seg], l: &LangfuseTracingConfig) {
+        let sub = |key: &str| {
+            let mut p = path.to_vec();
+            p.push(Seg::from(key));
+            p
+        };
+        self.url(&sub("host"), "host", &l.host);
+        if !l.host.has_references()
+            && l.host.raw().contains("/api/public")
+            && let Some(f) = self.at_value(
+                &sub("host"),
+                Severity::Warning,
+                "`host` should be the Langfuse base URL; elspeth adds `/api/public/otel/v1/traces`"
+                    .into(),
+            )
+        {
+            f.help = Some("e.g. `https://cloud.langfuse.com`".into());
+        }
+        if let Some(env) = &l.environment {
+            let problem = if env.is_empty() {
+                Some("must not be empty")
+            } else if env.len() > 40 {
+                Some("must be at most 40 characters")
+            } else if env.starts_with("langfuse") {
+                Some("must not start with `langfuse` (reserved by Langfuse)")
+            } else if !env
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            {
+                Some("must be lowercase letters, digits, `-` and `_`")
+            } else {
+                None
+            };
+            if let Some(problem) = problem
+                && let Some(f) = self.at_value(
+                    &sub("environment"),
+                    Severity::Error,
+                    format!("Langfuse `environment` {problem}"),
+                )
+            {
+                f.help = Some("e.g. `production`, `staging` or `dev`".into());
+            }
+        }
+        let mut seen = HashSet::new();
+        for (i, tag) in l.tags.iter().enumerate() {
+            let mut p = sub("tags");
+            p.push(Seg::Index(i));
+            if tag.trim().is_empty() {
+                self.at_value(&p, Severity::Error, "a tag must not be empty".into());
+            } else if !seen.insert(tag.as_str()) {
+                self.at_value(
+                    &p,
+                    Severity::Warning,
+                    format!("tag `{tag}` is listed twice"),
+                );
+            }
+        }
+        if l.sample_rate == 0.0
+            && let Some(f) = self.at_value(
+                &sub("sample_rate"),
+                Severity::Warning,
+                "`sample_rate: 0` drops every trace".into(),
+            )
+        {
+            f.help = Some("to turn tracing off, use `provider: none` or remove `tracing`".into());
+        }
+    }
+
+    // ---- across transforms ----
+
+    fn across_transforms(&mut self, transforms: &[(usize, TransformConfig)]) {
+        // Application Insights is process-wide: the first connection string wins.
+        let mut first: Option<(usize, &str)> = None;
+        for (i, t) in transforms {
+            if let Some(TracingConfig::AzureAi(a)) = t.tracing()
+                && let Some(cs) = &a.connection_string
+            {
+                match first {
+                    None => first = Some((*i, cs.expose_raw())),
+                    Some((j, other)) if other != cs.expose_raw() => {
+                        let p = segs!["transforms", *i, "options", "tracing", "connection_string"];
+                        if let Some(f) = self.at_value(
+                            &p,
+                            Severity::Warning,
+                            format!(
+                                "this azure_ai connection string differs from the one of transform {}; Application Insights is process-wide, so the first one wins",
+                                j + 1
+                            ),
+                        ) {
+                            f.help = Some("use one Application Insights resource per pipeline".into());
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        // Output fields written by two transforms.
+        let mut writers: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, t) in transforms {
+            let prompt = t.prompt();
+            let fields: Vec<String> = match prompt.response_format {
+                ResponseFormat::Text => vec![prompt.output_field.clone()],
+                ResponseFormat::Json => prompt.output_fields.clone(),
+            };
+            let keys: Vec<String> = match t.queries() {
+                None => fields,
+                Some(_) => continue, // prefixed by query names: collisions are unlikely
+            };
+            for key in keys {
+                if let Some(&j) = writers.get(&key) {
+                    let p = segs!["transforms", *i, "options"];
+                    let mut target = p.to_vec();
+                    target.push(Seg::from("output_field"));
+                    let span = match self.found(&target) {
+                        Some(f) => f.node.span,
+                        None => match self.found(&p) {
+                            Some(f) => anchor_span(f),
+                            None => continue,
+                        },
+                    };
+                    let f = self.add(
+                        span,
+                        Severity::Warning,
+                        format!(
+                            "transforms {} and {} both write the row field `{key}`; the later one overwrites it",
+                            j + 1,
+                            i + 1
+                        ),
+                    );
+                    f.help =
+                        Some("set `output_field` (or `output_fields`) to distinct names".into());
+                } else {
+                    writers.insert(key, *i);
+                }
+            }
+        }
+    }
+}
+
+fn same_path(a: &str, b: &str) -> bool {
+    let norm = |p: &str| p.trim_start_matches("./").to_string();
+    norm(a) == norm(b)
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+/// Checks that `text` is an absolute http(s) URL with a host.
+pub(crate) fn check_http_url(text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err("it is empty".into());
+    }
+    if text.chars().any(char::is_whitespace) {
+        return Err("it contains whitespace".into());
+    }
+    let lower = text.to_ascii_lowercase();
+    let rest = if let Some(r) = lower.strip_prefix("https://") {
+        r
+    } else if let Some(r) = lower.strip_prefix("http://") {
+        r
+    } else if let Some((scheme, _)) = lower.split_once("://") {
+        return Err(format!(
+            "the scheme is `{scheme}`, expected `http` or `https`"
+        ));
+    } else {
+        return Err(format!("`{text}` has no `https://` scheme"));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, rest)) => (h, rest.strip_prefix(':')),
+            None => return Err("an IPv6 address is missing its closing `]`".into()),
+        }
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("it has no host".into());
+    }
+    if let Some(port) = port
+        && port.parse::<u16>().is_err()
+    {
+        return Err(format!("`{port}` is not a valid port"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        for ok in [
+            "https://cloud.langfuse.com",
+            "http://localhost:3000",
+            "https://x.openai.azure.com/",
+            "http://[::1]:4318/v1",
+            "HTTPS://Example.org?q=1",
+        ] {
+            assert_eq!(check_http_url(ok), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            ("cloud.langfuse.com", "no `https://` scheme"),
+            ("ftp://x", "scheme is `ftp`"),
+            ("https://", "no host"),
+            ("https://:80", "no host"),
+            ("http://host:99999", "not a valid port"),
+            ("http://a b", "whitespace"),
+            ("http://[::1", "closing"),
+        ] {
+            let e = check_http_url(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+}
