@@ -6,6 +6,10 @@
 //! Every mock has a [`server::FaultPlan`]: latency, scripted 429 / 500 / 401
 //! / 413 answers, slow answers, dropped connections.
 
+pub mod all;
+pub mod azure;
+pub mod chat;
+pub mod openrouter;
 pub mod server;
 
 pub use server::{Fault, FaultPlan, MockServer};

@@ -1,10 +1,15 @@
 //! The elspeth runtime: the transform lifecycle, LLM calls, the six built-in
 //! LLM transforms and the pipeline runner.
 
+pub mod clients;
+pub mod env;
 pub mod llm;
+pub mod pipeline;
 pub mod row;
 pub mod tier1;
 pub mod transform;
+pub mod transforms;
+pub mod usage;
 
 #[doc(hidden)]
 pub mod __macro_support;

@@ -1,0 +1,525 @@
+//! The pipeline runner: source → transforms → sink, streamed.
+//!
+//! - Rows are read one at a time on a blocking thread and pass through
+//!   bounded channels, so memory does not grow with the number of rows.
+//! - Each transform runs its rows with bounded concurrency (`pool_size`),
+//!   or in chunks (`openrouter_batch_llm`) or batch jobs (`azure_batch_llm`).
+//! - Rows leave **in input order**.
+//! - A failed row keeps flowing (it skips the remaining transforms) and is
+//!   written with an `error` field, or to `error_path`.
+//! - [`CancelToken::cancel`] (Ctrl-C) stops taking rows and lets calls in
+//!   flight finish; [`CancelToken::abort`] (a second Ctrl-C, or the grace
+//!   period running out) cancels them. Everything read is written (stopped
+//!   rows as failed with kind `cancelled`) and traces are flushed.
+//!
+//! ```no_run
+//! # async fn demo(config: elspeth_schema::config::PipelineConfig) -> Result<(), elspeth_runtime::pipeline::RunError> {
+//! use elspeth_runtime::pipeline::{Pipeline, RunOptions};
+//! let summary = Pipeline::new(config, "pipelines/").run(RunOptions::default()).await?;
+//! println!("{} rows ok, {} failed", summary.rows_ok, summary.rows_failed);
+//! # Ok(()) }
+//! ```
+
+mod cancel;
+mod dry_run;
+mod item;
+mod report;
+mod sink;
+mod source;
+mod stage;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use elspeth_schema::config::{Env, PipelineConfig, ProcessEnv};
+use elspeth_telemetry::{TracingRegistry, TransformLabel};
+use tokio::sync::mpsc;
+
+pub use cancel::CancelToken;
+pub use dry_run::{DryRun, TransformPlan};
+pub use report::{Progress, RunObserver, RunStart, RunSummary};
+pub use sink::ERROR_FIELD;
+
+use crate::transform::{DynTransform, StartContext, StartError};
+use crate::transforms::{self, BuildContext, BuildError};
+use crate::usage::UsageMeter;
+use item::Item;
+use sink::Sink;
+use source::Source;
+use stage::{Mode, Stage};
+
+/// Why a run could not start or had to stop. Row failures are not errors:
+/// they are counted in the [`RunSummary`].
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A transform's config cannot be built.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// A transform could not start (unresolvable `${VAR}`, bad endpoint, ...).
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The source could not be read.
+    #[error("source {}: {message}", path.display())]
+    Source {
+        /// The source file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The sink could not be written.
+    #[error("sink {}: {message}", path.display())]
+    Sink {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// How to run a pipeline.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Where `${VAR}` references are resolved (default: the process environment).
+    pub env: Arc<dyn Env + Send + Sync>,
+    /// Process at most this many rows.
+    pub limit: Option<u64>,
+    /// Stops the run (Ctrl-C).
+    pub cancel: CancelToken,
+    /// After a cancel, how long calls in flight may take before they are aborted.
+    pub cancel_grace: Duration,
+    /// How long the final flush of the traces may take.
+    pub flush_deadline: Duration,
+    /// Watches progress.
+    pub observer: Option<Arc<dyn RunObserver>>,
+    /// The tracing registry (default: real exporters over `env`).
+    pub tracing: Option<Arc<TracingRegistry>>,
+    /// Backoff before the first retry and the longest one (default 0.5 s / 30 s).
+    pub backoff: Option<(Duration, Duration)>,
+    /// Rows buffered between two stages.
+    pub channel_capacity: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            env: Arc::new(ProcessEnv),
+            limit: None,
+            cancel: CancelToken::new(),
+            cancel_grace: Duration::from_secs(30),
+            flush_deadline: Duration::from_secs(10),
+            observer: None,
+            tracing: None,
+            backoff: None,
+            channel_capacity: 256,
+        }
+    }
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("limit", &self.limit)
+            .field("cancel_grace", &self.cancel_grace)
+            .field("flush_deadline", &self.flush_deadline)
+            .field("channel_capacity", &self.channel_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunOptions {
+    /// Resolves `${VAR}` against `env`.
+    pub fn with_env(mut self, env: Arc<dyn Env + Send + Sync>) -> Self {
+        self.env = env;
+        self
+    }
+    /// At most `limit` rows.
+    pub fn with_limit(mut self, limit: Option<u64>) -> Self {
+        self.limit = limit;
+        self
+    }
+    /// Stopped by `cancel`.
+    pub fn with_cancel(mut self, cancel: CancelToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+    /// Watched by `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn RunObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+    /// Traces through `registry`.
+    pub fn with_tracing(mut self, registry: Arc<TracingRegistry>) -> Self {
+        self.tracing = Some(registry);
+        self
+    }
+    /// Retries back off from `base` up to `max`.
+    pub fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.backoff = Some((base, max));
+        self
+    }
+    /// Calls in flight get `grace` to finish after a cancel.
+    pub fn with_cancel_grace(mut self, grace: Duration) -> Self {
+        self.cancel_grace = grace;
+        self
+    }
+
+    fn build_context(&self) -> BuildContext {
+        let mut ctx = BuildContext::new(self.env.clone());
+        if let Some((base, max)) = self.backoff {
+            ctx.backoff_base = base;
+            ctx.backoff_max = max;
+        }
+        ctx
+    }
+}
+
+/// A pipeline ready to run: its config, the folder relative paths are
+/// resolved against, and any custom transforms.
+pub struct Pipeline {
+    config: PipelineConfig,
+    base_dir: PathBuf,
+    custom: Vec<Box<dyn DynTransform>>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("name", &self.config.name)
+            .field("base_dir", &self.base_dir)
+            .field(
+                "custom",
+                &self
+                    .custom
+                    .iter()
+                    .map(|t| t.plugin().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// Paths of a run, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedPaths {
+    /// The source file.
+    pub source: PathBuf,
+    /// The sink file.
+    pub sink: PathBuf,
+    /// The failed-rows file, when configured.
+    pub errors: Option<PathBuf>,
+}
+
+impl Pipeline {
+    /// A pipeline from a config; relative paths resolve against `base_dir`
+    /// (the folder of the YAML file).
+    pub fn new(config: PipelineConfig, base_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            config,
+            base_dir: base_dir.into(),
+            custom: Vec::new(),
+        }
+    }
+
+    /// Appends a custom transform after the configured ones (it runs on
+    /// every row that the configured ones did not fail).
+    pub fn with_transform(mut self, transform: Box<dyn DynTransform>) -> Self {
+        self.custom.push(transform);
+        self
+    }
+
+    /// The config.
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    /// The folder relative paths resolve against.
+    pub fn base_dir(&self) -> &Path {
+        &self.base_dir
+    }
+
+    /// Source, sink and error paths, resolved against the base folder.
+    pub fn paths(&self) -> ResolvedPaths {
+        let resolve = |p: &str| {
+            let p = Path::new(p);
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                self.base_dir.join(p)
+            }
+        };
+        ResolvedPaths {
+            source: resolve(self.config.source.path()),
+            sink: resolve(self.config.sink.path()),
+            errors: self.config.sink.error_path().map(resolve),
+        }
+    }
+
+    fn build(&mut self, ctx: &BuildContext) -> Result<Vec<Unstarted>, BuildError> {
+        let mut out = Vec::with_capacity(self.config.transforms.len() + self.custom.len());
+        for (index, config) in self.config.transforms.iter().enumerate() {
+            let built = transforms::build(config, index, ctx)?;
+            let label = TransformLabel {
+                index,
+                plugin: config.plugin().to_string(),
+            };
+            let mode = mode_of(built.transform.as_ref(), built.chunk_rows);
+            out.push((label, built.transform, mode));
+        }
+        for (k, transform) in std::mem::take(&mut self.custom).into_iter().enumerate() {
+            let label = TransformLabel {
+                index: self.config.transforms.len() + k,
+                plugin: transform.plugin().to_string(),
+            };
+            let mode = mode_of(transform.as_ref(), None);
+            out.push((label, transform, mode));
+        }
+        Ok(out)
+    }
+
+    /// Describes what [`run`](Self::run) would do, without any LLM call:
+    /// builds every transform, checks that `${VAR}` references resolve,
+    /// counts the rows and renders the first row's prompt.
+    pub fn dry_run(&self, options: &RunOptions) -> Result<DryRun, RunError> {
+        dry_run::describe(self, options)
+    }
+
+    /// Runs the pipeline to the end (or until cancelled).
+    pub async fn run(mut self, options: RunOptions) -> Result<RunSummary, RunError> {
+        let started = Instant::now();
+        let ctx = options.build_context();
+        let meter = ctx.meter.clone();
+        let built = self.build(&ctx)?;
+        let paths = self.paths();
+        let source = Source::open(&self.config.source, &paths.source)?;
+        let sink = Sink::create(&self.config.sink, &paths.sink, paths.errors.as_deref())?;
+        let total = {
+            let (cfg, path, limit) = (
+                self.config.source.clone(),
+                paths.source.clone(),
+                options.limit,
+            );
+            tokio::task::spawn_blocking(move || source::count_rows(&cfg, &path, limit))
+                .await
+                .ok()
+                .flatten()
+        };
+
+        let registry = options
+            .tracing
+            .clone()
+            .unwrap_or_else(|| Arc::new(TracingRegistry::new(options.env.clone())));
+        let checkpoint_dir = paths.sink.parent().map(Path::to_path_buf);
+        let mut stages: Vec<Stage> = Vec::with_capacity(built.len());
+        for (label, mut transform, mode) in built {
+            let mut start = StartContext::new(label.clone(), registry.clone());
+            start.checkpoint_dir = checkpoint_dir.clone();
+            match transform.on_start(&start).await {
+                Ok(tracer) => stages.push(Stage {
+                    label,
+                    concurrency: transform.concurrency().max(1),
+                    transform: Arc::from(transform),
+                    tracer,
+                    mode,
+                }),
+                Err(e) => {
+                    close_all(stages).await;
+                    let _ = registry.shutdown(options.flush_deadline).await;
+                    return Err(RunError::Start(e));
+                }
+            }
+        }
+
+        let observer = options.observer.clone();
+        if let Some(o) = &observer {
+            o.started(&RunStart {
+                pipeline: self.config.name.clone(),
+                total_rows: total,
+                transforms: stages.iter().map(|s| s.label.to_string()).collect(),
+                output: paths.sink.clone(),
+            });
+        }
+
+        let cancel = options.cancel.clone();
+        let capacity = options.channel_capacity.max(1);
+        let (source_tx, mut rx) = mpsc::channel::<Item>(capacity);
+        let source_task = {
+            let cancel = cancel.clone();
+            let limit = options.limit;
+            tokio::task::spawn_blocking(move || {
+                source.pump(
+                    limit,
+                    || cancel.is_cancelled(),
+                    |item| source_tx.blocking_send(item).is_ok(),
+                )
+            })
+        };
+        let stages: Vec<Arc<Stage>> = stages.into_iter().map(Arc::new).collect();
+        let mut stage_tasks = Vec::with_capacity(stages.len());
+        for stage in &stages {
+            let (tx, next) = mpsc::channel::<Item>(capacity);
+            stage_tasks.push(tokio::spawn(stage.clone().run(rx, tx, cancel.clone())));
+            rx = next;
+        }
+        let watchdog = {
+            let cancel = cancel.clone();
+            let observer = observer.clone();
+            let grace = options.cancel_grace;
+            tokio::spawn(async move {
+                cancel.cancelled().await;
+                if let Some(o) = &observer {
+                    o.stopping();
+                }
+                tracing::warn!(
+                    "stopping: no new rows are taken; calls in flight get {} s to finish",
+                    grace.as_secs_f64()
+                );
+                tokio::time::sleep(grace).await;
+                cancel.abort();
+            })
+        };
+        let writer = {
+            let meter = meter.clone();
+            let observer = observer.clone();
+            tokio::task::spawn_blocking(move || {
+                write_all(sink, rx, &meter, observer.as_deref(), started)
+            })
+        };
+
+        let written = writer.await.unwrap_or_else(|e| {
+            Err(RunError::Sink {
+                path: paths.sink.clone(),
+                message: format!("the writer thread failed: {e}"),
+            })
+        });
+        if written.is_err() {
+            // Nothing can be written any more: stop everything now.
+            cancel.abort();
+        }
+        for task in stage_tasks {
+            let _ = task.await;
+        }
+        let read = source_task.await.unwrap_or_else(|e| {
+            Err(RunError::Source {
+                path: paths.source.clone(),
+                message: format!("the reader thread failed: {e}"),
+            })
+        });
+        watchdog.abort();
+        let interrupted = cancel.is_cancelled();
+
+        let stages: Vec<Stage> = stages.into_iter().filter_map(Arc::into_inner).collect();
+        close_all(stages).await;
+        let exporters = registry.shutdown(options.flush_deadline).await;
+
+        let counts = written?;
+        let rows_read = read?;
+        let usage = meter.snapshot();
+        let summary = RunSummary {
+            pipeline: self.config.name.clone(),
+            rows_read,
+            rows_ok: counts.ok,
+            rows_failed: counts.failed,
+            rows_cancelled: counts.cancelled,
+            llm_calls: usage.calls,
+            llm_calls_failed: usage.failed_calls,
+            tokens_in: usage.tokens_in,
+            tokens_out: usage.tokens_out,
+            cost_usd: usage.cost_usd,
+            exporters,
+            elapsed: started.elapsed(),
+            interrupted,
+            output: paths.sink,
+            error_output: paths.errors,
+        };
+        if let Some(o) = &observer {
+            o.finished(&summary);
+        }
+        Ok(summary)
+    }
+}
+
+/// A built transform before `on_start`.
+type Unstarted = (TransformLabel, Box<dyn DynTransform>, Mode);
+
+fn mode_of(transform: &dyn DynTransform, chunk_rows: Option<usize>) -> Mode {
+    match (transform.batch_size(), chunk_rows) {
+        (Some(n), _) => Mode::Batch(n.max(1)),
+        (None, Some(n)) => Mode::Chunked(n.max(1)),
+        (None, None) => Mode::PerRow,
+    }
+}
+
+async fn close_all(stages: Vec<Stage>) {
+    for stage in stages {
+        let Stage {
+            label,
+            mut transform,
+            tracer,
+            ..
+        } = stage;
+        match Arc::get_mut(&mut transform) {
+            Some(t) => {
+                let _ = t.close(tracer).await;
+            }
+            None => tracing::warn!(
+                transform = %label,
+                "transform still in use at close; its traces are flushed with the registry"
+            ),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    ok: u64,
+    failed: u64,
+    cancelled: u64,
+}
+
+/// The writer thread: writes every row in arrival (= input) order, flushing
+/// whenever it would otherwise wait.
+fn write_all(
+    mut sink: Sink,
+    mut rx: mpsc::Receiver<Item>,
+    meter: &UsageMeter,
+    observer: Option<&dyn RunObserver>,
+    started: Instant,
+) -> Result<Counts, RunError> {
+    let mut counts = Counts::default();
+    loop {
+        let item = match rx.try_recv() {
+            Ok(item) => item,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                sink.flush()?;
+                match rx.blocking_recv() {
+                    Some(item) => item,
+                    None => break,
+                }
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        };
+        if item.error.is_some() {
+            counts.failed += 1;
+            if item.is_cancelled() {
+                counts.cancelled += 1;
+            }
+        } else {
+            counts.ok += 1;
+        }
+        sink.write(item)?;
+        if let Some(o) = observer {
+            let usage = meter.snapshot();
+            o.row_written(&Progress {
+                rows_done: counts.ok + counts.failed,
+                rows_ok: counts.ok,
+                rows_failed: counts.failed,
+                tokens_in: usage.tokens_in,
+                tokens_out: usage.tokens_out,
+                elapsed: started.elapsed(),
+            });
+        }
+    }
+    sink.flush()?;
+    Ok(counts)
+}

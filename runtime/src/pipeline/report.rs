@@ -1,0 +1,109 @@
+//! What a run reports: live [`Progress`] to a [`RunObserver`] and the final
+//! [`RunSummary`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use elspeth_telemetry::ExportSummary;
+
+/// Facts known when the run starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunStart {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Rows the source holds (after `--limit`), when counted.
+    pub total_rows: Option<u64>,
+    /// The transforms, as `transforms[i] (plugin)`.
+    pub transforms: Vec<String>,
+    /// Output file.
+    pub output: PathBuf,
+}
+
+/// Counters while the run goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Progress {
+    /// Rows written so far (ok + failed).
+    pub rows_done: u64,
+    /// Rows that went through every transform.
+    pub rows_ok: u64,
+    /// Rows that failed (including cancelled ones).
+    pub rows_failed: u64,
+    /// Prompt tokens so far.
+    pub tokens_in: u64,
+    /// Completion tokens so far.
+    pub tokens_out: u64,
+    /// Time since the start.
+    pub elapsed: Duration,
+}
+
+impl Progress {
+    /// Rows per second so far.
+    pub fn rows_per_second(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.rows_done as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Watches a run (the CLI's progress bar). Every method has an empty default.
+pub trait RunObserver: Send + Sync {
+    /// The run starts.
+    fn started(&self, start: &RunStart) {
+        let _ = start;
+    }
+    /// A row was written. Called from the writer thread: keep it cheap.
+    fn row_written(&self, progress: &Progress) {
+        let _ = progress;
+    }
+    /// The run was asked to stop (Ctrl-C): no new rows are taken.
+    fn stopping(&self) {}
+    /// The run is over.
+    fn finished(&self, summary: &RunSummary) {
+        let _ = summary;
+    }
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunSummary {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Rows read from the source.
+    pub rows_read: u64,
+    /// Rows that went through every transform.
+    pub rows_ok: u64,
+    /// Rows that failed (including cancelled ones), written with an `error` field.
+    pub rows_failed: u64,
+    /// Of the failed rows, those stopped by an interruption.
+    pub rows_cancelled: u64,
+    /// Successful LLM calls (batch lines count as calls).
+    pub llm_calls: u64,
+    /// LLM calls that failed after retries.
+    pub llm_calls_failed: u64,
+    /// Prompt tokens.
+    pub tokens_in: u64,
+    /// Completion tokens.
+    pub tokens_out: u64,
+    /// Cost in USD, when a backend reported it.
+    pub cost_usd: Option<f64>,
+    /// Per tracing exporter: spans sent, dropped, failed, still pending.
+    pub exporters: Vec<ExportSummary>,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// Whether the run was interrupted (Ctrl-C / cancelled).
+    pub interrupted: bool,
+    /// Output file.
+    pub output: PathBuf,
+    /// File of failed rows, when configured.
+    pub error_output: Option<PathBuf>,
+}
+
+impl RunSummary {
+    /// Every row succeeded and the run was not interrupted.
+    pub fn is_success(&self) -> bool {
+        self.rows_failed == 0 && !self.interrupted
+    }
+}

@@ -1,0 +1,339 @@
+//! One transform of a running pipeline: takes rows from the previous stage,
+//! runs them (bounded concurrency, or in chunks), passes them on **in input
+//! order**.
+//!
+//! Per-row stages keep a window of rows (a little more than the transform's
+//! concurrency) in an ordered queue: a slow row holds back the rows behind it
+//! only up to the window, and memory stays bounded whatever the number of
+//! rows. Failed rows are passed on untouched (they skip the remaining
+//! transforms). After a cancel no new row is started; after an abort the
+//! calls in flight are dropped (their rows are written as cancelled).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use elspeth_telemetry::{Tracer, TransformLabel};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::{JoinError, JoinHandle};
+
+use super::cancel::CancelToken;
+use super::item::Item;
+use crate::row::RowContext;
+use crate::transform::{BatchRow, DynTransform, RowError};
+
+/// How a stage feeds its transform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// `process` per row, up to the transform's concurrency at once.
+    PerRow,
+    /// `process` per row, in chunks of this many rows: the next chunk starts
+    /// when the previous one is done.
+    Chunked(usize),
+    /// `process_batch` per chunk of this many rows.
+    Batch(usize),
+}
+
+/// A started transform in the chain.
+pub(crate) struct Stage {
+    pub label: TransformLabel,
+    pub transform: Arc<dyn DynTransform>,
+    pub tracer: Tracer,
+    pub concurrency: usize,
+    pub mode: Mode,
+}
+
+type ItemFuture = Pin<Box<dyn Future<Output = Item> + Send>>;
+type ChunkFuture = Pin<Box<dyn Future<Output = Vec<Item>> + Send>>;
+
+/// A task handle that aborts the task when dropped (so that a stage torn
+/// down early leaves nothing running).
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, JoinError>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+enum Outcome<T> {
+    Done(T),
+    Cancelled,
+}
+
+fn panic_error(e: JoinError) -> RowError {
+    let detail = if e.is_panic() {
+        let payload = e.into_panic();
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into())
+    } else {
+        "task cancelled".into()
+    };
+    RowError::new("panic", format!("the transform panicked: {detail}"))
+}
+
+impl Stage {
+    /// Runs the stage until its input ends (or the output closes).
+    pub async fn run(
+        self: Arc<Self>,
+        rx: mpsc::Receiver<Item>,
+        tx: mpsc::Sender<Item>,
+        cancel: CancelToken,
+    ) {
+        match self.mode {
+            Mode::PerRow => self.run_per_row(rx, tx, cancel).await,
+            Mode::Chunked(n) => self.run_chunked(rx, tx, cancel, n.max(1)).await,
+            Mode::Batch(n) => self.run_batches(rx, tx, cancel, n.max(1)).await,
+        }
+    }
+
+    fn start_row(
+        &self,
+        mut item: Item,
+        permits: &Arc<Semaphore>,
+        cancel: &CancelToken,
+    ) -> ItemFuture {
+        if item.error.is_some() {
+            return Box::pin(std::future::ready(item));
+        }
+        if cancel.is_cancelled() {
+            item.cancel(&self.label);
+            return Box::pin(std::future::ready(item));
+        }
+        let Item {
+            index,
+            token_id,
+            row,
+            ..
+        } = item;
+        let original = row.clone();
+        let transform = self.transform.clone();
+        let tracer = self.tracer.clone();
+        let permits = permits.clone();
+        let token = token_id.clone();
+        let task_cancel = cancel.clone();
+        let handle = AbortOnDrop(tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return Outcome::Cancelled;
+            };
+            if task_cancel.is_cancelled() {
+                // Not started before the stop: not started at all.
+                return Outcome::Cancelled;
+            }
+            tokio::select! {
+                biased;
+                () = task_cancel.aborted() => Outcome::Cancelled,
+                result = transform.process(row, RowContext::new(&token, index, &tracer)) => Outcome::Done(result),
+            }
+        }));
+        let label = self.label.clone();
+        Box::pin(async move {
+            let mut item = Item {
+                index,
+                token_id,
+                row: original,
+                error: None,
+            };
+            match handle.await {
+                Ok(Outcome::Done(Ok(row))) => item.row = row,
+                Ok(Outcome::Done(Err(e))) => item.fail(&label, &e),
+                Ok(Outcome::Cancelled) => item.cancel(&label),
+                Err(e) => item.fail(&label, &panic_error(e)),
+            }
+            item
+        })
+    }
+
+    async fn run_per_row(
+        &self,
+        mut rx: mpsc::Receiver<Item>,
+        tx: mpsc::Sender<Item>,
+        cancel: CancelToken,
+    ) {
+        let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        let window = self.concurrency.max(1) * 2 + 16;
+        let mut inflight: FuturesOrdered<ItemFuture> = FuturesOrdered::new();
+        let mut input_open = true;
+        loop {
+            tokio::select! {
+                biased;
+                Some(item) = inflight.next(), if !inflight.is_empty() => {
+                    if tx.send(item).await.is_err() {
+                        return;
+                    }
+                }
+                next = rx.recv(), if input_open && inflight.len() < window => match next {
+                    Some(item) => inflight.push_back(self.start_row(item, &permits, &cancel)),
+                    None => input_open = false,
+                },
+                else => return,
+            }
+        }
+    }
+
+    async fn run_chunked(
+        &self,
+        mut rx: mpsc::Receiver<Item>,
+        tx: mpsc::Sender<Item>,
+        cancel: CancelToken,
+        n: usize,
+    ) {
+        let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
+        loop {
+            let mut chunk = Vec::with_capacity(n.min(4096));
+            while chunk.len() < n {
+                match rx.recv().await {
+                    Some(item) => chunk.push(item),
+                    None => break,
+                }
+            }
+            if chunk.is_empty() {
+                return;
+            }
+            let mut running: FuturesOrdered<ItemFuture> = chunk
+                .into_iter()
+                .map(|item| self.start_row(item, &permits, &cancel))
+                .collect();
+            while let Some(item) = running.next().await {
+                if tx.send(item).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn start_chunk(&self, items: Vec<Item>, cancel: &CancelToken) -> ChunkFuture {
+        let mut items = items;
+        if cancel.is_cancelled() {
+            for item in items.iter_mut().filter(|i| i.error.is_none()) {
+                item.cancel(&self.label);
+            }
+            return Box::pin(std::future::ready(items));
+        }
+        let rows: Vec<BatchRow> = items
+            .iter()
+            .filter(|i| i.error.is_none())
+            .map(|i| BatchRow {
+                row: i.row.clone(),
+                token_id: i.token_id.clone(),
+                index: i.index,
+            })
+            .collect();
+        if rows.is_empty() {
+            return Box::pin(std::future::ready(items));
+        }
+        let expected = rows.len();
+        let transform = self.transform.clone();
+        let tracer = self.tracer.clone();
+        let task_cancel = cancel.clone();
+        let handle = AbortOnDrop(tokio::spawn(async move {
+            tokio::select! {
+                biased;
+                () = task_cancel.aborted() => Outcome::Cancelled,
+                results = transform.process_batch(rows, &tracer) => Outcome::Done(results),
+            }
+        }));
+        let label = self.label.clone();
+        Box::pin(async move {
+            let outcome = handle.await;
+            let mut results = match outcome {
+                Ok(Outcome::Done(results)) if results.len() == expected => {
+                    Some(results.into_iter())
+                }
+                Ok(Outcome::Done(results)) => {
+                    let e = RowError::new(
+                        "batch",
+                        format!(
+                            "the transform returned {} results for {expected} rows",
+                            results.len()
+                        ),
+                    );
+                    for item in items.iter_mut().filter(|i| i.error.is_none()) {
+                        item.fail(&label, &e);
+                    }
+                    None
+                }
+                Ok(Outcome::Cancelled) => {
+                    for item in items.iter_mut().filter(|i| i.error.is_none()) {
+                        item.cancel(&label);
+                    }
+                    None
+                }
+                Err(e) => {
+                    let e = panic_error(e);
+                    for item in items.iter_mut().filter(|i| i.error.is_none()) {
+                        item.fail(&label, &e);
+                    }
+                    None
+                }
+            };
+            if let Some(results) = &mut results {
+                for item in items.iter_mut().filter(|i| i.error.is_none()) {
+                    match results.next() {
+                        Some(Ok(row)) => item.row = row,
+                        Some(Err(e)) => item.fail(&label, &e),
+                        None => {
+                            item.fail(&label, &RowError::new("batch", "no result for this row"))
+                        }
+                    }
+                }
+            }
+            items
+        })
+    }
+
+    async fn run_batches(
+        &self,
+        mut rx: mpsc::Receiver<Item>,
+        tx: mpsc::Sender<Item>,
+        cancel: CancelToken,
+        n: usize,
+    ) {
+        let mut inflight: FuturesOrdered<ChunkFuture> = FuturesOrdered::new();
+        let mut pending: Vec<Item> = Vec::new();
+        let mut pending_ok = 0usize;
+        let mut input_open = true;
+        let limit = self.concurrency.max(1);
+        loop {
+            if (pending_ok >= n || (!input_open && !pending.is_empty())) && inflight.len() < limit {
+                let chunk = std::mem::take(&mut pending);
+                pending_ok = 0;
+                inflight.push_back(self.start_chunk(chunk, &cancel));
+                continue;
+            }
+            tokio::select! {
+                biased;
+                Some(items) = inflight.next(), if !inflight.is_empty() => {
+                    for item in items {
+                        if tx.send(item).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                next = rx.recv(), if input_open && pending_ok < n => match next {
+                    Some(item) => {
+                        if item.error.is_none() {
+                            pending_ok += 1;
+                        }
+                        pending.push(item);
+                    }
+                    None => input_open = false,
+                },
+                else => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! From row to request and from reply to row fields: the prompt template
+//! (Handlebars, strict), the request options and the reply mapping
+//! (`response_format`, `output_field`, `output_fields`).
+
+use elspeth_schema::config::{CallOptions, PromptOptions, ResponseFormat};
+use elspeth_telemetry::call::{ChatMessage, LlmError, LlmRequest, LlmResponse};
+use handlebars::{Handlebars, RenderErrorReason};
+use serde_json::{Map, Value};
+
+use crate::llm::PlannedCall;
+use crate::row::Row;
+use crate::transform::RowError;
+
+const TEMPLATE: &str = "prompt_template";
+
+/// A compiled `prompt_template`.
+///
+/// Strict: a field the row does not have is a row error (kind `template`),
+/// never an empty string. Values are inserted as they are (no HTML escaping).
+///
+/// ```
+/// use elspeth_runtime::transforms::prompt::PromptTemplate;
+/// let t = PromptTemplate::compile("Classify: {{ text }}").unwrap();
+/// let row = serde_json::json!({"text": "<b>refund</b>"});
+/// assert_eq!(t.render(row.as_object().unwrap(), None).unwrap(), "Classify: <b>refund</b>");
+/// let err = t.render(&serde_json::Map::new(), None).unwrap_err();
+/// assert_eq!(err.kind, "template");
+/// ```
+#[derive(Debug)]
+pub struct PromptTemplate {
+    registry: Handlebars<'static>,
+}
+
+impl PromptTemplate {
+    /// Compiles `source`; the error says what is wrong in the template.
+    pub fn compile(source: &str) -> Result<Self, String> {
+        let mut registry = Handlebars::new();
+        registry.set_strict_mode(true);
+        registry.register_escape_fn(handlebars::no_escape);
+        registry
+            .register_template_string(TEMPLATE, source)
+            .map_err(|e| format!("prompt_template is not a valid Handlebars template: {e}"))?;
+        Ok(Self { registry })
+    }
+
+    /// Renders the template over the row's fields, plus `extra` values
+    /// (a multi-query's dimensions; they shadow row fields of the same name).
+    pub fn render(
+        &self,
+        row: &Row,
+        extra: Option<&Map<String, Value>>,
+    ) -> Result<String, RowError> {
+        let rendered = match extra {
+            None => self.registry.render(TEMPLATE, row),
+            Some(extra) => {
+                let mut data = row.clone();
+                for (k, v) in extra {
+                    data.insert(k.clone(), v.clone());
+                }
+                self.registry.render(TEMPLATE, &data)
+            }
+        };
+        rendered.map_err(|e| {
+            let message = match e.reason() {
+                RenderErrorReason::MissingVariable(Some(path)) => format!(
+                    "prompt_template uses `{{{{ {path} }}}}` but the row has no field `{path}`"
+                ),
+                RenderErrorReason::MissingVariable(None) => {
+                    "prompt_template uses a field the row does not have".to_string()
+                }
+                other => format!("prompt_template could not be rendered: {other}"),
+            };
+            RowError::new("template", message)
+        })
+    }
+}
+
+/// How one transform builds requests and maps replies.
+#[derive(Debug)]
+pub struct Prompt {
+    template: PromptTemplate,
+    system_prompt: Option<String>,
+    model: String,
+    temperature: Option<f64>,
+    max_tokens: Option<u32>,
+    reply: ReplyMapping,
+}
+
+impl Prompt {
+    /// From the plugin's options; `model` is the deployment or model id.
+    pub fn new(prompt: &PromptOptions, call: &CallOptions, model: &str) -> Result<Self, String> {
+        Ok(Self {
+            template: PromptTemplate::compile(&prompt.prompt_template)?,
+            system_prompt: prompt.system_prompt.clone(),
+            model: model.to_string(),
+            temperature: call.temperature,
+            max_tokens: call.max_tokens,
+            reply: ReplyMapping::new(prompt)?,
+        })
+    }
+
+    /// The request for `row` (with a multi-query's `extra` values).
+    pub fn request(
+        &self,
+        row: &Row,
+        extra: Option<&Map<String, Value>>,
+    ) -> Result<LlmRequest, RowError> {
+        let prompt = self.template.render(row, extra)?;
+        let mut messages = Vec::with_capacity(2);
+        if let Some(system) = &self.system_prompt {
+            messages.push(ChatMessage::system(system.clone()));
+        }
+        messages.push(ChatMessage::user(prompt));
+        Ok(LlmRequest {
+            messages,
+            model: self.model.clone(),
+            temperature: self.temperature,
+            max_tokens: self.max_tokens,
+            json_response: self.reply.format == ResponseFormat::Json,
+        })
+    }
+
+    /// The reply mapping.
+    pub fn reply(&self) -> &ReplyMapping {
+        &self.reply
+    }
+
+    /// Puts every reply into the row (`<query>_<field>` for named queries).
+    /// The first failed call fails the row, its message naming the query.
+    pub fn merge(
+        &self,
+        mut row: Row,
+        results: Vec<(PlannedCall, Result<LlmResponse, LlmError>)>,
+    ) -> Result<Row, RowError> {
+        for (call, result) in results {
+            self.merge_one(&mut row, call.query.as_deref(), result)?;
+        }
+        Ok(row)
+    }
+
+    /// Puts one reply into the row (prefixed with `<query>_` when named).
+    pub fn merge_one(
+        &self,
+        row: &mut Row,
+        query: Option<&str>,
+        result: Result<LlmResponse, LlmError>,
+    ) -> Result<(), RowError> {
+        let named = |mut e: RowError| {
+            if let Some(q) = query {
+                e.message = format!("query `{q}`: {}", e.message);
+            }
+            e
+        };
+        let response = result.map_err(|e| named(RowError::from(e)))?;
+        self.reply
+            .apply(row, query, &response.content)
+            .map_err(named)
+    }
+}
+
+/// Where a reply goes in the row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplyMapping {
+    format: ResponseFormat,
+    output_field: String,
+    output_fields: Vec<String>,
+}
+
+impl ReplyMapping {
+    /// From the prompt options.
+    pub fn new(prompt: &PromptOptions) -> Result<Self, String> {
+        if prompt.output_field.trim().is_empty() {
+            return Err("output_field must not be empty".into());
+        }
+        if prompt.response_format == ResponseFormat::Text && !prompt.output_fields.is_empty() {
+            return Err(
+                "output_fields only applies to `response_format: json`; with text replies use output_field".into(),
+            );
+        }
+        Ok(Self {
+            format: prompt.response_format,
+            output_field: prompt.output_field.clone(),
+            output_fields: prompt.output_fields.clone(),
+        })
+    }
+
+    /// Writes `content` into `row`: as `output_field` (text) or as the
+    /// reply object's keys (json), each prefixed with `<prefix>_` when given.
+    pub fn apply(
+        &self,
+        row: &mut Row,
+        prefix: Option<&str>,
+        content: &str,
+    ) -> Result<(), RowError> {
+        let key = |k: &str| match prefix {
+            Some(p) => format!("{p}_{k}"),
+            None => k.to_string(),
+        };
+        match self.format {
+            ResponseFormat::Text => {
+                row.insert(key(&self.output_field), Value::String(content.to_string()));
+            }
+            ResponseFormat::Json => {
+                let mut object = parse_object(content)?;
+                if self.output_fields.is_empty() {
+                    for (k, v) in object {
+                        row.insert(key(&k), v);
+                    }
+                } else {
+                    for field in &self.output_fields {
+                        let value = object.remove(field).ok_or_else(|| {
+                            RowError::new(
+                                "parse",
+                                format!(
+                                    "the JSON reply has no `{field}` key (output_fields: {}; reply keys: {})",
+                                    self.output_fields.join(", "),
+                                    if object.is_empty() {
+                                        "none".to_string()
+                                    } else {
+                                        object.keys().cloned().collect::<Vec<_>>().join(", ")
+                                    }
+                                ),
+                            )
+                        })?;
+                        row.insert(key(field), value);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The reply as a JSON object (a Markdown code fence around it is accepted).
+fn parse_object(content: &str) -> Result<Map<String, Value>, RowError> {
+    let text = strip_fence(content);
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(RowError::new(
+            "parse",
+            format!(
+                "the reply is JSON but not an object (got {}); response_format: json expects an object",
+                json_kind(&other)
+            ),
+        )),
+        Err(e) => Err(RowError::new(
+            "parse",
+            format!(
+                "the reply is not valid JSON ({e}); it starts with {:?}",
+                text.chars().take(60).collect::<String>()
+            ),
+        )),
+    }
+}
+
+fn strip_fence(s: &str) -> &str {
+    let t = s.trim();
+    let Some(rest) = t.strip_prefix("```") else {
+        return t;
+    };
+    let Some(body) = rest.strip_suffix("```") else {
+        return t;
+    };
+    // Drop the info string (`json`) on the opening line.
+    match body.find('\n') {
+        Some(i) => body[i + 1..].trim(),
+        None => body.trim(),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(v: Value) -> Row {
+        v.as_object().cloned().unwrap()
+    }
+
+    fn options(format: ResponseFormat, fields: &[&str]) -> PromptOptions {
+        PromptOptions {
+            prompt_template: "Classify: {{ text }}".into(),
+            system_prompt: Some("You triage tickets.".into()),
+            response_format: format,
+            output_field: "label".into(),
+            output_fields: fields.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn missing_field_names_the_field() {
+        let t = PromptTemplate::compile("{{ title }}: {{ body }}").unwrap();
+        let e = t.render(&row(json!({"title": "x"})), None).unwrap_err();
+        assert_eq!(e.kind, "template");
+        assert_eq!(
+            e.message,
+            "prompt_template uses `{{ body }}` but the row has no field `body`"
+        );
+    }
+
+    #[test]
+    fn nested_and_extra_values() {
+        let t =
+            PromptTemplate::compile("{{ criterion.name }} of {{ text }} ({{ criterion.scale }})")
+                .unwrap();
+        let extra = json!({"criterion": {"name": "accuracy", "scale": "1-5"}});
+        let out = t
+            .render(
+                &row(json!({"text": "essay", "criterion": "shadowed"})),
+                extra.as_object(),
+            )
+            .unwrap();
+        assert_eq!(out, "accuracy of essay (1-5)");
+    }
+
+    #[test]
+    fn bad_template_is_a_build_error() {
+        let e = PromptTemplate::compile("{{#if x}} unclosed").unwrap_err();
+        assert!(
+            e.starts_with("prompt_template is not a valid Handlebars template"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn request_carries_options() {
+        let call = CallOptions {
+            temperature: Some(0.1),
+            max_tokens: Some(50),
+            ..Default::default()
+        };
+        let p = Prompt::new(&options(ResponseFormat::Json, &[]), &call, "gpt-4o").unwrap();
+        let r = p
+            .request(&row(json!({"text": "refund please"})), None)
+            .unwrap();
+        assert_eq!(
+            r.messages,
+            vec![
+                ChatMessage::system("You triage tickets."),
+                ChatMessage::user("Classify: refund please")
+            ]
+        );
+        assert_eq!(r.model, "gpt-4o");
+        assert_eq!(
+            (r.temperature, r.max_tokens, r.json_response),
+            (Some(0.1), Some(50), true)
+        );
+    }
+
+    #[test]
+    fn text_and_json_replies() {
+        let text = ReplyMapping::new(&options(ResponseFormat::Text, &[])).unwrap();
+        let mut r = Row::new();
+        text.apply(&mut r, None, "billing").unwrap();
+        text.apply(&mut r, Some("cs1_accuracy"), "4").unwrap();
+        assert_eq!(
+            Value::Object(r),
+            json!({"label": "billing", "cs1_accuracy_label": "4"})
+        );
+
+        let json_all = ReplyMapping::new(&options(ResponseFormat::Json, &[])).unwrap();
+        let mut r = Row::new();
+        json_all
+            .apply(
+                &mut r,
+                None,
+                "```json\n{\"category\": \"bug\", \"score\": 3}\n```",
+            )
+            .unwrap();
+        assert_eq!(Value::Object(r), json!({"category": "bug", "score": 3}));
+
+        let picked = ReplyMapping::new(&options(ResponseFormat::Json, &["category"])).unwrap();
+        let mut r = Row::new();
+        picked
+            .apply(&mut r, Some("q"), r#"{"category": "bug", "extra": 1}"#)
+            .unwrap();
+        assert_eq!(Value::Object(r), json!({"q_category": "bug"}));
+
+        let e = picked
+            .apply(&mut Row::new(), None, r#"{"priority": "high"}"#)
+            .unwrap_err();
+        assert_eq!(e.kind, "parse");
+        assert_eq!(
+            e.message,
+            "the JSON reply has no `category` key (output_fields: category; reply keys: priority)"
+        );
+        let e = picked.apply(&mut Row::new(), None, "[1]").unwrap_err();
+        assert!(
+            e.message.contains("not an object (got an array)"),
+            "{}",
+            e.message
+        );
+        let e = picked
+            .apply(&mut Row::new(), None, "sure! here it is")
+            .unwrap_err();
+        assert!(
+            e.message.starts_with("the reply is not valid JSON"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn output_fields_need_json() {
+        let e = ReplyMapping::new(&options(ResponseFormat::Text, &["a"])).unwrap_err();
+        assert!(e.contains("only applies to `response_format: json`"));
+    }
+
+    #[test]
+    fn merge_names_the_failing_query() {
+        use elspeth_telemetry::call::LlmErrorKind;
+        let p = Prompt::new(
+            &options(ResponseFormat::Text, &[]),
+            &CallOptions::default(),
+            "m",
+        )
+        .unwrap();
+        let call = |q: &str| PlannedCall {
+            query: Some(q.into()),
+            request: LlmRequest::user("m", "x"),
+        };
+        let ok = LlmResponse {
+            content: "yes".into(),
+            ..Default::default()
+        };
+        let merged = p
+            .merge(
+                Row::new(),
+                vec![(call("a"), Ok(ok.clone())), (call("b"), Ok(ok.clone()))],
+            )
+            .unwrap();
+        assert_eq!(
+            Value::Object(merged),
+            json!({"a_label": "yes", "b_label": "yes"})
+        );
+        let e = p
+            .merge(
+                Row::new(),
+                vec![
+                    (call("a"), Ok(ok)),
+                    (
+                        call("b"),
+                        Err(LlmError::new(LlmErrorKind::Server, "HTTP 500").with_status(500)),
+                    ),
+                ],
+            )
+            .unwrap_err();
+        assert_eq!(
+            (e.kind.as_str(), e.message.as_str(), e.http_status),
+            ("llm", "query `b`: HTTP 500", Some(500))
+        );
+    }
+}

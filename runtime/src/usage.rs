@@ -1,0 +1,130 @@
+//! Token and cost counters shared by the transforms of a run, read by the
+//! run summary and the progress display.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use elspeth_telemetry::call::{LlmError, LlmResponse};
+
+/// Counts LLM calls, tokens and cost. Lock-free; share it in an `Arc`.
+///
+/// ```
+/// use elspeth_runtime::usage::UsageMeter;
+/// use elspeth_runtime::llm::{LlmResponse, Usage};
+/// let meter = UsageMeter::new();
+/// meter.record(&LlmResponse { usage: Some(Usage { input: 10, output: 2, total: 12 }), cost: Some(0.5), ..Default::default() });
+/// let s = meter.snapshot();
+/// assert_eq!((s.calls, s.tokens_in, s.tokens_out, s.cost_usd), (1, 10, 2, Some(0.5)));
+/// ```
+#[derive(Debug, Default)]
+pub struct UsageMeter {
+    calls: AtomicU64,
+    failed_calls: AtomicU64,
+    tokens_in: AtomicU64,
+    tokens_out: AtomicU64,
+    cost_bits: AtomicU64,
+    has_cost: AtomicBool,
+}
+
+/// A copy of a [`UsageMeter`]'s counters.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct UsageSnapshot {
+    /// Successful LLM calls (batch lines count as calls).
+    pub calls: u64,
+    /// Failed LLM calls (after retries).
+    pub failed_calls: u64,
+    /// Prompt tokens.
+    pub tokens_in: u64,
+    /// Completion tokens.
+    pub tokens_out: u64,
+    /// Cost in USD, when any backend reported one.
+    pub cost_usd: Option<f64>,
+}
+
+impl UsageMeter {
+    /// Zeroed counters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts a successful call.
+    pub fn record(&self, response: &LlmResponse) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(u) = response.usage {
+            self.tokens_in.fetch_add(u.input, Ordering::Relaxed);
+            self.tokens_out.fetch_add(u.output, Ordering::Relaxed);
+        }
+        if let Some(cost) = response.cost.filter(|c| c.is_finite()) {
+            self.has_cost.store(true, Ordering::Relaxed);
+            let _ = self
+                .cost_bits
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                    Some((f64::from_bits(bits) + cost).to_bits())
+                });
+        }
+    }
+
+    /// Counts a call's outcome.
+    pub fn record_result(&self, result: &Result<LlmResponse, LlmError>) {
+        match result {
+            Ok(r) => self.record(r),
+            Err(_) => {
+                self.failed_calls.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> UsageSnapshot {
+        UsageSnapshot {
+            calls: self.calls.load(Ordering::Relaxed),
+            failed_calls: self.failed_calls.load(Ordering::Relaxed),
+            tokens_in: self.tokens_in.load(Ordering::Relaxed),
+            tokens_out: self.tokens_out.load(Ordering::Relaxed),
+            cost_usd: self
+                .has_cost
+                .load(Ordering::Relaxed)
+                .then(|| f64::from_bits(self.cost_bits.load(Ordering::Relaxed))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use elspeth_telemetry::call::{LlmErrorKind, Usage};
+    use std::sync::Arc;
+
+    #[test]
+    fn counts_from_many_threads() {
+        let meter = Arc::new(UsageMeter::new());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let m = meter.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        m.record(&LlmResponse {
+                            usage: Some(Usage {
+                                input: 3,
+                                output: 1,
+                                total: 4,
+                            }),
+                            cost: Some(0.25),
+                            ..Default::default()
+                        });
+                    }
+                    m.record_result(&Err(LlmError::new(LlmErrorKind::Server, "x")));
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let s = meter.snapshot();
+        assert_eq!(s.calls, 4000);
+        assert_eq!(s.failed_calls, 4);
+        assert_eq!(s.tokens_in, 12000);
+        assert_eq!(s.tokens_out, 4000);
+        assert_eq!(s.cost_usd, Some(1000.0));
+        assert_eq!(UsageMeter::new().snapshot().cost_usd, None);
+    }
+}
