@@ -201,7 +201,7 @@ impl Diagnostic {
         let width = if line_text.is_some() {
             self.line.to_string().len()
         } else {
-            0
+            1
         };
         let gutter = |s: &str| style.paint(BOLD_BLUE, s);
         let _ = writeln!(out, "{:width$}{} {}", "", gutter("-->"), self.location());
@@ -381,7 +381,7 @@ mod tests {
         let whole = Diagnostic::whole_file("x.yaml", "cannot read `x.yaml`: not found");
         assert_eq!(
             whole.render("", &RenderOptions::default()),
-            "error: cannot read `x.yaml`: not found\n--> x.yaml\n"
+            "error: cannot read `x.yaml`: not found\n --> x.yaml\n"
         );
     }
 

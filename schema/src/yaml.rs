@@ -425,10 +425,32 @@ impl Loader<'_> {
             .help = Some(DEPTH_HELP.into());
             return Fatal;
         }
-        let help = syntax_help(info, self.index.line_text(pos.line).unwrap_or(""));
+        let mut help = syntax_help(info, self.index.line_text(pos.line).unwrap_or(""));
+        let mut notes = Vec::new();
+        // An unclosed `[` or `{` is usually the real cause of an error
+        // reported further down.
+        let open_flow = self.stack.iter().rev().find_map(|f| match f {
+            Frame::Seq {
+                start, flow: true, ..
+            } => Some((*start, '[', ']')),
+            Frame::Map {
+                start, flow: true, ..
+            } => Some((*start, '{', '}')),
+            _ => None,
+        });
+        if let Some((start, open, close)) = open_flow
+            && start.line < pos.line
+        {
+            notes.push(format!(
+                "the `{open}` at line {}, column {} is still open",
+                start.line, start.column
+            ));
+            help = Some(format!("close it with `{close}`"));
+        }
         let end = self.index.pos(pos.offset + 1);
         let err = self.error(Span::new(pos, end), format!("YAML syntax error: {info}"));
         err.help = help;
+        err.notes = notes;
         Fatal
     }
 
@@ -1053,6 +1075,10 @@ mod tests {
         assert!(p.root.is_none());
         assert_eq!(p.errors.len(), 1);
         assert!(p.errors[0].message.starts_with("YAML syntax error"));
+        assert_eq!(
+            p.errors[0].notes,
+            ["the `[` at line 2, column 4 is still open"]
+        );
         let p = load("a:\n\tb: 1\n");
         assert_eq!(p.errors[0].span.start.line, 2);
         assert!(p.errors[0].help.as_ref().unwrap().contains("tabs"));

@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod schema;
+mod validate;
+
 /// Exit code: everything valid / the run succeeded.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: a config is invalid, or rows failed.
@@ -20,7 +23,12 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Check pipeline YAML files and report every problem.
+    Validate(validate::ValidateArgs),
+    /// Print the JSON Schema of pipeline YAML files.
+    Schema(schema::SchemaArgs),
+}
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -30,5 +38,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
-    match cli.command {}
+    match cli.command {
+        Command::Validate(args) => validate::run(args),
+        Command::Schema(args) => schema::run(args),
+    }
 }

@@ -30,8 +30,11 @@ pub(super) fn check(phase: &mut Phase<'_>, opts: &ValidateOptions) {
         if !text.contains('$') && at.is_none_or(|a| a.kind != StrKind::Secret) {
             return;
         }
+        // Where the schema does not describe the node (e.g. under an
+        // unknown plugin), nothing is known about the field.
+        let Some(at) = at else { return };
         let field = field_name(path);
-        match at.map_or(StrKind::Plain, |a| a.kind) {
+        match at.kind {
             StrKind::Plain => {
                 if in_prompt(path) || !text.contains("${") {
                     return;
@@ -105,7 +108,7 @@ pub(super) fn check(phase: &mut Phase<'_>, opts: &ValidateOptions) {
                     }
                     if kind == StrKind::Secret && SecretRef::new(text.as_str()).is_literal() {
                         redact.push(node.span.range());
-                        let var = suggested_var(at.and_then(|a| a.description));
+                        let var = suggested_var(at.description);
                         let mut f = Finding::new(
                             node.span,
                             Severity::Warning,

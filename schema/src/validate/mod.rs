@@ -156,6 +156,9 @@ impl Validated {
 
 /// Validates pipeline YAML `text`; `file_label` names it in diagnostics.
 pub fn validate_str(file_label: &str, text: &str, opts: &ValidateOptions) -> Validated {
+    // A UTF-8 byte order mark is invisible in editors: drop it so columns
+    // on the first line match what the user sees.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Validated {
         config: None,
         diagnostics: Vec::new(),

@@ -778,7 +778,8 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
-/// Checks that `text` is an absolute http(s) URL with a host.
+/// Checks that `text` is an absolute http(s) URL with a host. The reason
+/// never quotes the text (it may be a resolved, secret value).
 pub(crate) fn check_http_url(text: &str) -> Result<(), String> {
     if text.is_empty() {
         return Err("it is empty".into());
@@ -791,12 +792,10 @@ pub(crate) fn check_http_url(text: &str) -> Result<(), String> {
         r
     } else if let Some(r) = lower.strip_prefix("http://") {
         r
-    } else if let Some((scheme, _)) = lower.split_once("://") {
-        return Err(format!(
-            "the scheme is `{scheme}`, expected `http` or `https`"
-        ));
+    } else if lower.contains("://") {
+        return Err("its scheme is not `http` or `https`".into());
     } else {
-        return Err(format!("`{text}` has no `https://` scheme"));
+        return Err("it does not start with `https://` or `http://`".into());
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
@@ -817,7 +816,7 @@ pub(crate) fn check_http_url(text: &str) -> Result<(), String> {
     if let Some(port) = port
         && port.parse::<u16>().is_err()
     {
-        return Err(format!("`{port}` is not a valid port"));
+        return Err("its port is not a number from 0 to 65535".into());
     }
     Ok(())
 }
@@ -839,16 +838,19 @@ mod tests {
         }
         for (bad, why) in [
             ("", "empty"),
-            ("cloud.langfuse.com", "no `https://` scheme"),
-            ("ftp://x", "scheme is `ftp`"),
+            ("cloud.langfuse.com", "does not start with `https://`"),
+            ("ftp://x", "scheme is not `http`"),
             ("https://", "no host"),
             ("https://:80", "no host"),
-            ("http://host:99999", "not a valid port"),
+            ("http://host:99999", "port is not a number"),
             ("http://a b", "whitespace"),
             ("http://[::1", "closing"),
         ] {
             let e = check_http_url(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
+            if bad.len() > 4 {
+                assert!(!e.contains(bad), "{e} quotes the value");
+            }
         }
     }
 }

@@ -326,20 +326,33 @@ impl<'a> Checker<'_, 'a> {
     /// plugin's field, or a field put at the wrong level.
     fn misplaced_field(&self, path: &[Seg], schema_path: &str, name: &str) -> Option<String> {
         let doc = self.nav.document();
-        // Another tracing provider's field.
-        if schema_path.starts_with("/definitions/TracingConfig/oneOf/") {
-            let branches = doc
-                .pointer("/definitions/TracingConfig/oneOf")?
-                .as_array()?;
-            let owners: Vec<&str> = branches
-                .iter()
-                .filter(|b| b.pointer(&format!("/properties/{name}")).is_some())
-                .filter_map(|b| b.pointer("/properties/provider/const")?.as_str())
-                .collect();
-            if let Some(owner) = owners.first() {
-                return Some(format!(
-                    "`{name}` is a field of `provider: {owner}` tracing; set `provider: {owner}` to use it"
-                ));
+        // A field of another branch of the same discriminated `oneOf`
+        // (another tracing provider's, the csv source's, ...).
+        if let Some(prefix) = schema_path.strip_suffix("/additionalProperties")
+            && let Some((one_of, index)) = prefix.rsplit_once('/')
+            && index.parse::<usize>().is_ok()
+            && one_of.ends_with("/oneOf")
+            && let Some(branches) = doc.pointer(one_of).and_then(Json::as_array)
+        {
+            let branches: Vec<&'static Json> = branches.iter().collect();
+            if let Some(d) = self.nav.discriminator_of(&branches) {
+                let owners: Vec<&str> = branches
+                    .iter()
+                    .zip(&d.values)
+                    .filter(|(b, _)| {
+                        self.nav
+                            .resolve(b)
+                            .0
+                            .pointer(&format!("/properties/{name}"))
+                            .is_some()
+                    })
+                    .map(|(_, v)| *v)
+                    .collect();
+                if !owners.is_empty() {
+                    let with: Vec<String> =
+                        owners.iter().map(|o| format!("{}: {o}", d.key)).collect();
+                    return Some(format!("`{name}` is only valid with {}", list_or(&with)));
+                }
             }
         }
         let plugin_options = |plugin_field: &str| -> Vec<&str> {
@@ -647,7 +660,8 @@ pub(crate) fn context_name(root: &Node, path: &[Seg]) -> String {
         [.., Seg::Key(o), Seg::Key(tr)] if o == "options" && tr == "tracing" => {
             match named("provider") {
                 Some(p) if p != "none" => format!("{p} tracing"),
-                _ => "tracing (provider `none`)".into(),
+                Some(_) => "tracing (provider `none`)".into(),
+                None => "tracing (no `provider`, so `none`)".into(),
             }
         }
         [.., Seg::Key(q), Seg::Key(_), Seg::Index(_)] if q == "queries" => "query item".into(),

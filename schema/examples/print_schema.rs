@@ -1,1 +1,0 @@
-fn main() { print!("{}", elspeth_schema::schema_gen::pipeline_schema_json()); }
