@@ -7,9 +7,12 @@
 //! / 413 answers, slow answers, dropped connections.
 
 pub mod all;
+pub mod appinsights;
 pub mod azure;
 pub mod chat;
+pub mod langfuse;
 pub mod openrouter;
+pub mod otlp;
 pub mod server;
 
 pub use server::{Fault, FaultPlan, MockServer};

@@ -1,21 +1,21 @@
 //! Tier 1 ops telemetry handle used by LLM clients to record external calls
 //! (latency, status, content hashes only).
+//!
+//! The implementation lives in [`elspeth_telemetry::tier1`] (next to the
+//! OTLP exporter it drives); this module re-exports it so transforms and
+//! LLM clients use `elspeth_runtime::tier1::Tier1`.
+//!
+//! ```no_run
+//! # async fn demo(config: &elspeth_schema::config::TelemetryConfig) {
+//! use elspeth_runtime::tier1::Tier1;
+//! let tier1 = Tier1::from_config(config, &elspeth_schema::config::ProcessEnv);
+//! let call = tier1.start_call("llm.chat", "myresource.openai.azure.com");
+//! let request_body = br#"{"messages":[]}"#;
+//! // ... send it, read the answer ...
+//! call.succeed(200, request_body, br#"{"choices":[]}"#);
+//! # }
+//! ```
 
-/// Records Tier 1 spans for external calls. Cheap to clone; disabled when the
-/// pipeline has no `telemetry:` section.
-#[derive(Debug, Clone, Default)]
-pub struct Tier1 {
-    enabled: bool,
-}
-
-impl Tier1 {
-    /// A handle that records nothing.
-    pub fn disabled() -> Self {
-        Self { enabled: false }
-    }
-
-    /// Whether anything is recorded.
-    pub fn is_enabled(&self) -> bool {
-        self.enabled
-    }
-}
+pub use elspeth_telemetry::tier1::{
+    Tier1, Tier1Call, Tier1Error, Tier1Options, Tier1Outcome, Tier1Span, sha256_hex,
+};

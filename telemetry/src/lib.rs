@@ -1,12 +1,16 @@
 //! LLM tracing for elspeth.
 //!
 //! - **Tier 2** (per transform): [`Tracer`] records one trace per row and one
-//!   generation per LLM call; exporters send them to Langfuse (OTLP/HTTP) or
-//!   Azure AI / Application Insights.
-//! - **Tier 1** (per pipeline): ops spans to any OTLP collector.
+//!   generation per LLM call; exporters send them to Langfuse
+//!   ([`langfuse`], OTLP/HTTP protobuf) or Azure AI / Application Insights
+//!   ([`appinsights`]). [`TracingRegistry`] builds each transform's tracer
+//!   from its `tracing:` block and owns the exporters.
+//! - **Tier 1** (per pipeline): [`tier1::Tier1`] exports one span per
+//!   external call (latency, status, content hashes only) to any OTLP
+//!   collector.
 //!
 //! Recording never blocks and never fails the pipeline: a span is built and
-//! enqueued; export happens in the background.
+//! enqueued; export happens in the background ([`export`]).
 
 pub mod call;
 pub mod record;
@@ -19,6 +23,14 @@ pub use tracer::{
 };
 pub mod registry;
 
+pub mod appinsights;
+mod attrs;
+pub mod export;
 mod exporters;
+mod genai;
+pub mod http;
+pub mod langfuse;
+mod pyjson;
+pub mod tier1;
 
 pub use registry::{ProviderNotAccepted, TracingRegistry, TransformLabel};

@@ -37,6 +37,12 @@ pub trait SpanSink: Send + Sync + 'static {
     fn flush(&self, deadline: Duration) -> BoxFuture<'_, ExportSummary>;
     /// Current counters.
     fn summary(&self) -> ExportSummary;
+    /// Final flush at the end of a run: sends what it can within `deadline`,
+    /// then gives up on the rest (counted as failed) and stops. Default: a
+    /// flush.
+    fn shutdown(&self, deadline: Duration) -> BoxFuture<'_, ExportSummary> {
+        self.flush(deadline)
+    }
 }
 
 /// Keeps every span in memory: for tests and for `--dry-run`.

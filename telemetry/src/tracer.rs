@@ -308,7 +308,9 @@ impl Trace {
             return Generation { active: None };
         };
         let mut span = parent.child("llm_call", SpanKind::Client, ObservationKind::Generation);
-        span.generation = Some(Box::new(start.data(parent.tracer.options.content_recording)));
+        span.generation = Some(Box::new(
+            start.data(parent.tracer.options.content_recording),
+        ));
         span.metadata = start.metadata;
         Generation { active: Some(span) }
     }
@@ -377,14 +379,17 @@ impl Generation {
         }
     }
 
-    /// Records a failed call; the error's message becomes the status message.
+    /// Records a failed call. With content recording on, the error's
+    /// message becomes the status message; with it off, only its class and
+    /// HTTP status do (an error message may quote the prompt or the reply).
     pub fn fail(mut self, error: &LlmError) {
         if let Some(span) = &mut self.active {
             if let Some(g) = span.generation.as_deref_mut() {
                 g.error_type = Some(error.error_type());
                 g.http_status = error.http_status;
             }
-            span.status = SpanStatus::Error(error.message.clone());
+            span.status =
+                SpanStatus::Error(status_message(error, span.tracer.options.content_recording));
             finish_latency(span);
         }
     }
@@ -402,6 +407,18 @@ impl Drop for Generation {
             span.status = SpanStatus::Error("cancelled before completion".into());
             finish_latency(span);
         }
+    }
+}
+
+/// The status message of a failed call: the error's own message when
+/// content is recorded, else a content-free `HTTP 500 (server_error)`.
+fn status_message(error: &LlmError, content: bool) -> String {
+    if content {
+        return error.message.clone();
+    }
+    match error.http_status {
+        Some(status) => format!("HTTP {status} ({})", error.kind.as_str()),
+        None => error.kind.as_str().to_string(),
     }
 }
 
@@ -460,7 +477,8 @@ impl JobTrace {
     pub fn set_batch_id(&mut self, batch_id: &str) {
         if let Some(span) = &mut self.active {
             span.metadata.retain(|(k, _)| k != "batch_id");
-            span.metadata.push(("batch_id".into(), Value::from(batch_id)));
+            span.metadata
+                .push(("batch_id".into(), Value::from(batch_id)));
         }
     }
 
@@ -477,11 +495,14 @@ impl JobTrace {
             ("custom_id".into(), Value::from(row.custom_id)),
         ];
         match row.outcome {
-            Ok(response) => apply_response(&mut data, response, job.tracer.options.content_recording),
+            Ok(response) => {
+                apply_response(&mut data, response, job.tracer.options.content_recording)
+            }
             Err(error) => {
                 data.error_type = Some(error.error_type());
                 data.http_status = error.http_status;
-                span.status = SpanStatus::Error(error.message.clone());
+                span.status =
+                    SpanStatus::Error(status_message(error, job.tracer.options.content_recording));
             }
         }
         span.generation = Some(Box::new(data));
@@ -533,11 +554,16 @@ mod tests {
         let (t, sink) = tracer(true, 1.0);
         let trace = t.start_trace(start());
         let req = LlmRequest::user("gpt-4o", "Classify: hello world");
-        trace.generation(GenerationStart::new(GenAiSystem::AzureOpenAi, &req))
+        trace
+            .generation(GenerationStart::new(GenAiSystem::AzureOpenAi, &req))
             .succeed(&LlmResponse {
                 content: "positive".into(),
                 model: Some("gpt-4o-2024-08-06".into()),
-                usage: Some(Usage { input: 12, output: 3, total: 15 }),
+                usage: Some(Usage {
+                    input: 12,
+                    output: 3,
+                    total: 15,
+                }),
                 finish_reason: Some("stop".into()),
                 id: Some("chatcmpl-1".into()),
                 cost: None,
@@ -561,8 +587,18 @@ mod tests {
         );
         let g = generation.generation.as_deref().unwrap();
         assert_eq!(g.output.as_deref(), Some("positive"));
-        assert_eq!(g.input.as_ref().unwrap()[0].content, "Classify: hello world");
-        assert_eq!(g.usage, Some(Usage { input: 12, output: 3, total: 15 }));
+        assert_eq!(
+            g.input.as_ref().unwrap()[0].content,
+            "Classify: hello world"
+        );
+        assert_eq!(
+            g.usage,
+            Some(Usage {
+                input: 12,
+                output: 3,
+                total: 15
+            })
+        );
         assert_eq!(generation.metadata[0].0, "latency_ms");
         assert_eq!(generation.status, SpanStatus::Unset);
     }
@@ -578,7 +614,11 @@ mod tests {
         drop(trace);
         let spans = sink.spans();
         let g = spans[0].generation.as_deref().unwrap();
-        assert_eq!(spans[0].status, SpanStatus::Error("HTTP 500".into()));
+        // Content recording off: the status message is content-free.
+        assert_eq!(
+            spans[0].status,
+            SpanStatus::Error("HTTP 500 (server_error)".into())
+        );
         assert_eq!(g.error_type.as_deref(), Some("500"));
         assert!(g.input.is_none() && g.output.is_none());
     }
@@ -590,7 +630,10 @@ mod tests {
         let req = LlmRequest::user("m", "p");
         drop(trace.generation(GenerationStart::new(GenAiSystem::OpenRouter, &req)));
         let spans = sink.spans();
-        assert_eq!(spans[0].status, SpanStatus::Error("cancelled before completion".into()));
+        assert_eq!(
+            spans[0].status,
+            SpanStatus::Error("cancelled before completion".into())
+        );
     }
 
     #[test]
@@ -614,7 +657,9 @@ mod tests {
         let trace = t.start_trace(start());
         assert!(!trace.is_recording());
         let req = LlmRequest::user("m", "p");
-        trace.generation(GenerationStart::new(GenAiSystem::OpenRouter, &req)).succeed(&LlmResponse::default());
+        trace
+            .generation(GenerationStart::new(GenAiSystem::OpenRouter, &req))
+            .succeed(&LlmResponse::default());
         assert!(t.summary().is_none());
     }
 }

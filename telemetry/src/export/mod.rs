@@ -1,0 +1,93 @@
+//! The export machinery every Tier 2 exporter runs on: it never hurts the
+//! pipeline.
+//!
+//! - **Recording is an enqueue.** [`Exporter::enqueue`](crate::sink::SpanSink::enqueue)
+//!   pushes the span on a bounded queue behind a `std::sync::Mutex` held for
+//!   a `VecDeque` push (no I/O, no `.await`, no allocation beyond the queue's
+//!   own growth up to `max_queue`). When the queue is full the **oldest** span
+//!   is dropped and counted.
+//! - **Export runs in the background**: one worker task per exporter takes
+//!   batches (`batch_size` spans, or whatever is queued once `interval` has
+//!   passed or a flush is waiting) and hands each to a delivery task (at most
+//!   `max_in_flight` at once). Memory stays bounded by
+//!   `max_queue + max_in_flight × batch_size` spans.
+//! - **Delivery** ([`Transport`] per backend) retries 429 / 5xx / timeouts /
+//!   connection errors with exponential backoff and jitter, honouring
+//!   `Retry-After`; 401/403 log one warning and disable the exporter (every
+//!   later span is counted as failed, no request is made); 413 splits the
+//!   batch in halves, and a single span that is still too large is re-sent
+//!   with its attribute values truncated (and marked as truncated).
+//! - **`flush(deadline)`** returns within its deadline, whatever the backend
+//!   does, and logs one summary line per exporter (sent, dropped, failed,
+//!   pending); **`shutdown(deadline)`** flushes, then abandons what is left
+//!   and counts it as failed.
+//!
+//! Counters always add up: `enqueued = sent + dropped + failed + pending`.
+
+mod retry;
+mod transport;
+mod worker;
+
+use std::time::Duration;
+
+pub use retry::RetryPolicy;
+pub use transport::{
+    SendOutcome, Transport, classify_reqwest_error, classify_status, parse_retry_after,
+};
+pub use worker::{Exporter, NoRuntime};
+
+/// Tuning of one exporter's queue, batching and retries.
+///
+/// ```
+/// use elspeth_telemetry::export::ExportConfig;
+/// let config = ExportConfig::default();
+/// assert_eq!(config.max_queue, 10_000);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportConfig {
+    /// Most spans waiting to be sent; when full the oldest is dropped and
+    /// counted. Default 10,000.
+    pub max_queue: usize,
+    /// Most spans per request. Default 512.
+    pub batch_size: usize,
+    /// A partial batch is sent once this much time has passed (Langfuse:
+    /// `flush_interval_ms`). Default 1 s.
+    pub interval: Duration,
+    /// Requests in flight at once. Default 2.
+    pub max_in_flight: usize,
+    /// Timeout of one request. Default 10 s.
+    pub request_timeout: Duration,
+    /// Retries of failed requests.
+    pub retry: RetryPolicy,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        Self {
+            max_queue: 10_000,
+            batch_size: 512,
+            interval: Duration::from_secs(1),
+            max_in_flight: 2,
+            request_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl ExportConfig {
+    /// The config with every value at least 1 (a zero queue or batch would
+    /// drop everything or spin).
+    pub(crate) fn sanitized(mut self) -> Self {
+        self.max_queue = self.max_queue.max(1);
+        self.batch_size = self.batch_size.max(1);
+        self.max_in_flight = self.max_in_flight.max(1);
+        if self.interval.is_zero() {
+            self.interval = Duration::from_millis(1);
+        }
+        if self.request_timeout.is_zero() {
+            self.request_timeout = Duration::from_millis(1);
+        }
+        self.retry.max_attempts = self.retry.max_attempts.max(1);
+        self
+    }
+}

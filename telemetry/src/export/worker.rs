@@ -1,0 +1,577 @@
+//! The bounded queue, the background worker and the delivery tasks.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use super::{ExportConfig, SendOutcome, Transport};
+use crate::record::SpanRecord;
+use crate::sink::{BoxFuture, ExportSummary, SpanSink};
+
+/// Attribute-value limits tried, in order, for a single span the backend
+/// still refuses with 413.
+const TRUNCATION_LEVELS: [usize; 3] = [64 * 1024, 8 * 1024, 1024];
+
+/// The worker needs a Tokio runtime and none was running.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("tracing export needs a Tokio runtime, and none is running on this thread")]
+pub struct NoRuntime;
+
+/// A Tier 2 exporter: bounded queue + background batching + a [`Transport`].
+/// See the [module docs](super) for the guarantees.
+pub struct Exporter {
+    shared: Arc<Shared>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Exporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exporter")
+            .field("label", &self.shared.label)
+            .field("summary", &self.summary())
+            .finish()
+    }
+}
+
+struct Shared {
+    label: String,
+    config: ExportConfig,
+    transport: Arc<dyn Transport>,
+    queue: Mutex<VecDeque<SpanRecord>>,
+    /// Wakes the worker: a full batch, a flush, a shutdown, a disable.
+    wake: Notify,
+    /// Wakes flush waiters whenever work completes.
+    idle: Notify,
+    /// Wakes delivery tasks to give up (shutdown deadline passed).
+    abandon: Notify,
+    enqueued: AtomicU64,
+    dropped: AtomicU64,
+    sent: AtomicU64,
+    failed: AtomicU64,
+    /// Spans taken from the queue and not yet resolved as sent or failed.
+    in_flight: AtomicU64,
+    flushers: AtomicUsize,
+    disabled: AtomicBool,
+    closing: AtomicBool,
+    abandoned: AtomicBool,
+    warned_give_up: AtomicBool,
+    warned_rejected: AtomicBool,
+    last_logged: Mutex<Option<ExportSummary>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Exporter {
+    /// Starts an exporter on the current Tokio runtime.
+    pub fn start(
+        transport: Arc<dyn Transport>,
+        config: ExportConfig,
+    ) -> Result<Arc<Self>, NoRuntime> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| NoRuntime)?;
+        let config = config.sanitized();
+        let shared = Arc::new(Shared {
+            label: transport.label(),
+            queue: Mutex::new(VecDeque::with_capacity(config.max_queue.min(1024))),
+            config,
+            transport,
+            wake: Notify::new(),
+            idle: Notify::new(),
+            abandon: Notify::new(),
+            enqueued: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            flushers: AtomicUsize::new(0),
+            disabled: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
+            warned_give_up: AtomicBool::new(false),
+            warned_rejected: AtomicBool::new(false),
+            last_logged: Mutex::new(None),
+        });
+        let worker = handle.spawn(run(shared.clone()));
+        Ok(Arc::new(Self {
+            shared,
+            worker: Mutex::new(Some(worker)),
+        }))
+    }
+
+    /// Spans accepted by [`enqueue`](SpanSink::enqueue) so far (sampled-out
+    /// traces never get here). Always `sent + dropped + failed + pending`.
+    pub fn enqueued(&self) -> u64 {
+        self.shared.enqueued.load(Ordering::Acquire)
+    }
+
+    /// Whether a 401/403 disabled this exporter.
+    pub fn is_disabled(&self) -> bool {
+        self.shared.disabled.load(Ordering::Acquire)
+    }
+
+    /// Whether [`shutdown`](SpanSink::shutdown) ran (or the exporter was
+    /// dropped): it accepts nothing new.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closing.load(Ordering::Acquire)
+    }
+
+    /// The export settings in use.
+    pub fn config(&self) -> &ExportConfig {
+        &self.shared.config
+    }
+
+    async fn wait_idle(&self, deadline: Duration) {
+        let shared = &self.shared;
+        let until = Instant::now() + deadline;
+        shared.flushers.fetch_add(1, Ordering::AcqRel);
+        shared.wake.notify_one();
+        loop {
+            let idle = shared.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if shared.is_idle() {
+                break;
+            }
+            shared.wake.notify_one();
+            if tokio::time::timeout_at(until, idle).await.is_err() {
+                break;
+            }
+        }
+        shared.flushers.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    async fn flush_impl(&self, deadline: Duration) -> ExportSummary {
+        self.wait_idle(deadline).await;
+        let summary = self.summary_impl();
+        self.shared.log_summary(&summary);
+        summary
+    }
+
+    async fn shutdown_impl(&self, deadline: Duration) -> ExportSummary {
+        let shared = &self.shared;
+        let grace = Duration::from_millis(50).min(deadline / 2);
+        shared.closing.store(true, Ordering::Release);
+        shared.wake.notify_one();
+        self.wait_idle(deadline.saturating_sub(grace)).await;
+        // Whatever is left now will not be sent: give up on it, counted.
+        shared.abandoned.store(true, Ordering::Release);
+        shared.abandon.notify_waiters();
+        shared.wake.notify_one();
+        let worker = lock(&self.worker).take();
+        if let Some(worker) = worker
+            && tokio::time::timeout(grace, worker).await.is_err()
+        {
+            tracing::debug!(exporter = %shared.label, "export worker still busy after shutdown");
+        }
+        let left = {
+            let mut q = lock(&shared.queue);
+            let n = q.len() as u64;
+            q.clear();
+            n
+        };
+        shared.failed.fetch_add(left, Ordering::AcqRel);
+        shared.transport.on_shutdown();
+        let summary = self.summary_impl();
+        shared.log_summary(&summary);
+        summary
+    }
+
+    fn summary_impl(&self) -> ExportSummary {
+        let s = &self.shared;
+        let queued = lock(&s.queue).len() as u64;
+        ExportSummary {
+            exporter: s.label.clone(),
+            sent: s.sent.load(Ordering::Acquire),
+            dropped: s.dropped.load(Ordering::Acquire),
+            failed: s.failed.load(Ordering::Acquire),
+            pending: queued + s.in_flight.load(Ordering::Acquire),
+        }
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        // Not shut down explicitly: let the worker send what is queued and stop.
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+}
+
+impl SpanSink for Exporter {
+    fn label(&self) -> String {
+        self.shared.label.clone()
+    }
+
+    fn enqueue(&self, span: SpanRecord) {
+        let s = &self.shared;
+        s.enqueued.fetch_add(1, Ordering::AcqRel);
+        if s.disabled.load(Ordering::Acquire) {
+            s.failed.fetch_add(1, Ordering::AcqRel);
+            return;
+        }
+        if s.closing.load(Ordering::Acquire) && s.abandoned.load(Ordering::Acquire) {
+            s.dropped.fetch_add(1, Ordering::AcqRel);
+            return;
+        }
+        let (len, evicted) = {
+            let mut q = lock(&s.queue);
+            let evicted = if q.len() >= s.config.max_queue {
+                q.pop_front()
+            } else {
+                None
+            };
+            q.push_back(span);
+            (q.len(), evicted)
+        };
+        if evicted.is_some() {
+            s.dropped.fetch_add(1, Ordering::AcqRel);
+            drop(evicted);
+        }
+        if len == s.config.batch_size {
+            s.wake.notify_one();
+        }
+    }
+
+    fn flush(&self, deadline: Duration) -> BoxFuture<'_, ExportSummary> {
+        Box::pin(self.flush_impl(deadline))
+    }
+
+    fn summary(&self) -> ExportSummary {
+        self.summary_impl()
+    }
+
+    fn shutdown(&self, deadline: Duration) -> BoxFuture<'_, ExportSummary> {
+        Box::pin(self.shutdown_impl(deadline))
+    }
+}
+
+impl Shared {
+    fn is_idle(&self) -> bool {
+        let q = lock(&self.queue);
+        q.is_empty() && self.in_flight.load(Ordering::Acquire) == 0
+    }
+
+    /// Takes a batch: a full one, or (when `partial`) whatever is queued.
+    fn take_batch(&self, partial: bool) -> Option<Vec<SpanRecord>> {
+        let mut q = lock(&self.queue);
+        let n = q.len();
+        if n == 0 || (n < self.config.batch_size && !partial) {
+            return None;
+        }
+        let take = n.min(self.config.batch_size);
+        let batch: Vec<SpanRecord> = q.drain(..take).collect();
+        self.in_flight.fetch_add(take as u64, Ordering::AcqRel);
+        Some(batch)
+    }
+
+    fn fail_queued(&self) {
+        let drained: Vec<SpanRecord> = lock(&self.queue).drain(..).collect();
+        self.failed
+            .fetch_add(drained.len() as u64, Ordering::AcqRel);
+    }
+
+    fn resolve_sent(&self, n: u64) {
+        self.sent.fetch_add(n, Ordering::AcqRel);
+        self.in_flight.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    fn resolve_failed(&self, n: u64) {
+        self.failed.fetch_add(n, Ordering::AcqRel);
+        self.in_flight.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    fn log_summary(&self, s: &ExportSummary) {
+        let mut last = lock(&self.last_logged);
+        if last.as_ref() == Some(s) {
+            return;
+        }
+        *last = Some(s.clone());
+        drop(last);
+        if s.dropped > 0 || s.failed > 0 || s.pending > 0 {
+            tracing::warn!(
+                exporter = %s.exporter,
+                sent = s.sent,
+                dropped = s.dropped,
+                failed = s.failed,
+                pending = s.pending,
+                "tracing export summary for {}: {} spans sent, {} dropped (queue full), {} failed, {} not sent yet",
+                s.exporter, s.sent, s.dropped, s.failed, s.pending
+            );
+        } else {
+            tracing::info!(
+                exporter = %s.exporter,
+                sent = s.sent,
+                dropped = s.dropped,
+                failed = s.failed,
+                pending = s.pending,
+                "tracing export summary for {}: {} spans sent, 0 dropped, 0 failed",
+                s.exporter, s.sent
+            );
+        }
+    }
+
+    /// Runs `fut` unless the exporter is abandoned (shutdown deadline passed)
+    /// first; `None` when abandoned.
+    async fn unless_abandoned<F: Future>(&self, fut: F) -> Option<F::Output> {
+        let abandoned = self.abandon.notified();
+        tokio::pin!(abandoned);
+        abandoned.as_mut().enable();
+        if self.abandoned.load(Ordering::Acquire) {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            _ = abandoned => None,
+            out = fut => Some(out),
+        }
+    }
+}
+
+/// The worker: takes batches off the queue and starts their delivery.
+async fn run(shared: Arc<Shared>) {
+    let mut tasks: JoinSet<()> = JoinSet::new();
+    let interval = shared.config.interval;
+    let mut next_tick = Instant::now() + interval;
+    loop {
+        while tasks.try_join_next().is_some() {}
+        if shared.abandoned.load(Ordering::Acquire) {
+            shared.fail_queued();
+            break;
+        }
+        if shared.disabled.load(Ordering::Acquire) {
+            shared.fail_queued();
+        }
+        let now = Instant::now();
+        let tick_due = now >= next_tick;
+        let urgent =
+            shared.flushers.load(Ordering::Acquire) > 0 || shared.closing.load(Ordering::Acquire);
+        if tasks.len() < shared.config.max_in_flight
+            && let Some(batch) = shared.take_batch(urgent || tick_due)
+        {
+            if tick_due {
+                next_tick = now + interval;
+            }
+            shared.transport.observe(&batch);
+            tasks.spawn(deliver(shared.clone(), batch));
+            continue;
+        }
+        if tick_due {
+            next_tick = now + interval;
+        }
+        if tasks.is_empty() && shared.is_idle() {
+            shared.idle.notify_waiters();
+            if shared.closing.load(Ordering::Acquire) {
+                break;
+            }
+        }
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = tokio::time::sleep_until(next_tick) => {}
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    shared.idle.notify_waiters();
+}
+
+struct Chunk {
+    spans: Vec<SpanRecord>,
+    truncate_to: Option<usize>,
+    attempt: u32,
+}
+
+/// Delivers one batch: retries, splits on 413, truncates single oversized
+/// spans, and resolves every span as sent or failed.
+async fn deliver(shared: Arc<Shared>, batch: Vec<SpanRecord>) {
+    let mut work = vec![Chunk {
+        spans: batch,
+        truncate_to: None,
+        attempt: 0,
+    }];
+    while let Some(mut chunk) = work.pop() {
+        let n = chunk.spans.len() as u64;
+        if shared.disabled.load(Ordering::Acquire) || shared.abandoned.load(Ordering::Acquire) {
+            shared.resolve_failed(n);
+            continue;
+        }
+        let send = tokio::time::timeout(
+            shared.config.request_timeout,
+            shared.transport.send(&chunk.spans, chunk.truncate_to),
+        );
+        let outcome = match shared.unless_abandoned(send).await {
+            None => {
+                shared.resolve_failed(n);
+                continue;
+            }
+            Some(Ok(outcome)) => outcome,
+            Some(Err(_elapsed)) => SendOutcome::Retry {
+                reason: format!(
+                    "no answer within {} ms",
+                    shared.config.request_timeout.as_millis()
+                ),
+                retry_after: None,
+            },
+        };
+        match outcome {
+            SendOutcome::Accepted => shared.resolve_sent(n),
+            SendOutcome::Partial { retry, rejected } => {
+                let retry_n = retry.len() as u64;
+                let rejected = (rejected as u64).min(n - retry_n.min(n));
+                let accepted = n.saturating_sub(retry_n + rejected);
+                shared.resolve_sent(accepted);
+                if rejected > 0 {
+                    shared.resolve_failed(rejected);
+                    warn_rejected(&shared, "items refused by the backend (partial success)");
+                }
+                if retry.is_empty() {
+                    continue;
+                }
+                let mut keep: Vec<Option<SpanRecord>> = chunk.spans.into_iter().map(Some).collect();
+                let spans: Vec<SpanRecord> = retry
+                    .iter()
+                    .filter_map(|&i| keep.get_mut(i).and_then(Option::take))
+                    .collect();
+                // Indices out of range or repeated: count the difference as failed.
+                let missing = retry_n - spans.len() as u64;
+                if missing > 0 {
+                    shared.resolve_failed(missing);
+                }
+                if spans.is_empty() {
+                    continue;
+                }
+                let retry_chunk = Chunk {
+                    spans,
+                    truncate_to: chunk.truncate_to,
+                    attempt: chunk.attempt,
+                };
+                retry_later(
+                    &shared,
+                    &mut work,
+                    retry_chunk,
+                    "partial success".into(),
+                    None,
+                )
+                .await;
+            }
+            SendOutcome::Retry {
+                reason,
+                retry_after,
+            } => retry_later(&shared, &mut work, chunk, reason, retry_after).await,
+            SendOutcome::Unauthorized { status } => {
+                if !shared.disabled.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(
+                        exporter = %shared.label,
+                        status,
+                        "{} rejected the credentials (HTTP {status}): tracing to it is disabled for the rest of the run and every further span is counted as failed. {}",
+                        shared.label,
+                        shared.transport.auth_hint()
+                    );
+                }
+                shared.resolve_failed(n);
+                shared.wake.notify_one();
+            }
+            SendOutcome::TooLarge => {
+                if chunk.spans.len() > 1 {
+                    let right = chunk.spans.split_off(chunk.spans.len() / 2);
+                    tracing::debug!(exporter = %shared.label, spans = n, "HTTP 413: splitting the batch");
+                    work.push(Chunk {
+                        spans: right,
+                        truncate_to: chunk.truncate_to,
+                        attempt: chunk.attempt,
+                    });
+                    work.push(chunk);
+                } else {
+                    let next = match chunk.truncate_to {
+                        None => TRUNCATION_LEVELS.first().copied(),
+                        Some(limit) => TRUNCATION_LEVELS.iter().copied().find(|&l| l < limit),
+                    };
+                    match next {
+                        Some(limit) => {
+                            tracing::debug!(exporter = %shared.label, limit, "HTTP 413 for one span: truncating its attribute values");
+                            chunk.truncate_to = Some(limit);
+                            work.push(chunk);
+                        }
+                        None => {
+                            shared.resolve_failed(n);
+                            warn_rejected(
+                                &shared,
+                                "a span was still too large (HTTP 413) after truncating every attribute value to 1 KiB",
+                            );
+                        }
+                    }
+                }
+            }
+            SendOutcome::Rejected { status, reason } => {
+                shared.resolve_failed(n);
+                warn_rejected(
+                    &shared,
+                    &format!("the backend refused a batch ({reason}, status {status})"),
+                );
+            }
+        }
+    }
+    shared.idle.notify_waiters();
+}
+
+/// Waits the backoff, then queues `chunk` again, or gives up after the last
+/// attempt.
+async fn retry_later(
+    shared: &Shared,
+    work: &mut Vec<Chunk>,
+    mut chunk: Chunk,
+    reason: String,
+    retry_after: Option<Duration>,
+) {
+    let n = chunk.spans.len() as u64;
+    chunk.attempt += 1;
+    let policy = &shared.config.retry;
+    if chunk.attempt >= policy.max_attempts {
+        shared.resolve_failed(n);
+        if !shared.warned_give_up.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                exporter = %shared.label,
+                spans = n,
+                attempts = chunk.attempt,
+                "{}: giving up on {n} spans after {} attempts (last: {reason}); the pipeline is not affected, later failures are only logged at debug level",
+                shared.label,
+                chunk.attempt
+            );
+        } else {
+            tracing::debug!(exporter = %shared.label, spans = n, %reason, "giving up on a batch");
+        }
+        return;
+    }
+    let wait = policy.delay(chunk.attempt, retry_after);
+    tracing::debug!(
+        exporter = %shared.label,
+        spans = n,
+        attempt = chunk.attempt,
+        wait_ms = wait.as_millis() as u64,
+        %reason,
+        "export failed, retrying"
+    );
+    if shared
+        .unless_abandoned(tokio::time::sleep(wait))
+        .await
+        .is_none()
+    {
+        shared.resolve_failed(n);
+        return;
+    }
+    work.push(chunk);
+}
+
+fn warn_rejected(shared: &Shared, what: &str) {
+    if !shared.warned_rejected.swap(true, Ordering::AcqRel) {
+        tracing::warn!(exporter = %shared.label, "{}: {what}; those spans are counted as failed", shared.label);
+    } else {
+        tracing::debug!(exporter = %shared.label, "{what}");
+    }
+}

@@ -1,0 +1,133 @@
+//! OpenTelemetry GenAI semantic conventions for a generation span.
+//!
+//! Every exporter puts these on each generation (LLM call) span:
+//!
+//! | key | type | when |
+//! | --- | --- | --- |
+//! | `gen_ai.operation.name` | string `chat` | always |
+//! | `gen_ai.provider.name` | string (`azure.ai.openai`, `openrouter`) | service known |
+//! | `gen_ai.system` | string (`az.ai.openai`, `openrouter`) — deprecated, but Application Insights keys its dependency type on it | service known |
+//! | `gen_ai.request.model` | string | always |
+//! | `gen_ai.request.temperature` | double | set on the request |
+//! | `gen_ai.request.max_tokens` | int | set on the request |
+//! | `server.address` | string | host known |
+//! | `gen_ai.response.model` | string | reported |
+//! | `gen_ai.response.id` | string | reported |
+//! | `gen_ai.response.finish_reasons` | string array | reported |
+//! | `gen_ai.usage.input_tokens` / `gen_ai.usage.output_tokens` | int | usage reported |
+//! | `error.type` | string (HTTP status or error class) | failed call |
+//! | `http.response.status_code` | int | failed call with an HTTP answer |
+//! | `gen_ai.input.messages` | JSON string (input-messages schema) | content recording on |
+//! | `gen_ai.output.messages` | JSON string (output-messages schema) | content recording on, call succeeded |
+//!
+//! Content attributes only exist when the span record carries content, and
+//! the tracer only stores content when the transform's
+//! `enable_content_recording` is on: with it off no prompt or reply text can
+//! reach any exporter.
+
+use serde_json::{Value, json};
+
+use crate::attrs::{Attr, count};
+use crate::call::ChatMessage;
+use crate::record::{GenerationData, SpanRecord};
+
+/// `chat {model}`: the GenAI span name of a generation.
+pub(crate) fn chat_span_name(g: &GenerationData) -> String {
+    format!("chat {}", g.request_model)
+}
+
+/// Appends the GenAI attributes of generation `g` (see the module table).
+pub(crate) fn generation_attrs(span: &SpanRecord, g: &GenerationData, out: &mut Vec<Attr>) {
+    out.push(Attr::str("gen_ai.operation.name", "chat"));
+    if let Some(system) = &g.system {
+        out.push(Attr::str("gen_ai.provider.name", system.provider_name()));
+        out.push(Attr::str("gen_ai.system", system.system_name()));
+    }
+    out.push(Attr::str("gen_ai.request.model", g.request_model.clone()));
+    if let Some(t) = g.temperature {
+        out.push(Attr::double("gen_ai.request.temperature", t));
+    }
+    if let Some(m) = g.max_tokens {
+        out.push(Attr::int("gen_ai.request.max_tokens", i64::from(m)));
+    }
+    if let Some(host) = &g.server_address {
+        out.push(Attr::str("server.address", host.clone()));
+    }
+    if let Some(model) = &g.response_model {
+        out.push(Attr::str("gen_ai.response.model", model.clone()));
+    }
+    if let Some(id) = &g.response_id {
+        out.push(Attr::str("gen_ai.response.id", id.clone()));
+    }
+    if !g.finish_reasons.is_empty() {
+        out.push(Attr::str_array(
+            "gen_ai.response.finish_reasons",
+            g.finish_reasons.clone(),
+        ));
+    }
+    if let Some(u) = g.usage {
+        out.push(Attr::int("gen_ai.usage.input_tokens", count(u.input)));
+        out.push(Attr::int("gen_ai.usage.output_tokens", count(u.output)));
+    }
+    if let Some(e) = &g.error_type {
+        out.push(Attr::str("error.type", e.clone()));
+    } else if matches!(span.status, crate::record::SpanStatus::Error(_)) {
+        out.push(Attr::str("error.type", "_OTHER"));
+    }
+    if let Some(status) = g.http_status {
+        out.push(Attr::int("http.response.status_code", i64::from(status)));
+    }
+    if let Some(messages) = &g.input {
+        out.push(Attr::str(
+            "gen_ai.input.messages",
+            input_messages_json(messages),
+        ));
+    }
+    if let Some(text) = &g.output {
+        out.push(Attr::str(
+            "gen_ai.output.messages",
+            output_messages_json(text, g.finish_reasons.first().map(String::as_str)),
+        ));
+    }
+}
+
+/// `gen_ai.input.messages`: `[{"role":"user","parts":[{"type":"text","content":"..."}]}]`.
+pub(crate) fn input_messages_json(messages: &[ChatMessage]) -> String {
+    let items: Vec<Value> = messages
+        .iter()
+        .map(
+            |m| json!({"role": m.role.as_str(), "parts": [{"type": "text", "content": m.content}]}),
+        )
+        .collect();
+    Value::Array(items).to_string()
+}
+
+/// `gen_ai.output.messages`: one assistant message with the reply text and,
+/// when reported, its finish reason.
+pub(crate) fn output_messages_json(text: &str, finish_reason: Option<&str>) -> String {
+    let mut message = json!({"role": "assistant", "parts": [{"type": "text", "content": text}]});
+    if let Some(reason) = finish_reason {
+        message["finish_reason"] = Value::from(reason);
+    }
+    Value::Array(vec![message]).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_schemas() {
+        let input =
+            input_messages_json(&[ChatMessage::system("Be brief."), ChatMessage::user("Hi")]);
+        assert_eq!(
+            input,
+            r#"[{"role":"system","parts":[{"type":"text","content":"Be brief."}]},{"role":"user","parts":[{"type":"text","content":"Hi"}]}]"#
+        );
+        let output = output_messages_json("Hello", Some("stop"));
+        assert_eq!(
+            output,
+            r#"[{"role":"assistant","parts":[{"type":"text","content":"Hello"}],"finish_reason":"stop"}]"#
+        );
+    }
+}

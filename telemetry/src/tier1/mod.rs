@@ -1,0 +1,715 @@
+//! Tier 1 ops telemetry: the pipeline's `telemetry:` section.
+//!
+//! One OpenTelemetry span per external call (LLM calls, batch API calls)
+//! with the target host, latency (the span's duration), HTTP status, error
+//! class and **SHA-256 hashes** of the request and response bodies — never
+//! their content. Exported with `opentelemetry-otlp` (HTTP protobuf) to any
+//! collector, through a tracer provider of its own: nothing is installed as
+//! OpenTelemetry's global provider, and Tier 2 exporters (Langfuse,
+//! Application Insights) are kept apart from it.
+//!
+//! **No recursion:** only code that calls [`Tier1::start_call`] records a
+//! span. The LLM clients do; the tracing exporters (Tier 2 and this
+//! exporter's own OTLP requests) never do, so exporting never produces
+//! telemetry about itself.
+//!
+//! Granularity (`telemetry.granularity`): `lifecycle` records
+//! [`Tier1::start_run`] spans only, `rows` adds [`Tier1::start_row`], `full`
+//! (default) adds [`Tier1::start_call`].
+//!
+//! ```no_run
+//! # async fn demo(config: &elspeth_schema::config::TelemetryConfig) {
+//! use elspeth_telemetry::tier1::Tier1;
+//! let tier1 = Tier1::from_config(config, &elspeth_schema::config::ProcessEnv);
+//! let call = tier1.start_call("llm.chat", "myresource.openai.azure.com");
+//! // ... send the request ...
+//! let (request_body, response_body) = (b"{..}".as_slice(), b"{..}".as_slice());
+//! call.succeed(200, request_body, response_body);
+//! tier1.shutdown(std::time::Duration::from_secs(10)).await;
+//! # }
+//! ```
+
+mod bridge;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use elspeth_schema::config::{Env, Granularity, TelemetryConfig, TelemetryExporter};
+use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanData, SpanExporter,
+};
+use secrecy::ExposeSecret;
+
+use crate::sink::ExportSummary;
+
+/// Tuning of the Tier 1 exporters (defaults suit production; tests shorten
+/// them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tier1Options {
+    /// Spans held waiting for export; beyond that new spans are dropped (by
+    /// the OpenTelemetry batch processor) and counted. Default 10,000.
+    pub max_queue: usize,
+    /// Spans per request. Default 512.
+    pub batch_size: usize,
+    /// Export interval. Default 1 s.
+    pub interval: Duration,
+    /// Timeout of one export, retries included. Default 10 s.
+    pub timeout: Duration,
+}
+
+impl Default for Tier1Options {
+    fn default() -> Self {
+        Self {
+            max_queue: 10_000,
+            batch_size: 512,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why Tier 1 telemetry could not be set up (the pipeline then runs
+/// without it). Never contains a header value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Tier1Error(String);
+
+/// The Tier 1 handle LLM clients record external calls with. Cheap to
+/// clone; [`Tier1::disabled`] records nothing and costs nothing.
+#[derive(Clone, Default)]
+pub struct Tier1 {
+    inner: Option<Arc<Inner>>,
+}
+
+impl fmt::Debug for Tier1 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            None => f.write_str("Tier1(disabled)"),
+            Some(i) => f
+                .debug_struct("Tier1")
+                .field("granularity", &i.granularity)
+                .field(
+                    "exporters",
+                    &i.pipelines
+                        .iter()
+                        .map(|p| p.label.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .finish(),
+        }
+    }
+}
+
+struct Inner {
+    granularity: Granularity,
+    pipelines: Vec<Pipeline>,
+}
+
+struct Pipeline {
+    label: String,
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+    counters: Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    recorded: AtomicU64,
+    sent: AtomicU64,
+    failed: AtomicU64,
+}
+
+fn rank(g: Granularity) -> u8 {
+    match g {
+        Granularity::Lifecycle => 0,
+        Granularity::Rows => 1,
+        Granularity::Full => 2,
+    }
+}
+
+impl Tier1 {
+    /// A handle that records nothing.
+    pub fn disabled() -> Self {
+        Self { inner: None }
+    }
+
+    /// Builds Tier 1 telemetry from the `telemetry:` section, resolving
+    /// `${VAR}`s against `env`. Problems (unresolvable variable, bad
+    /// endpoint, no Tokio runtime) log one warning each and leave the
+    /// pipeline running without Tier 1 telemetry; a disabled section gives a
+    /// disabled handle. Call it from inside the Tokio runtime.
+    pub fn from_config(config: &TelemetryConfig, env: &dyn Env) -> Self {
+        Self::from_config_with(config, env, Tier1Options::default())
+    }
+
+    /// [`from_config`](Self::from_config) with explicit tuning.
+    pub fn from_config_with(
+        config: &TelemetryConfig,
+        env: &dyn Env,
+        options: Tier1Options,
+    ) -> Self {
+        match Self::try_from_config(config, env, options) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "Tier 1 telemetry is not available; the pipeline runs without it");
+                Self::disabled()
+            }
+        }
+    }
+
+    /// Like [`from_config_with`](Self::from_config_with) but returns the
+    /// problem instead of logging it. An exporter that cannot be set up
+    /// is an error only when no exporter could be.
+    pub fn try_from_config(
+        config: &TelemetryConfig,
+        env: &dyn Env,
+        options: Tier1Options,
+    ) -> Result<Self, Tier1Error> {
+        if !config.enabled {
+            return Ok(Self::disabled());
+        }
+        if config.exporters.is_empty() {
+            return Err(Tier1Error(
+                "telemetry is enabled but lists no exporters; add `exporters: [{ name: otlp, options: { endpoint: \"http://localhost:4318\" } }]`".into(),
+            ));
+        }
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            Tier1Error("Tier 1 telemetry needs a Tokio runtime, and none is running".into())
+        })?;
+        crate::http::install_crypto_provider();
+        let client = crate::http::client().map_err(Tier1Error)?;
+        let mut pipelines = Vec::new();
+        let mut errors = Vec::new();
+        for (i, exporter) in config.exporters.iter().enumerate() {
+            let TelemetryExporter::Otlp(o) = exporter;
+            match pipeline(i, o, env, &options, &client, &handle) {
+                Ok(p) => pipelines.push(p),
+                Err(e) => {
+                    tracing::warn!(exporter = i, error = %e, "Tier 1 exporter skipped");
+                    errors.push(e);
+                }
+            }
+        }
+        if pipelines.is_empty() {
+            return Err(Tier1Error(errors.join("; ")));
+        }
+        Ok(Self {
+            inner: Some(Arc::new(Inner {
+                granularity: config.granularity,
+                pipelines,
+            })),
+        })
+    }
+
+    /// Whether anything is recorded.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// The configured granularity, `None` when disabled.
+    pub fn granularity(&self) -> Option<Granularity> {
+        self.inner.as_ref().map(|i| i.granularity)
+    }
+
+    fn records(&self, level: Granularity) -> Option<&Inner> {
+        self.inner
+            .as_deref()
+            .filter(|i| rank(i.granularity) >= rank(level))
+    }
+
+    fn start(
+        &self,
+        level: Granularity,
+        name: Cow<'static, str>,
+        kind: SpanKind,
+        attrs: Vec<KeyValue>,
+    ) -> Vec<opentelemetry_sdk::trace::Span> {
+        let Some(inner) = self.records(level) else {
+            return Vec::new();
+        };
+        let root = Context::new();
+        inner
+            .pipelines
+            .iter()
+            .map(|p| {
+                p.counters.recorded.fetch_add(1, Ordering::AcqRel);
+                p.tracer
+                    .span_builder(name.clone())
+                    .with_kind(kind.clone())
+                    .with_attributes(attrs.clone())
+                    .start_with_context(&p.tracer, &root)
+            })
+            .collect()
+    }
+
+    /// Starts the span of one external call (granularity `full`): `name` is
+    /// e.g. `llm.chat` or `llm.batch.poll`, `host` the target host
+    /// (`server.address`). Finish it with [`Tier1Call::succeed`],
+    /// [`Tier1Call::fail`] or [`Tier1Call::finish`]; dropped unfinished it
+    /// is recorded as cancelled.
+    pub fn start_call(&self, name: impl Into<Cow<'static, str>>, host: &str) -> Tier1Call {
+        let spans = match self.records(Granularity::Full) {
+            Some(_) => self.start(
+                Granularity::Full,
+                name.into(),
+                SpanKind::Client,
+                vec![KeyValue::new("server.address", host.to_string())],
+            ),
+            None => Vec::new(),
+        };
+        Tier1Call { spans }
+    }
+
+    /// Starts the span of a pipeline run (every granularity).
+    pub fn start_run(&self, pipeline: &str) -> Tier1Span {
+        Tier1Span {
+            spans: self.start(
+                Granularity::Lifecycle,
+                Cow::Borrowed("pipeline.run"),
+                SpanKind::Internal,
+                vec![KeyValue::new("elspeth.pipeline", pipeline.to_string())],
+            ),
+        }
+    }
+
+    /// Starts the span of one row in one transform (granularity `rows` or
+    /// `full`).
+    pub fn start_row(&self, transform: &str, token_id: &str) -> Tier1Span {
+        Tier1Span {
+            spans: self.start(
+                Granularity::Rows,
+                Cow::Borrowed("pipeline.row"),
+                SpanKind::Internal,
+                vec![
+                    KeyValue::new("elspeth.transform", transform.to_string()),
+                    KeyValue::new("elspeth.token_id", token_id.to_string()),
+                ],
+            ),
+        }
+    }
+
+    /// Counters per exporter so far (`pending` = recorded, not yet resolved).
+    pub fn summary(&self) -> Vec<ExportSummary> {
+        let Some(inner) = &self.inner else {
+            return Vec::new();
+        };
+        inner
+            .pipelines
+            .iter()
+            .map(|p| {
+                let c = &p.counters;
+                let recorded = c.recorded.load(Ordering::Acquire);
+                let sent = c.sent.load(Ordering::Acquire);
+                let failed = c.failed.load(Ordering::Acquire);
+                ExportSummary {
+                    exporter: p.label.clone(),
+                    sent,
+                    dropped: 0,
+                    failed,
+                    pending: recorded.saturating_sub(sent + failed),
+                }
+            })
+            .collect()
+    }
+
+    /// Exports what is queued and stops, waiting at most `deadline`; logs
+    /// and returns one summary per exporter. Spans the batch processor
+    /// dropped (queue full) or could not export before the deadline are
+    /// `dropped`; ones whose export failed are `failed`.
+    pub async fn shutdown(&self, deadline: Duration) -> Vec<ExportSummary> {
+        let Some(inner) = &self.inner else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(inner.pipelines.len());
+        for p in &inner.pipelines {
+            let provider = p.provider.clone();
+            let done =
+                tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(deadline));
+            let timed_out = match tokio::time::timeout(deadline + Duration::from_millis(100), done)
+                .await
+            {
+                Ok(Ok(Ok(()))) => false,
+                Ok(Ok(Err(e))) => {
+                    tracing::debug!(exporter = %p.label, error = %e, "Tier 1 shutdown reported a problem");
+                    true
+                }
+                _ => true,
+            };
+            let c = &p.counters;
+            let recorded = c.recorded.load(Ordering::Acquire);
+            let sent = c.sent.load(Ordering::Acquire);
+            let failed = c.failed.load(Ordering::Acquire);
+            let lost = recorded.saturating_sub(sent + failed);
+            let summary = ExportSummary {
+                exporter: p.label.clone(),
+                sent,
+                dropped: lost,
+                failed,
+                pending: 0,
+            };
+            if summary.dropped > 0 || summary.failed > 0 {
+                tracing::warn!(
+                    exporter = %summary.exporter,
+                    sent, dropped = lost, failed,
+                    "Tier 1 telemetry summary for {}: {sent} spans sent, {lost} dropped{}, {failed} failed",
+                    summary.exporter,
+                    if timed_out { " (not exported before the deadline)" } else { "" }
+                );
+            } else {
+                tracing::info!(
+                    exporter = %summary.exporter,
+                    sent, dropped = 0u64, failed = 0u64,
+                    "Tier 1 telemetry summary for {}: {sent} spans sent, 0 dropped, 0 failed",
+                    summary.exporter
+                );
+            }
+            out.push(summary);
+        }
+        out
+    }
+}
+
+fn pipeline(
+    index: usize,
+    o: &elspeth_schema::config::OtlpExporterOptions,
+    env: &dyn Env,
+    options: &Tier1Options,
+    client: &reqwest::Client,
+    handle: &tokio::runtime::Handle,
+) -> Result<Pipeline, String> {
+    let endpoint = o.endpoint.resolve(env).map_err(|errors| {
+        format!(
+            "telemetry.exporters[{index}].options.endpoint: {}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    let url = traces_url(&endpoint)
+        .map_err(|e| format!("telemetry.exporters[{index}].options.endpoint: {e}"))?;
+    let mut headers = HashMap::new();
+    for (name, value) in &o.headers {
+        let value = value.resolve(env).map_err(|errors| {
+            format!(
+                "telemetry.exporters[{index}].options.headers.{name}: {}",
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })?;
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+            || http::HeaderValue::from_str(value.expose_secret()).is_err()
+        {
+            return Err(format!(
+                "telemetry.exporters[{index}].options.headers.{name}: not a valid HTTP header name or value"
+            ));
+        }
+        headers.insert(name.clone(), value.expose_secret().to_string());
+    }
+    let counters = Arc::new(Counters::default());
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_http_client(bridge::TokioBridge::new(
+            client.clone(),
+            handle.clone(),
+            options.timeout,
+        ))
+        .with_endpoint(url.clone())
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_timeout(options.timeout)
+        .with_headers(headers)
+        .build()
+        .map_err(|e| {
+            format!("telemetry.exporters[{index}]: could not build the OTLP exporter: {e}")
+        })?;
+    let processor = BatchSpanProcessor::builder(Counting {
+        inner: exporter,
+        counters: counters.clone(),
+    })
+    .with_batch_config(
+        BatchConfigBuilder::default()
+            .with_max_queue_size(options.max_queue.max(1))
+            .with_max_export_batch_size(options.batch_size.clamp(1, options.max_queue.max(1)))
+            .with_scheduled_delay(options.interval)
+            .build(),
+    )
+    .build();
+    let provider = SdkTracerProvider::builder()
+        .with_resource(
+            Resource::builder_empty()
+                .with_service_name(o.service_name.clone())
+                .with_attributes([
+                    KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+                    KeyValue::new("telemetry.sdk.language", "rust"),
+                ])
+                .build(),
+        )
+        .with_span_processor(processor)
+        .build();
+    let tracer = provider.tracer_with_scope(
+        opentelemetry::InstrumentationScope::builder("elspeth.tier1")
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build(),
+    );
+    let host = reqwest::Url::parse(&url)
+        .ok()
+        .and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_string(),
+            })
+        })
+        .unwrap_or_default();
+    Ok(Pipeline {
+        label: format!("tier1 otlp {host}"),
+        provider,
+        tracer,
+        counters,
+    })
+}
+
+/// `{endpoint}/v1/traces` (kept as is when it already ends with it).
+fn traces_url(endpoint: &str) -> Result<String, String> {
+    let base = endpoint.trim().trim_end_matches('/');
+    let url = reqwest::Url::parse(base)
+        .map_err(|e| format!("`{base}` is not a URL ({e}); use e.g. http://localhost:4318"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{base}` must start with http:// or https://"));
+    }
+    if base.ends_with("/v1/traces") {
+        Ok(base.to_string())
+    } else {
+        Ok(format!("{base}/v1/traces"))
+    }
+}
+
+/// Counts what the OTLP exporter sent and what failed.
+#[derive(Debug)]
+struct Counting<E> {
+    inner: E,
+    counters: Arc<Counters>,
+}
+
+impl<E: SpanExporter> SpanExporter for Counting<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let n = batch.len() as u64;
+        let result = self.inner.export(batch).await;
+        match &result {
+            Ok(()) => self.counters.sent.fetch_add(n, Ordering::AcqRel),
+            Err(_) => self.counters.failed.fetch_add(n, Ordering::AcqRel),
+        };
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// SHA-256 of `bytes`, lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What happened to an external call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tier1Outcome<'a> {
+    /// HTTP status of the (last) answer, if there was one.
+    pub status: Option<u16>,
+    /// Error class (`error.type`) of a failed call, `None` on success.
+    pub error_type: Option<&'a str>,
+    /// The request body sent (hashed, never exported).
+    pub request_body: &'a [u8],
+    /// The response body received, if any (hashed, never exported).
+    pub response_body: Option<&'a [u8]>,
+}
+
+/// One external call being recorded.
+#[must_use = "finish the call with succeed(), fail() or finish()"]
+pub struct Tier1Call {
+    spans: Vec<opentelemetry_sdk::trace::Span>,
+}
+
+impl fmt::Debug for Tier1Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tier1Call")
+            .field("recording", &!self.spans.is_empty())
+            .finish()
+    }
+}
+
+impl Tier1Call {
+    /// Whether this call is recorded (Tier 1 on, granularity `full`).
+    pub fn is_recording(&self) -> bool {
+        !self.spans.is_empty()
+    }
+
+    /// Records a successful call.
+    pub fn succeed(self, status: u16, request_body: &[u8], response_body: &[u8]) {
+        self.finish(Tier1Outcome {
+            status: Some(status),
+            error_type: None,
+            request_body,
+            response_body: Some(response_body),
+        });
+    }
+
+    /// Records a failed call (`error_type` as in `LlmError::error_type`).
+    pub fn fail(
+        self,
+        status: Option<u16>,
+        error_type: &str,
+        request_body: &[u8],
+        response_body: Option<&[u8]>,
+    ) {
+        self.finish(Tier1Outcome {
+            status,
+            error_type: Some(error_type),
+            request_body,
+            response_body,
+        });
+    }
+
+    /// Records the call's outcome: status, error class, body sizes and
+    /// SHA-256 hashes (`elspeth.request.sha256`, `elspeth.response.sha256`).
+    pub fn finish(mut self, outcome: Tier1Outcome<'_>) {
+        if self.spans.is_empty() {
+            return;
+        }
+        let mut attrs = vec![
+            KeyValue::new("elspeth.request.sha256", sha256_hex(outcome.request_body)),
+            KeyValue::new("http.request.body.size", outcome.request_body.len() as i64),
+        ];
+        if let Some(body) = outcome.response_body {
+            attrs.push(KeyValue::new("elspeth.response.sha256", sha256_hex(body)));
+            attrs.push(KeyValue::new("http.response.body.size", body.len() as i64));
+        }
+        if let Some(status) = outcome.status {
+            attrs.push(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            ));
+        }
+        if let Some(e) = outcome.error_type {
+            attrs.push(KeyValue::new("error.type", e.to_string()));
+        }
+        for mut span in std::mem::take(&mut self.spans) {
+            span.set_attributes(attrs.clone());
+            if let Some(e) = outcome.error_type {
+                span.set_status(Status::error(e.to_string()));
+            }
+            span.end();
+        }
+    }
+}
+
+impl Drop for Tier1Call {
+    fn drop(&mut self) {
+        for mut span in std::mem::take(&mut self.spans) {
+            span.set_attribute(KeyValue::new("error.type", "cancelled"));
+            span.set_status(Status::error("cancelled"));
+            span.end();
+        }
+    }
+}
+
+/// A run or row span; recorded when [`end`](Self::end)ed or dropped.
+pub struct Tier1Span {
+    spans: Vec<opentelemetry_sdk::trace::Span>,
+}
+
+impl fmt::Debug for Tier1Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tier1Span")
+            .field("recording", &!self.spans.is_empty())
+            .finish()
+    }
+}
+
+impl Tier1Span {
+    /// Whether this span is recorded.
+    pub fn is_recording(&self) -> bool {
+        !self.spans.is_empty()
+    }
+
+    /// Marks the span failed with `error_type` and ends it.
+    pub fn fail(mut self, error_type: &str) {
+        for mut span in std::mem::take(&mut self.spans) {
+            span.set_attribute(KeyValue::new("error.type", error_type.to_string()));
+            span.set_status(Status::error(error_type.to_string()));
+            span.end();
+        }
+    }
+
+    /// Ends the span.
+    pub fn end(self) {}
+}
+
+impl Drop for Tier1Span {
+    fn drop(&mut self) {
+        for mut span in std::mem::take(&mut self.spans) {
+            span.end();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_known_vector() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn traces_url_forms() {
+        assert_eq!(
+            traces_url("http://c:4318").unwrap(),
+            "http://c:4318/v1/traces"
+        );
+        assert_eq!(
+            traces_url("http://c:4318/").unwrap(),
+            "http://c:4318/v1/traces"
+        );
+        assert_eq!(
+            traces_url("http://c:4318/v1/traces").unwrap(),
+            "http://c:4318/v1/traces"
+        );
+        assert!(traces_url("c:4318").is_err());
+    }
+
+    #[test]
+    fn disabled_records_nothing() {
+        let t = Tier1::disabled();
+        let call = t.start_call("llm.chat", "h");
+        assert!(!call.is_recording());
+        call.succeed(200, b"a", b"b");
+        assert!(t.summary().is_empty());
+    }
+}
