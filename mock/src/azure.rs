@@ -78,8 +78,25 @@ struct StoredFile {
     created: u64,
 }
 
+/// What a test can see of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchSnapshot {
+    /// Batch id.
+    pub id: String,
+    /// Input file.
+    pub input_file_id: String,
+    /// Output file, once finished.
+    pub output_file_id: Option<String>,
+    /// Error file, once finished with failed lines.
+    pub error_file_id: Option<String>,
+    /// Creation time (Unix seconds).
+    pub created_unix: u64,
+    seq: u64,
+}
+
 struct StoredBatch {
     id: String,
+    seq: u64,
     input_file_id: String,
     created: Instant,
     created_unix: u64,
@@ -215,7 +232,24 @@ impl AzureMock {
         lock(&self.inner.recorded).iter().cloned().collect()
     }
 
-    /// The content of an uploaded file (e.g. a batch input), if it exists.
+    /// Every batch created so far, in creation order.
+    pub fn batches(&self) -> Vec<BatchSnapshot> {
+        let mut all: Vec<BatchSnapshot> = lock(&self.inner.batches)
+            .values()
+            .map(|b| BatchSnapshot {
+                id: b.id.clone(),
+                input_file_id: b.input_file_id.clone(),
+                output_file_id: b.output_file_id.clone(),
+                error_file_id: b.error_file_id.clone(),
+                created_unix: b.created_unix,
+                seq: b.seq,
+            })
+            .collect();
+        all.sort_by_key(|b| b.seq);
+        all
+    }
+
+    /// The content of a file (a batch input, output or error file), if it exists.
     pub fn file(&self, id: &str) -> Option<Vec<u8>> {
         lock(&self.inner.files).get(id).map(|f| f.bytes.clone())
     }
@@ -577,9 +611,11 @@ async fn create_batch(
         .counters
         .batches_created
         .fetch_add(1, Ordering::Relaxed);
-    let id = format!("batch_{}", mock.next_id("mock-"));
+    let seq = mock.inner.counters.seq.fetch_add(1, Ordering::Relaxed) + 1;
+    let id = format!("batch_mock-{seq:08x}");
     let batch = StoredBatch {
         id: id.clone(),
+        seq,
         input_file_id,
         created: Instant::now(),
         created_unix: unix_now(),
@@ -698,9 +734,10 @@ fn finish(mock: &AzureMock, b: &mut StoredBatch, fraction: Option<f64>) {
                         false,
                         json!({"custom_id": custom_id, "response": {"status_code": code, "request_id": request_id, "body": v}, "error": null}),
                     ),
-                    Outcome::Raw(_) => (
-                        false,
-                        json!({"custom_id": custom_id, "response": null, "error": {"code": "server_error", "message": "malformed upstream answer"}}),
+                    // A 200 line whose body is not a chat completion.
+                    Outcome::Raw(text) => (
+                        true,
+                        json!({"custom_id": custom_id, "response": {"status_code": 200, "request_id": request_id, "body": text}, "error": null}),
                     ),
                 }
             }

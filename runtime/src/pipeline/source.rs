@@ -224,8 +224,12 @@ pub(crate) fn io_message(e: &std::io::Error) -> String {
     }
 }
 
-/// Counts the rows of the source (for progress), at most `limit`.
+/// Counts the rows of the source (for progress), at most `limit`. Only
+/// regular files are counted: reading a pipe would consume its rows.
 pub(crate) fn count_rows(config: &SourceConfig, path: &Path, limit: Option<u64>) -> Option<u64> {
+    if !std::fs::metadata(path).ok()?.is_file() {
+        return None;
+    }
     let mut n = 0u64;
     match config {
         SourceConfig::Jsonl { .. } => {

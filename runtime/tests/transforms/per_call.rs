@@ -1,0 +1,399 @@
+//! The five per-call transforms (`azure_llm`, `openrouter_llm`,
+//! `openrouter_batch_llm` and the two multi-query ones), each through the
+//! same scenarios: happy path, JSON replies, 429 then success, 500s
+//! exhausted, malformed replies, timeouts, content filter.
+
+use std::time::Duration;
+
+use elspeth_mock::chat::{
+    TRIGGER_BAD_JSON, TRIGGER_CONTENT_FILTER, TRIGGER_FILTERED_REPLY, TRIGGER_MALFORMED,
+};
+use elspeth_mock::{Fault, FaultPlan};
+use serde_json::{Value, json};
+
+use crate::common::{AZURE_KEY, Harness, Mocks, OPENROUTER_KEY, config, value};
+
+const PLUGINS: [&str; 5] = [
+    "azure_llm",
+    "openrouter_llm",
+    "openrouter_batch_llm",
+    "azure_multi_query_llm",
+    "openrouter_multi_query_llm",
+];
+
+fn is_multi(plugin: &str) -> bool {
+    plugin.contains("multi_query")
+}
+
+/// Options for `plugin`: a prompt over `text` (and a two-query matrix for
+/// the multi-query plugins), plus `extra`.
+fn options(plugin: &str, extra: Value) -> Value {
+    let mut o = if is_multi(plugin) {
+        json!({"prompt_template": "Rate {{ text }} for {{ criterion.name }}",
+               "queries": {"criterion": [{"name": "accuracy"}, {"name": "clarity"}]}})
+    } else {
+        json!({"prompt_template": "Classify: {{ text }}"})
+    };
+    o["max_retries"] = json!(2);
+    o["timeout_s"] = json!(5);
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        o[k] = v;
+    }
+    o
+}
+
+fn faults<'a>(mocks: &'a Mocks, plugin: &str) -> &'a FaultPlan {
+    if plugin.starts_with("azure") {
+        mocks.azure.chat_faults()
+    } else {
+        mocks.openrouter.faults()
+    }
+}
+
+fn requests(mocks: &Mocks, plugin: &str) -> u64 {
+    if plugin.starts_with("azure") {
+        mocks.azure.chat_requests()
+    } else {
+        mocks.openrouter.requests()
+    }
+}
+
+async fn harness(mocks: &Mocks, plugin: &str, extra: Value) -> Harness {
+    Harness::start(&config(plugin, options(plugin, extra)), mocks.env(), None).await
+}
+
+/// The output keys of `plugin` for reply field `field`.
+fn keys(plugin: &str, field: &str) -> Vec<String> {
+    if is_multi(plugin) {
+        vec![format!("accuracy_{field}"), format!("clarity_{field}")]
+    } else {
+        vec![field.to_string()]
+    }
+}
+
+#[tokio::test]
+async fn happy_path() {
+    let mocks = Mocks::start().await;
+    for plugin in PLUGINS {
+        let h = harness(
+            &mocks,
+            plugin,
+            json!({"system_prompt": "You triage support tickets.", "temperature": 0.2}),
+        )
+        .await;
+        let before = requests(&mocks, plugin);
+        let row = h
+            .process(
+                0,
+                json!({"id": 7, "text": "I was charged twice, I want a refund"}),
+            )
+            .await
+            .unwrap();
+        let mut expected = json!({"id": 7, "text": "I was charged twice, I want a refund"});
+        for k in keys(plugin, "llm_response") {
+            expected[k] = json!("billing");
+        }
+        assert_eq!(value(row), expected, "{plugin}");
+        let calls = if is_multi(plugin) { 2 } else { 1 };
+        assert_eq!(requests(&mocks, plugin) - before, calls, "{plugin}");
+        assert_eq!(h.meter.snapshot().calls, calls, "{plugin}");
+        assert!(h.meter.snapshot().tokens_in > 0, "{plugin}");
+    }
+    // What went over the wire.
+    let azure = mocks.azure.chat_bodies();
+    let body = azure.last().unwrap();
+    assert!(
+        body.get("model").is_none(),
+        "Azure chat sends the deployment in the URL, not the body"
+    );
+    assert_eq!(body["temperature"], json!(0.2));
+    assert_eq!(
+        body["messages"][0],
+        json!({"role": "system", "content": "You triage support tickets."})
+    );
+    let received = mocks.openrouter.received();
+    let last = received.last().unwrap();
+    assert_eq!(last.body["model"], "openai/gpt-4o-mini");
+    assert_eq!(last.referer.as_deref(), Some("https://example.org/elspeth"));
+    assert_eq!(last.title.as_deref(), Some("elspeth tests"));
+    // OpenRouter reports cost.
+    let h = harness(&mocks, "openrouter_llm", json!({})).await;
+    h.process(0, json!({"text": "hello"})).await.unwrap();
+    assert!(h.meter.snapshot().cost_usd.is_some_and(|c| c > 0.0));
+}
+
+#[tokio::test]
+async fn json_replies_become_fields() {
+    let mocks = Mocks::start().await;
+    for plugin in PLUGINS {
+        let h = harness(
+            &mocks,
+            plugin,
+            json!({"response_format": "json", "output_fields": ["category", "priority"],
+                   "prompt_template": if is_multi(plugin) { "Triage as JSON ({{ criterion.name }}): {{ text }}" } else { "Triage as JSON: {{ text }}" }}),
+        )
+        .await;
+        let row = value(
+            h.process(0, json!({"text": "the app crashes, urgent"}))
+                .await
+                .unwrap(),
+        );
+        for k in keys(plugin, "category") {
+            assert_eq!(row[&k], "bug", "{plugin} {k}");
+        }
+        for k in keys(plugin, "priority") {
+            assert_eq!(row[&k], "high", "{plugin} {k}");
+        }
+        assert!(
+            row.get("sentiment").is_none() && row.get("llm_response").is_none(),
+            "{plugin}: only output_fields are kept: {row}"
+        );
+        // A reply that is not JSON is a parse error.
+        let e = h
+            .process(1, json!({"text": format!("{TRIGGER_BAD_JSON} refund")}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, "parse", "{plugin}");
+        assert!(
+            e.message.contains("the reply is not valid JSON"),
+            "{plugin}: {}",
+            e.message
+        );
+    }
+    let bodies = mocks.azure.chat_bodies();
+    assert_eq!(
+        bodies.last().unwrap()["response_format"],
+        json!({"type": "json_object"})
+    );
+}
+
+#[tokio::test]
+async fn rate_limited_then_success() {
+    let mocks = Mocks::start().await;
+    for plugin in PLUGINS {
+        let h = harness(&mocks, plugin, json!({})).await;
+        let before = requests(&mocks, plugin);
+        faults(&mocks, plugin).push(Fault::Status {
+            code: 429,
+            retry_after: Some(0.01),
+        });
+        let row = h.process(0, json!({"text": "refund"})).await.unwrap();
+        for k in keys(plugin, "llm_response") {
+            assert_eq!(row[&k], "billing", "{plugin}");
+        }
+        let calls = if is_multi(plugin) { 3 } else { 2 };
+        assert_eq!(
+            requests(&mocks, plugin) - before,
+            calls,
+            "{plugin}: one retry"
+        );
+    }
+}
+
+#[tokio::test]
+async fn server_errors_exhausted() {
+    let mocks = Mocks::start().await;
+    for plugin in PLUGINS {
+        let h = harness(&mocks, plugin, json!({"max_retries": 2})).await;
+        let before = requests(&mocks, plugin);
+        faults(&mocks, plugin).set_default(Some(Fault::status(500)));
+        let e = h.process(0, json!({"text": "refund"})).await.unwrap_err();
+        faults(&mocks, plugin).clear();
+        assert_eq!(e.kind, "llm", "{plugin}");
+        assert_eq!(e.http_status, Some(500), "{plugin}");
+        let prefix = if is_multi(plugin) {
+            "query `accuracy`: "
+        } else {
+            ""
+        };
+        let service = if plugin.starts_with("azure") {
+            "Azure OpenAI"
+        } else {
+            "OpenRouter"
+        };
+        assert_eq!(
+            e.message,
+            format!("{prefix}{service} answered HTTP 500: mock fault: HTTP 500 (after 3 attempts)"),
+            "{plugin}"
+        );
+        let calls = if is_multi(plugin) { 6 } else { 3 };
+        assert_eq!(
+            requests(&mocks, plugin) - before,
+            calls,
+            "{plugin}: 1 + max_retries attempts per call"
+        );
+        assert_eq!(h.meter.snapshot().failed_calls, calls / 3, "{plugin}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_replies() {
+    let mocks = Mocks::start().await;
+    for plugin in PLUGINS {
+        let h = harness(&mocks, plugin, json!({})).await;
+        let before = requests(&mocks, plugin);
+        let e = h
+            .process(0, json!({"text": format!("{TRIGGER_MALFORMED} please")}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, "parse", "{plugin}");
+        assert!(
+            e.message
+                .contains("sent a reply that is not a chat completion"),
+            "{plugin}: {}",
+            e.message
+        );
+        assert!(
+            e.message.contains("<html>"),
+            "{plugin}: the message shows what came back: {}",
+            e.message
+        );
+        let calls = if is_multi(plugin) { 2 } else { 1 };
+        assert_eq!(
+            requests(&mocks, plugin) - before,
+            calls,
+            "{plugin}: a malformed reply is not retried"
+        );
+    }
+}
+
+#[tokio::test]
+async fn timeouts() {
+    let mocks = Mocks::start().await;
+    for plugin in PLUGINS {
+        // One slow answer: timed out, retried, then answered.
+        let h = harness(&mocks, plugin, json!({"timeout_s": 0.15, "max_retries": 1})).await;
+        let before = requests(&mocks, plugin);
+        faults(&mocks, plugin).push(Fault::Delay(Duration::from_millis(800)));
+        let row = h.process(0, json!({"text": "refund"})).await.unwrap();
+        assert_eq!(row[&keys(plugin, "llm_response")[0]], "billing", "{plugin}");
+        let calls = if is_multi(plugin) { 3 } else { 2 };
+        assert_eq!(requests(&mocks, plugin) - before, calls, "{plugin}");
+        // Always slow: the row fails with a timeout.
+        faults(&mocks, plugin).set_default(Some(Fault::Delay(Duration::from_millis(800))));
+        let e = h.process(1, json!({"text": "refund"})).await.unwrap_err();
+        faults(&mocks, plugin).clear();
+        assert_eq!(e.kind, "llm", "{plugin}");
+        assert_eq!(e.http_status, None, "{plugin}");
+        assert!(
+            e.message
+                .ends_with("did not answer within 0.15 s (timeout_s) (after 2 attempts)"),
+            "{plugin}: {}",
+            e.message
+        );
+    }
+}
+
+#[tokio::test]
+async fn content_filter() {
+    let mocks = Mocks::start().await;
+    for plugin in PLUGINS {
+        let h = harness(&mocks, plugin, json!({})).await;
+        let before = requests(&mocks, plugin);
+        let e = h
+            .process(
+                0,
+                json!({"text": format!("{TRIGGER_CONTENT_FILTER} violent text")}),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, "content_filter", "{plugin}: {}", e.message);
+        let status = if plugin.starts_with("azure") {
+            400
+        } else {
+            403
+        };
+        assert_eq!(e.http_status, Some(status), "{plugin}");
+        let calls = if is_multi(plugin) { 2 } else { 1 };
+        assert_eq!(
+            requests(&mocks, plugin) - before,
+            calls,
+            "{plugin}: a content-filter answer is not retried"
+        );
+        // The prompt passed, the reply was filtered.
+        let e = h
+            .process(1, json!({"text": format!("{TRIGGER_FILTERED_REPLY} text")}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, "content_filter", "{plugin}");
+        assert!(
+            e.message.contains("finish_reason: content_filter"),
+            "{plugin}: {}",
+            e.message
+        );
+    }
+}
+
+#[tokio::test]
+async fn template_errors_make_no_call() {
+    let mocks = Mocks::start().await;
+    for plugin in PLUGINS {
+        let h = harness(&mocks, plugin, json!({})).await;
+        let before = requests(&mocks, plugin);
+        let e = h
+            .process(0, json!({"body": "no text field"}))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, "template", "{plugin}");
+        let prefix = if is_multi(plugin) {
+            "query `accuracy`: "
+        } else {
+            ""
+        };
+        assert_eq!(
+            e.message,
+            format!(
+                "{prefix}prompt_template uses `{{{{ text }}}}` but the row has no field `text`"
+            )
+        );
+        assert_eq!(requests(&mocks, plugin), before, "{plugin}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_key_fails_without_leaking_it() {
+    let mocks = Mocks::start().await;
+    for plugin in PLUGINS {
+        let mut env = mocks.env();
+        let wrong = "sk-wrong-key-that-must-not-leak";
+        env.insert("AZURE_OPENAI_KEY".into(), wrong.into());
+        env.insert("OPENROUTER_API_KEY".into(), wrong.into());
+        let h = Harness::start(&config(plugin, options(plugin, json!({}))), env, None).await;
+        let e = h.process(0, json!({"text": "refund"})).await.unwrap_err();
+        assert_eq!(e.http_status, Some(401), "{plugin}");
+        assert!(
+            e.message.contains("(check the API key)"),
+            "{plugin}: {}",
+            e.message
+        );
+        assert!(!format!("{e:?}").contains(wrong), "{plugin}");
+        assert!(
+            !format!("{e:?}").contains(AZURE_KEY) && !format!("{e:?}").contains(OPENROUTER_KEY)
+        );
+    }
+}
+
+#[tokio::test]
+async fn unresolved_variables_fail_on_start() {
+    let mocks = Mocks::start().await;
+    for plugin in PLUGINS {
+        let mut env = mocks.env();
+        env.remove("AZURE_OPENAI_ENDPOINT");
+        env.remove("OPENROUTER_API_KEY");
+        let Err(e) =
+            Harness::try_start(&config(plugin, options(plugin, json!({}))), env, None).await
+        else {
+            panic!("{plugin} should not start");
+        };
+        let var = if plugin.starts_with("azure") {
+            "endpoint: environment variable `AZURE_OPENAI_ENDPOINT`"
+        } else {
+            "api_key: environment variable `OPENROUTER_API_KEY`"
+        };
+        assert!(
+            e.to_string()
+                .starts_with(&format!("transforms[0] ({plugin}): {var} is not set")),
+            "{e}"
+        );
+    }
+}
