@@ -176,15 +176,14 @@ fn walk(source: &str, template: &Template, out: &mut Analysis) {
             }
             TemplateElement::PartialExpression(_) | TemplateElement::PartialBlock(_) => {
                 out.issues.push(TemplateIssue {
-                    message: "partials (`{{> name}}`) are not supported in prompt templates".into(),
+                    message: "partials (`{{> name}}`) are not supported".into(),
                     help: Some(SUPPORTED.into()),
                     range,
                 });
             }
             TemplateElement::DecoratorExpression(_) | TemplateElement::DecoratorBlock(_) => {
                 out.issues.push(TemplateIssue {
-                    message: "decorators (`{{* name}}`) are not supported in prompt templates"
-                        .into(),
+                    message: "decorators (`{{* name}}`) are not supported".into(),
                     help: Some(SUPPORTED.into()),
                     range,
                 });
@@ -319,7 +318,7 @@ mod tests {
                     "{{upper x}}".to_string()
                 ),
                 (
-                    "partials (`{{> name}}`) are not supported in prompt templates".to_string(),
+                    "partials (`{{> name}}`) are not supported".to_string(),
                     "{{> p}}".to_string()
                 ),
             ]

@@ -12,6 +12,10 @@ use super::values::{EnvString, SecretRef};
 pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
 /// Default OpenRouter API base URL.
 pub const DEFAULT_OPENROUTER_BASE_URL: &str = "https://openrouter.ai/api/v1";
+/// Pattern of `api_version`: a date, optionally `-preview`.
+pub const API_VERSION_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$";
+/// Pattern of a query item name (it becomes part of row field names).
+pub const QUERY_ITEM_NAME_PATTERN: &str = r"^[A-Za-z0-9_]+$";
 /// Most queries a multi-query matrix may expand to (each is one LLM call
 /// per row); the validator rejects larger matrices.
 pub const MAX_QUERIES: usize = 1000;
@@ -27,9 +31,10 @@ pub struct AzureConnection {
     /// Azure OpenAI API key, sent as the `api-key` header. A secret: use
     /// `${AZURE_OPENAI_KEY}`.
     pub api_key: SecretRef,
-    /// Azure OpenAI REST API version.
+    /// Azure OpenAI REST API version, a date such as `2024-10-21` (or
+    /// `2025-01-01-preview`).
     #[serde(default = "default_api_version")]
-    #[schemars(default = "default_api_version")]
+    #[schemars(default = "default_api_version", regex(pattern = API_VERSION_PATTERN))]
     pub api_version: String,
 }
 
@@ -68,7 +73,7 @@ pub struct PromptOptions {
     pub response_format: ResponseFormat,
     /// Row field that receives a `text` reply.
     #[serde(default = "default_output_field")]
-    #[schemars(default = "default_output_field")]
+    #[schemars(default = "default_output_field", length(min = 1))]
     pub output_field: String,
     /// With `response_format: json`: the reply keys to keep (each becomes a
     /// row field; a missing key is a row error). Empty keeps every key.
@@ -135,7 +140,8 @@ impl Default for CallOptions {
 /// `{{ criterion.<var> }}` refers to the current item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
-pub struct QueryMatrix(#[schemars(length(min = 1))] pub BTreeMap<String, Vec<QueryItem>>);
+#[schemars(extend("minProperties" = 1))]
+pub struct QueryMatrix(pub BTreeMap<String, Vec<QueryItem>>);
 
 /// One item of a query-matrix dimension.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -143,6 +149,7 @@ pub struct QueryMatrix(#[schemars(length(min = 1))] pub BTreeMap<String, Vec<Que
 pub struct QueryItem {
     /// Item name: letters, digits and `_`; part of the query name and of the
     /// output field names.
+    #[schemars(regex(pattern = QUERY_ITEM_NAME_PATTERN))]
     pub name: String,
     /// Values the prompt template can use as `{{ <dimension>.<var> }}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

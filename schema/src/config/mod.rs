@@ -30,22 +30,27 @@ use serde::{Deserialize, Serialize};
 
 pub use io::{SinkConfig, SourceConfig};
 pub use llm::{
-    AzureBatchOptions, AzureConnection, CallOptions, CompletionWindow, DEFAULT_AZURE_API_VERSION,
-    DEFAULT_OPENROUTER_BASE_URL, MAX_QUERIES, OpenRouterBatchOptions, OpenRouterConnection,
-    PromptOptions, QueryItem, QueryMatrix, ResponseFormat,
+    API_VERSION_PATTERN, AzureBatchOptions, AzureConnection, CallOptions, CompletionWindow,
+    DEFAULT_AZURE_API_VERSION, DEFAULT_OPENROUTER_BASE_URL, MAX_QUERIES, OpenRouterBatchOptions,
+    OpenRouterConnection, PromptOptions, QUERY_ITEM_NAME_PATTERN, QueryItem, QueryMatrix,
+    ResponseFormat,
 };
 pub use telemetry::{
     Granularity, OtlpExporterOptions, OtlpProtocol, TelemetryConfig, TelemetryExporter,
 };
 pub use tracing::{
-    AzureAiTracingConfig, DEFAULT_LANGFUSE_HOST, LangfuseTracingConfig, MISSING_CONNECTION_STRING,
-    MISSING_PUBLIC_KEY, MISSING_SECRET_KEY, TracingConfig, TracingProvider,
+    AzureAiTracingConfig, DEFAULT_LANGFUSE_HOST, LANGFUSE_ENVIRONMENT_PATTERN,
+    LangfuseTracingConfig, MISSING_CONNECTION_STRING, MISSING_PUBLIC_KEY, MISSING_SECRET_KEY,
+    TracingConfig, TracingProvider, langfuse_environment_problem,
 };
 pub use transform::{
     AzureBatchLlmOptions, AzureLlmOptions, AzureMultiQueryLlmOptions, OpenRouterBatchLlmOptions,
     OpenRouterLlmOptions, OpenRouterMultiQueryLlmOptions, TransformConfig,
 };
 pub use values::{Env, EnvString, ProcessEnv, SecretRef};
+
+/// Pattern of a pipeline `name`.
+pub const PIPELINE_NAME_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9_-]*$";
 
 /// An elspeth pipeline: rows from a source, through a chain of LLM
 /// transforms, into a sink.
@@ -57,7 +62,7 @@ pub struct PipelineConfig {
     /// the name of the generated Rust module.
     #[schemars(
         length(min = 1, max = 128),
-        regex(pattern = r"^[A-Za-z][A-Za-z0-9_-]*$")
+        regex(pattern = PIPELINE_NAME_PATTERN)
     )]
     pub name: String,
     /// Where rows come from.

@@ -19,6 +19,34 @@ use serde::{Deserialize, Serialize};
 
 use super::values::{EnvString, SecretRef};
 
+/// Pattern of a Langfuse `environment` (Langfuse's own rule).
+pub const LANGFUSE_ENVIRONMENT_PATTERN: &str = r"^(?!langfuse)[a-z0-9_-]+$";
+
+/// Why `environment` is not a valid Langfuse environment, if it is not.
+///
+/// ```
+/// use elspeth_schema::config::langfuse_environment_problem;
+/// assert_eq!(langfuse_environment_problem("production"), None);
+/// assert!(langfuse_environment_problem("Prod").is_some());
+/// assert!(langfuse_environment_problem("langfuse-dev").is_some());
+/// ```
+pub fn langfuse_environment_problem(environment: &str) -> Option<&'static str> {
+    if environment.is_empty() {
+        Some("must not be empty")
+    } else if environment.starts_with("langfuse") {
+        Some("must not start with `langfuse` (reserved by Langfuse)")
+    } else if !environment
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        Some("must be lowercase letters, digits, `-` and `_`")
+    } else if environment.len() > 40 {
+        Some("must be at most 40 characters")
+    } else {
+        None
+    }
+}
+
 /// Default Langfuse host.
 pub const DEFAULT_LANGFUSE_HOST: &str = "https://cloud.langfuse.com";
 
@@ -182,9 +210,10 @@ pub struct LangfuseTracingConfig {
     #[serde(default = "default_sample_rate")]
     #[schemars(default = "default_sample_rate", range(min = 0.0, max = 1.0))]
     pub sample_rate: f64,
-    /// Langfuse environment (e.g. `production`): lowercase, at most 40
-    /// characters, not starting with `langfuse`.
+    /// Langfuse environment (e.g. `production`): lowercase letters, digits,
+    /// `-` and `_`, at most 40 characters, not starting with `langfuse`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 40), regex(pattern = LANGFUSE_ENVIRONMENT_PATTERN))]
     pub environment: Option<String>,
     /// Release or version of the pipeline, shown on every trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]

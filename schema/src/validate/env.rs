@@ -14,6 +14,9 @@ use crate::diagnostic::Severity;
 use crate::interpolate::{self, InterpolationErrorKind, Segment};
 use crate::yaml::Value;
 
+/// Keys whose values are masked in snippets when the schema position is unknown.
+const SECRET_KEYS: [&str; 4] = ["api_key", "secret_key", "connection_string", "password"];
+
 /// Fields whose text is a prompt: `${...}` there is prompt text.
 const PROMPT_FIELDS: [&str; 2] = ["prompt_template", "system_prompt"];
 
@@ -24,6 +27,22 @@ pub(super) fn check(phase: &mut Phase<'_>, opts: &ValidateOptions) {
     let mut findings = Vec::new();
     let mut redact = Vec::new();
     walk(&nav, root, &mut |node, path, at| {
+        // Mask secrets in snippets: any literal in a secret field (even of
+        // the wrong type), and values under secret-looking keys where the
+        // schema does not say (e.g. under an unknown plugin).
+        let secret_field = match at {
+            Some(at) => at.kind == StrKind::Secret,
+            None => matches!(path.last(), Some(Seg::Key(k)) if SECRET_KEYS.contains(&k.as_str())),
+        };
+        if secret_field {
+            match &node.value {
+                Value::String(text)
+                    if at.is_none() && !SecretRef::new(text.as_str()).is_literal() => {}
+                Value::String(_) if at.is_some() => {} // handled below
+                Value::Seq(_) | Value::Map(_) | Value::Null => {}
+                _ => redact.push(node.span.range()),
+            }
+        }
         let Value::String(text) = &node.value else {
             return;
         };

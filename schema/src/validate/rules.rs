@@ -12,6 +12,7 @@ use super::{Finding, Phase, ValidateOptions};
 use crate::config::{
     EnvString, LangfuseTracingConfig, QueryMatrix, ResponseFormat, SinkConfig, SourceConfig,
     TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig,
+    langfuse_environment_problem,
 };
 use crate::diagnostic::Severity;
 use crate::span::Span;
@@ -417,7 +418,10 @@ impl Rules<'_, '_> {
                     let mut f = Finding::new(
                         span,
                         Severity::Error,
-                        format!("`{}` is not a plain field name", field.name),
+                        format!(
+                            "`{}` is not a plain field name in `prompt_template`",
+                            field.name
+                        ),
                     );
                     f.help = Some(match queries {
                         Some(q) => {
@@ -439,7 +443,7 @@ impl Rules<'_, '_> {
                 }
             }
         }
-        if analysis.issues.is_empty() && row_fields == 0 {
+        if findings.is_empty() && row_fields == 0 {
             let mut f = Finding::new(
                 node.span,
                 Severity::Warning,
@@ -459,7 +463,7 @@ impl Rules<'_, '_> {
         };
         if queries.0.is_empty() {
             if let Some(f) =
-                self.at_key(path, Severity::Error, "`queries` has no dimensions".into())
+                self.at_value(path, Severity::Error, "`queries` must not be empty".into())
             {
                 f.help = Some("add a dimension, e.g. `criterion: [{ name: accuracy }]`".into());
             }
@@ -646,30 +650,15 @@ impl Rules<'_, '_> {
         {
             f.help = Some("e.g. `https://cloud.langfuse.com`".into());
         }
-        if let Some(env) = &l.environment {
-            let problem = if env.is_empty() {
-                Some("must not be empty")
-            } else if env.len() > 40 {
-                Some("must be at most 40 characters")
-            } else if env.starts_with("langfuse") {
-                Some("must not start with `langfuse` (reserved by Langfuse)")
-            } else if !env
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-            {
-                Some("must be lowercase letters, digits, `-` and `_`")
-            } else {
-                None
-            };
-            if let Some(problem) = problem
-                && let Some(f) = self.at_value(
-                    &sub("environment"),
-                    Severity::Error,
-                    format!("Langfuse `environment` {problem}"),
-                )
-            {
-                f.help = Some("e.g. `production`, `staging` or `dev`".into());
-            }
+        if let Some(env) = &l.environment
+            && let Some(problem) = langfuse_environment_problem(env)
+            && let Some(f) = self.at_value(
+                &sub("environment"),
+                Severity::Error,
+                format!("Langfuse `environment` {problem}"),
+            )
+        {
+            f.help = Some("e.g. `production`, `staging` or `dev`".into());
         }
         let mut seen = HashSet::new();
         for (i, tag) in l.tags.iter().enumerate() {

@@ -14,7 +14,9 @@ use serde_json::Value as Json;
 use super::locate::{self, Seg, anchor_span, find, find_closest, from_location, provider_span};
 use super::nav::{DISCRIMINATORS, Nav, StrKind};
 use super::{Finding, Phase};
-use crate::config::{MISSING_CONNECTION_STRING, MISSING_PUBLIC_KEY, MISSING_SECRET_KEY};
+use crate::config::{
+    MISSING_CONNECTION_STRING, MISSING_PUBLIC_KEY, MISSING_SECRET_KEY, langfuse_environment_problem,
+};
 use crate::diagnostic::Severity;
 use crate::span::Span;
 use crate::suggest::{did_you_mean, list, list_or};
@@ -60,8 +62,18 @@ impl<'a> Checker<'_, 'a> {
         self.phase.root
     }
 
+    /// Reports a structural problem (wrong type, unknown or missing key,
+    /// unknown plugin...): the part at `path` cannot be read as typed config.
     fn push(&mut self, path: &[Seg], span: Span, message: String) -> &mut Finding {
         self.phase.bad_paths.push(path.to_vec());
+        self.phase
+            .push(Finding::new(span, Severity::Error, message))
+    }
+
+    /// Reports a value outside its constraints (range, length, pattern):
+    /// the part still reads as typed config, so the semantic rules run on
+    /// it too (and report the same problem with the same message at most).
+    fn push_value(&mut self, span: Span, message: String) -> &mut Finding {
         self.phase
             .push(Finding::new(span, Severity::Error, message))
     }
@@ -69,6 +81,12 @@ impl<'a> Checker<'_, 'a> {
     fn error(&mut self, error: &ValidationError<'_>) {
         let path = from_location(error.instance_path());
         let schema_path = error.schema_path().as_str().to_string();
+        if let Some((message, help)) = self.string_rule(&path, error.kind()) {
+            let span = find_closest(self.root(), &path).node.span;
+            let f = self.push_value(span, message);
+            f.help = help;
+            return;
+        }
         match error.kind() {
             Kind::OneOfNotValid { context } | Kind::AnyOf { context } => {
                 self.branching(&path, &schema_path, context);
@@ -107,31 +125,30 @@ impl<'a> Checker<'_, 'a> {
                     format!("at least {limit} items")
                 };
                 let help = self.description_help(&path);
-                let f = self.push(&path, span, format!("{field} needs {what}"));
+                let f = self.push_value(span, format!("{field} needs {what}"));
                 f.help = help;
             }
             Kind::MaxItems { limit } => {
                 let (span, field, _) = self.value_parts(&path, &schema_path);
-                self.push(&path, span, format!("{field} has more than {limit} items"));
+                self.push_value(span, format!("{field} has more than {limit} items"));
             }
             Kind::MinProperties { limit } => {
                 let (span, field, _) = self.value_parts(&path, &schema_path);
                 let help = self.description_help(&path);
-                let f = self.push(
-                    &path,
+                let f = self.push_value(
                     span,
-                    format!(
-                        "{field} needs at least {limit} entr{}",
-                        if *limit == 1 { "y" } else { "ies" }
-                    ),
+                    if *limit == 1 {
+                        format!("{field} must not be empty")
+                    } else {
+                        format!("{field} needs at least {limit} entries")
+                    },
                 );
                 f.help = help;
             }
             Kind::Pattern { pattern } => {
                 let (span, field, found) = self.value_parts(&path, &schema_path);
                 let help = self.description_help(&path);
-                let f = self.push(
-                    &path,
+                let f = self.push_value(
                     span,
                     format!("invalid {field}: {found} does not match `{pattern}`"),
                 );
@@ -139,13 +156,63 @@ impl<'a> Checker<'_, 'a> {
             }
             Kind::UniqueItems => {
                 let (span, field, _) = self.value_parts(&path, &schema_path);
-                self.push(&path, span, format!("{field} lists the same item twice"));
+                self.push_value(span, format!("{field} lists the same item twice"));
             }
             _ => {
                 let span = locate::value_span(find_closest(self.root(), &path));
                 let msg = error.to_string();
                 self.push(&path, span, msg);
             }
+        }
+    }
+
+    /// Precise messages for the string fields with a pattern: the same
+    /// text the semantic rules use, one message per value.
+    fn string_rule(&self, path: &[Seg], kind: &Kind) -> Option<(String, Option<String>)> {
+        if !matches!(
+            kind,
+            Kind::Pattern { .. } | Kind::MinLength { .. } | Kind::MaxLength { .. }
+        ) {
+            return None;
+        }
+        let value = find(self.root(), path)?.node.as_str()?;
+        match path {
+            [Seg::Key(k)] if k == "name" => Some((
+                format!(
+                    "pipeline `name` must start with a letter and hold only letters, digits, `-` and `_`, found `{}`",
+                    shorten(value)
+                ),
+                Some(
+                    "e.g. `ticket-triage`; it names logs, traces and the generated Rust module"
+                        .into(),
+                ),
+            )),
+            [.., Seg::Key(t), Seg::Key(e)] if t == "tracing" && e == "environment" => {
+                let problem = langfuse_environment_problem(value)?;
+                Some((
+                    format!("Langfuse `environment` {problem}"),
+                    Some("e.g. `production`, `staging` or `dev`".into()),
+                ))
+            }
+            [.., Seg::Key(k)] if k == "api_version" => Some((
+                format!(
+                    "`api_version` must be a date such as `2024-10-21` (optionally with `-preview`), found `{}`",
+                    shorten(value)
+                ),
+                Some("see the Azure OpenAI REST API versions".into()),
+            )),
+            [.., Seg::Key(q), Seg::Key(_), Seg::Index(_), Seg::Key(n)]
+                if q == "queries" && n == "name" =>
+            {
+                Some((
+                    format!(
+                        "query item name `{}` must be letters, digits and `_`",
+                        shorten(value)
+                    ),
+                    Some("it becomes part of output field names (`<query>_<field>`)".into()),
+                ))
+            }
+            _ => None,
         }
     }
 
@@ -487,11 +554,14 @@ impl<'a> Checker<'_, 'a> {
             return;
         }
         let field = field_name(path);
-        let help = if shown.contains(&JsonType::String)
+        let help = if secret {
+            Some("write a `${VAR}` reference to an environment variable holding the secret".into())
+        } else if shown.contains(&JsonType::String)
             && matches!(
                 found.node.value,
                 Value::Int(_) | Value::Float(_) | Value::Bool(_)
-            ) {
+            )
+        {
             let text = node_text(self.phase.index.text(), found.node);
             Some(format!("quote the value to use it as text: `\"{text}\"`"))
         } else if matches!(found.node.value, Value::Null) {
@@ -532,8 +602,7 @@ impl<'a> Checker<'_, 'a> {
         let field = field_name(path);
         let found_text = node_text(self.phase.index.text(), found.node);
         let help = self.description_help(path);
-        let f = self.push(
-            path,
+        let f = self.push_value(
             found.node.span,
             format!("{field} must be {bounds}, found {found_text}"),
         );
@@ -560,8 +629,7 @@ impl<'a> Checker<'_, 'a> {
         let secret = self.is_secret(path, schema_path);
         let found_text = describe_found(found.node, secret);
         let help = self.description_help(path);
-        let f = self.push(
-            path,
+        let f = self.push_value(
             found.node.span,
             format!("{field} must be {rule}, found {found_text}"),
         );

@@ -1,0 +1,456 @@
+//! The validation API: phases, rules, locations, deduplication, warnings,
+//! `resolve_env` and secrecy.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use elspeth_schema::config::{
+    MISSING_CONNECTION_STRING, MISSING_PUBLIC_KEY, MISSING_SECRET_KEY, TracingConfig,
+};
+use elspeth_schema::diagnostic::Severity;
+use elspeth_schema::{ValidateOptions, Validated, validate_str};
+
+fn check(text: &str) -> Validated {
+    validate_str("p.yaml", text, &ValidateOptions::default())
+}
+
+fn with_env(text: &str, vars: &[(&str, &str)]) -> Validated {
+    let env: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let opts = ValidateOptions {
+        resolve_env: true,
+        env: Arc::new(env),
+        ..ValidateOptions::default()
+    };
+    validate_str("p.yaml", text, &opts)
+}
+
+/// `(line, column, severity, message)` of every diagnostic.
+fn summary(v: &Validated) -> Vec<(usize, usize, Severity, String)> {
+    v.diagnostics
+        .iter()
+        .map(|d| (d.line, d.column, d.severity, d.message.clone()))
+        .collect()
+}
+
+fn pipeline(transforms: &str) -> String {
+    format!(
+        "name: p\nsource: {{ plugin: jsonl, path: in.jsonl }}\ntransforms:\n{transforms}sink: {{ plugin: jsonl, path: out.jsonl }}\n"
+    )
+}
+
+fn azure(extra: &str) -> String {
+    format!(
+        "  - plugin: azure_llm\n    options:\n      deployment_name: gpt-4o\n      endpoint: ${{AZURE_OPENAI_ENDPOINT}}\n      api_key: ${{AZURE_OPENAI_KEY}}\n      prompt_template: 'Classify: {{{{ text }}}}'\n{extra}"
+    )
+}
+
+#[test]
+fn a_valid_file_gives_the_typed_config() {
+    let v = check(&pipeline(&azure(
+        "      tracing:\n        provider: langfuse\n        public_key: ${PK}\n        secret_key: ${SK}\n",
+    )));
+    assert!(v.diagnostics.is_empty(), "{}", v.render());
+    assert_eq!(v.render(), "");
+    let config = v.config.unwrap();
+    let Some(TracingConfig::Langfuse(l)) = config.transforms[0].tracing() else {
+        panic!("langfuse expected")
+    };
+    assert_eq!(l.host.raw(), "https://cloud.langfuse.com");
+    assert_eq!(l.secret_key.as_ref().unwrap().expose_raw(), "${SK}");
+}
+
+#[test]
+fn plan_rules_for_tracing_blocks() {
+    // absent → no tracing; {} → none; provider defaults to none
+    for (block, want) in [
+        ("", None),
+        ("      tracing: {}\n", Some(TracingConfig::None)),
+    ] {
+        let v = check(&pipeline(&azure(block)));
+        assert!(v.diagnostics.is_empty(), "{}", v.render());
+        assert_eq!(v.config.unwrap().transforms[0].tracing(), want.as_ref());
+    }
+    // Exact messages, one per missing key, at the `provider:` entry.
+    let v = check(&pipeline(&azure(
+        "      tracing:\n        provider: azure_ai\n",
+    )));
+    assert_eq!(
+        summary(&v),
+        [(
+            11,
+            9,
+            Severity::Error,
+            MISSING_CONNECTION_STRING.to_string()
+        )]
+    );
+    assert_eq!(v.diagnostics[0].end_column, 27);
+    let v = check(&pipeline(&azure("      tracing: { provider: langfuse }\n")));
+    assert_eq!(
+        summary(&v),
+        [
+            (10, 18, Severity::Error, MISSING_PUBLIC_KEY.to_string()),
+            (10, 18, Severity::Error, MISSING_SECRET_KEY.to_string()),
+        ]
+    );
+    // Present but empty keys: the same messages, once each.
+    let v = check(&pipeline(&azure(
+        "      tracing:\n        provider: langfuse\n        public_key:\n        secret_key: ~\n",
+    )));
+    assert_eq!(
+        summary(&v),
+        [
+            (11, 9, Severity::Error, MISSING_PUBLIC_KEY.to_string()),
+            (11, 9, Severity::Error, MISSING_SECRET_KEY.to_string()),
+        ]
+    );
+}
+
+#[test]
+fn one_bad_transform_does_not_hide_the_others() {
+    let text = pipeline(&format!(
+        "{}{}{}",
+        azure("      temperature: hot\n"),
+        azure(
+            "      tracing: { provider: langfuse, public_key: '${P}', secret_key: '${S}', host: 'langfuse.local' }\n"
+        ),
+        azure("      prompt_template: 'x'\n")
+            .replace("      prompt_template: 'Classify: {{ text }}'\n", ""),
+    ));
+    let v = check(&text);
+    let messages: Vec<String> = v.diagnostics.iter().map(|d| d.message.clone()).collect();
+    assert_eq!(
+        messages,
+        [
+            "invalid type for `temperature`: expected a number, found string `hot`",
+            "`host` must be an http(s) URL: it does not start with `https://` or `http://`",
+            "transforms 2 and 3 both write the row field `llm_response`; the later one overwrites it",
+            "`prompt_template` uses no row field, so every row gets the same prompt",
+        ],
+        "{}",
+        v.render()
+    );
+    assert!(v.config.is_none());
+}
+
+#[test]
+fn warnings_keep_the_file_valid_and_secrets_out_of_the_output() {
+    let text = pipeline(&azure(
+        "      tracing:\n        provider: langfuse\n        public_key: pk-lf-public\n        secret_key: sk-lf-0123456789\n",
+    ))
+    .replace("${AZURE_OPENAI_KEY}", "abcdef0123456789");
+    let v = check(&text);
+    assert!(!v.has_errors());
+    assert!(v.config.is_some());
+    assert_eq!(
+        summary(&v),
+        [
+            (
+                8,
+                16,
+                Severity::Warning,
+                "`api_key` holds a literal secret; use ${AZURE_OPENAI_KEY}".to_string()
+            ),
+            (
+                13,
+                21,
+                Severity::Warning,
+                "`secret_key` holds a literal secret; use ${LANGFUSE_SECRET_KEY}".to_string()
+            ),
+        ]
+    );
+    let rendered = v.render();
+    assert!(!rendered.contains("abcdef0123456789"), "{rendered}");
+    assert!(!rendered.contains("sk-lf-0123456789"), "{rendered}");
+    assert!(rendered.contains("api_key: ****************"), "{rendered}");
+    // The public key is not a secret.
+    assert!(!rendered.contains("public_key"));
+    let json = serde_json::to_string(&v.diagnostics).unwrap();
+    assert!(!json.contains("abcdef0123456789") && !json.contains("sk-lf-0123456789"));
+    // Debug of the typed config hides literal secrets too.
+    let debug = format!("{:?}", v.config.unwrap());
+    assert!(!debug.contains("abcdef0123456789") && !debug.contains("sk-lf-0123456789"));
+}
+
+#[test]
+fn a_secret_of_the_wrong_type_is_not_quoted() {
+    let v = check(&pipeline(&azure("")).replace("${AZURE_OPENAI_KEY}", "1234567890123"));
+    assert_eq!(
+        v.diagnostics[0].message,
+        "invalid type for `api_key`: expected a string, found an integer"
+    );
+    let rendered = v.render();
+    assert!(!rendered.contains("1234567890123"), "{rendered}");
+    assert!(rendered.contains("api_key: *************"), "{rendered}");
+    // Under an unknown plugin the schema says nothing, but secret-looking
+    // keys are masked anyway.
+    let v = check(
+        &pipeline(&azure(""))
+            .replace("azure_llm", "azure_lm")
+            .replace("${AZURE_OPENAI_KEY}", "sk-abc123"),
+    );
+    assert!(!v.render().contains("sk-abc123"));
+}
+
+#[test]
+fn resolve_env_reports_every_missing_variable_by_name() {
+    let text = pipeline(&azure(
+        "      tracing:\n        provider: langfuse\n        public_key: ${LANGFUSE_PUBLIC_KEY}\n        secret_key: ${LANGFUSE_SECRET_KEY}\n        host: ${LANGFUSE_HOST:-https://cloud.langfuse.com}\n",
+    ));
+    // Validation alone accepts unset variables.
+    assert!(check(&text).diagnostics.is_empty());
+    let v = with_env(&text, &[("LANGFUSE_PUBLIC_KEY", "pk")]);
+    assert_eq!(
+        summary(&v),
+        [
+            (
+                7,
+                17,
+                Severity::Error,
+                "environment variable `AZURE_OPENAI_ENDPOINT` is not set".to_string()
+            ),
+            (
+                8,
+                16,
+                Severity::Error,
+                "environment variable `AZURE_OPENAI_KEY` is not set".to_string()
+            ),
+            (
+                13,
+                21,
+                Severity::Error,
+                "environment variable `LANGFUSE_SECRET_KEY` is not set".to_string()
+            ),
+        ]
+    );
+    assert_eq!(v.diagnostics[0].notes, ["`endpoint` refers to it"]);
+    // Resolved values are checked but never shown.
+    let v = with_env(
+        &text,
+        &[
+            ("AZURE_OPENAI_ENDPOINT", "contoso-secret.openai.azure.com"),
+            ("AZURE_OPENAI_KEY", "k"),
+            ("LANGFUSE_PUBLIC_KEY", "pk"),
+            ("LANGFUSE_SECRET_KEY", "sk"),
+            ("LANGFUSE_HOST", "ftp://files"),
+        ],
+    );
+    assert_eq!(
+        summary(&v),
+        [
+            (7, 17, Severity::Error, "`endpoint` does not resolve to an http(s) URL: it does not start with `https://` or `http://`".to_string()),
+            (14, 15, Severity::Error, "`host` does not resolve to an http(s) URL: its scheme is not `http` or `https`".to_string()),
+        ]
+    );
+    let all = v.render();
+    assert!(
+        !all.contains("contoso-secret") && !all.contains("ftp://files"),
+        "{all}"
+    );
+}
+
+#[test]
+fn env_reference_syntax_is_checked_only_where_references_expand() {
+    let text = pipeline(&azure("").replace(
+        "'Classify: {{ text }}'",
+        "'Costs ${{ price }} and ${NOT_EXPANDED}'",
+    ))
+    .replace("deployment_name: gpt-4o", "deployment_name: ${DEPLOYMENT}")
+    .replace("${AZURE_OPENAI_KEY}", "${AZURE OPENAI KEY}");
+    let v = check(&text);
+    assert_eq!(
+        summary(&v),
+        [
+            (
+                6,
+                24,
+                Severity::Warning,
+                "`deployment_name` does not expand `${DEPLOYMENT}`; the text is used as written"
+                    .to_string()
+            ),
+            (
+                8,
+                16,
+                Severity::Error,
+                "invalid environment variable name `AZURE OPENAI KEY` in `api_key`".to_string()
+            ),
+        ],
+        "{}",
+        v.render()
+    );
+}
+
+#[test]
+fn prompt_templates_are_parsed_and_checked() {
+    let with_template = |t: &str| check(&pipeline(&azure("").replace("'Classify: {{ text }}'", t)));
+    let v = with_template("'Hi {{ user.name }}'");
+    assert_eq!(
+        v.diagnostics[0].message,
+        "`user.name` is not a plain field name in `prompt_template`"
+    );
+    assert_eq!((v.diagnostics[0].line, v.diagnostics[0].column), (9, 28));
+    let v = with_template("\"{{#if urgent}}URGENT {{/if}}{{{ text }}} {{! note }}\"");
+    assert!(v.diagnostics.is_empty(), "{}", v.render());
+    let v = with_template("'{{> header}} {{ text }}'");
+    assert_eq!(
+        v.diagnostics[0].message,
+        "partials (`{{> name}}`) are not supported in `prompt_template`"
+    );
+    // A block scalar: the location is inside the block.
+    let v = check(&pipeline(&azure("").replace(
+        "prompt_template: 'Classify: {{ text }}'",
+        "prompt_template: |\n        Line one {{ text }}\n        Line two {{ ../up }}",
+    )));
+    assert_eq!(
+        v.diagnostics[0].message,
+        "`../up` is not a plain field name in `prompt_template`"
+    );
+    assert_eq!((v.diagnostics[0].line, v.diagnostics[0].column), (11, 18));
+}
+
+#[test]
+fn multi_query_rules() {
+    let mq = |template: &str, queries: &str| {
+        check(&pipeline(&format!(
+            "  - plugin: openrouter_multi_query_llm\n    options:\n      model: m\n      api_key: ${{K}}\n      prompt_template: \"{template}\"\n      queries:\n{queries}"
+        )))
+    };
+    let dims = "        criterion:\n          - { name: accuracy, vars: { rubric: r1 } }\n          - { name: clarity }\n";
+    let v = mq(
+        "{{ text }} {{ criterion.name }} {{ criterion.rubric }} {{ criterion }} {{ critrion.name }}",
+        dims,
+    );
+    let messages: Vec<_> = v.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "`criterion.rubric` is not set on every `criterion` item (missing on `clarity`)",
+            "`{{ criterion }}` is a query dimension, not a field",
+            "`critrion.name` is not a plain field name in `prompt_template`",
+        ]
+    );
+    assert_eq!(
+        v.diagnostics[2].help.as_deref(),
+        Some("did you mean the query dimension `criterion`?")
+    );
+    let v = mq(
+        "{{ text }}",
+        "        criterion: []\n        case-study:\n          - { name: a, vars: { name: x } }\n",
+    );
+    let messages: Vec<_> = v.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "query dimension `criterion` has no items",
+            "query dimension `case-study` must be letters, digits and `_`, not starting with a digit",
+            "`name` is reserved in `vars`",
+        ]
+    );
+    // Too many combinations.
+    let items: String = (0..40)
+        .map(|i| format!("          - {{ name: i{i} }}\n"))
+        .collect();
+    let v = mq(
+        "{{ text }}",
+        &format!("        a:\n{items}        b:\n{items}"),
+    );
+    assert_eq!(
+        v.diagnostics[0].message,
+        "`queries` expands to 1600 combinations; at most 1000 are allowed"
+    );
+    // Joined names that collide.
+    let v = mq(
+        "{{ text }}",
+        "        a:\n          - { name: x_y }\n          - { name: x }\n        b:\n          - { name: z }\n          - { name: y_z }\n",
+    );
+    assert_eq!(
+        v.diagnostics[0].message,
+        "two query combinations are both named `x_y_z`"
+    );
+}
+
+#[test]
+fn cross_transform_and_pipeline_rules() {
+    let two = pipeline(&format!(
+        "{}{}",
+        azure("      tracing: { provider: azure_ai, connection_string: '${CS_A}' }\n"),
+        azure("      tracing: { provider: azure_ai, connection_string: '${CS_B}' }\n"),
+    ));
+    let v = check(&two);
+    assert!(!v.has_errors());
+    let messages: Vec<_> = v.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "transforms 1 and 2 both write the row field `llm_response`; the later one overwrites it",
+            "this azure_ai connection string differs from the one of transform 1; Application Insights is process-wide, so the first one wins",
+        ]
+    );
+    let v = check(&pipeline(&azure("")).replace("path: out.jsonl", "path: ./in.jsonl"));
+    assert_eq!(
+        v.diagnostics[0].message,
+        "the sink writes to the file the source reads"
+    );
+    let v = check(&pipeline(&azure("      output_fields: [a]\n")));
+    assert_eq!(
+        v.diagnostics[0].message,
+        "`output_fields` only applies to `response_format: json`"
+    );
+    let v = check(&pipeline(&azure("")).replace("sink:", "telemetry: { enabled: true }\nsink:"));
+    assert_eq!(summary(&v)[0].2, Severity::Warning);
+    let v = check(&pipeline(&azure("")).replace(
+        "sink: { plugin: jsonl, path: out.jsonl }",
+        "sink: { plugin: csv, path: out.csv, delimiter: 'é', columns: [a, a] }",
+    ));
+    let messages: Vec<_> = v.diagnostics.iter().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "`delimiter` must be one ASCII character other than a quote or a line break, found `é`",
+            "column `a` is listed twice",
+        ]
+    );
+}
+
+#[test]
+fn a_problem_is_reported_once() {
+    // The environment breaks the schema's pattern and the semantic rule:
+    // one diagnostic.
+    let v = check(&pipeline(&azure(
+        "      tracing: { provider: langfuse, public_key: '${P}', secret_key: '${S}', environment: langfuse-prod }\n",
+    )));
+    assert_eq!(
+        summary(&v),
+        [(
+            10,
+            91,
+            Severity::Error,
+            "Langfuse `environment` must not start with `langfuse` (reserved by Langfuse)"
+                .to_string()
+        )]
+    );
+    // An unknown provider is one error, not one per branch.
+    let v = check(&pipeline(&azure(
+        "      tracing: { provider: langfus, hots: x }\n",
+    )));
+    assert_eq!(summary(&v).len(), 1, "{}", v.render());
+    assert_eq!(
+        v.diagnostics[0].help.as_deref(),
+        Some("did you mean `langfuse`?")
+    );
+}
+
+#[test]
+fn diagnostics_are_in_file_order_and_render_rustc_style() {
+    let v =
+        check(&pipeline(&azure("      pool_size: 0\n")).replace("name: p", "name: p\nextra: 1"));
+    let lines: Vec<usize> = v.diagnostics.iter().map(|d| d.line).collect();
+    assert_eq!(lines, [2, 11]);
+    let rendered = v.render();
+    assert!(rendered.starts_with("error: unknown field `extra` in the pipeline\n --> p.yaml:2:1\n  |\n2 | extra: 1\n  | ^^^^^\n"), "{rendered}");
+    assert!(rendered.contains(
+        "\n\nerror: `pool_size` must be between 1 and 1000, found 0\n  --> p.yaml:11:18\n"
+    ));
+}
