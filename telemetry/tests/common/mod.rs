@@ -110,3 +110,102 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
     let n = needle.as_bytes();
     !n.is_empty() && haystack.windows(n.len()).any(|w| w == n)
 }
+
+/// Log lines of every test in this binary (a global subscriber writing to
+/// memory). Filter by something unique to your test (a host, a label).
+pub fn logs() -> LogBuffer {
+    use std::sync::OnceLock;
+    static BUFFER: OnceLock<LogBuffer> = OnceLock::new();
+    BUFFER
+        .get_or_init(|| {
+            let buffer = LogBuffer(Arc::new(std::sync::Mutex::new(Vec::new())));
+            let writer = buffer.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_ansi(false)
+                .with_max_level(tracing::Level::INFO)
+                .with_writer(move || writer.clone())
+                .finish();
+            let _ = tracing::subscriber::set_global_default(subscriber);
+            buffer
+        })
+        .clone()
+}
+
+/// Captured log output.
+#[derive(Clone)]
+pub struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// Lines containing every one of `needles`.
+    pub fn lines_with(&self, needles: &[&str]) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A port nothing listens on.
+pub fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A miniature pipeline: `rows` rows, 8 in flight, each "calls the LLM"
+/// (yields) and records a trace + generation, then writes its output row.
+/// Returns the rows written, and the most spans the sink had pending.
+pub async fn run_rows(
+    tracer: &Tracer,
+    sink: Arc<dyn SpanSink>,
+    rows: usize,
+    prefix: &str,
+) -> (Vec<String>, u64) {
+    let written = Arc::new(std::sync::Mutex::new(Vec::with_capacity(rows)));
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (tracer, sink, written, peak, next) = (
+            tracer.clone(),
+            sink.clone(),
+            written.clone(),
+            peak.clone(),
+            next.clone(),
+        );
+        let prefix = prefix.to_string();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= rows {
+                    break;
+                }
+                tokio::task::yield_now().await; // the LLM call
+                let token = format!("{prefix}-{i}");
+                record_ok(&tracer, &token, false);
+                written.lock().unwrap().push(token);
+                peak.fetch_max(sink.summary().pending, std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rows = std::mem::take(&mut *written.lock().unwrap());
+    (rows, peak.load(std::sync::atomic::Ordering::Relaxed))
+}
