@@ -933,3 +933,22 @@ async fn generated_transforms_run_as_dyn_transform() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_row_with_no_planned_call_is_merged_without_a_trace() {
+    let (registry, sink) = registry();
+    let mut t = multi(vec![], Some(langfuse()));
+    let tracer = Transform::on_start(&mut t, &StartContext::new(label("multi"), registry.clone()))
+        .await
+        .unwrap();
+    assert!(tracer.is_enabled());
+    let out = Transform::process(
+        &t,
+        row(json!({"id": 1})),
+        RowContext::new("row-0", 0, &tracer),
+    )
+    .await
+    .unwrap();
+    assert_eq!(Value::Object(out), json!({"id": 1}));
+    assert!(sink.spans().is_empty(), "no call, no trace");
+}

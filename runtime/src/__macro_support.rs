@@ -177,14 +177,19 @@ pub async fn on_start_job<T: LlmJob + TransformMeta>(
 /// [`LlmCall::concurrency`] at once, results kept in plan order) → merge.
 ///
 /// A failed call is recorded as an error observation and its error still
-/// reaches [`LlmCall::merge`]. Untraced rows take a path that records
-/// nothing and allocates nothing beyond what `plan` and `merge` need.
+/// reaches [`LlmCall::merge`]. A row with no planned call is merged without
+/// a trace. Untraced rows take a path that records nothing and allocates
+/// nothing beyond what `plan` and `merge` need.
 pub async fn process_call<T: LlmCall + TransformMeta>(
     this: &T,
     row: Row,
     ctx: RowContext<'_>,
 ) -> Result<Row, RowError> {
     let mut calls = this.plan(&row)?;
+    if calls.is_empty() {
+        // Nothing to call: no trace either (an empty trace is noise).
+        return this.merge(row, Vec::new());
+    }
     if !ctx.tracer.is_enabled() {
         if calls.len() == 1 {
             let call = calls.pop().expect("one planned call");
