@@ -2,7 +2,8 @@
 //! deterministic chat completions derived from the prompt.
 //!
 //! - A text reply is a ticket category found by keyword (`billing`, `bug`,
-//!   `account`, `feature`, else `general`).
+//!   `account`, `feature`, else `general`); when the prompt starts with
+//!   `Write` it is a one-sentence reply to the ticket instead.
 //! - With `response_format: {"type": "json_object"}` the reply is a JSON
 //!   object. Its keys are the ones the prompt names after `keys:` or
 //!   `fields:` (e.g. `Reply in JSON with keys: score, rationale`), else
@@ -243,6 +244,12 @@ fn requested_keys(prompt: &str) -> Option<Vec<String>> {
 pub fn content(request: &ChatRequest) -> String {
     let prompt = &request.prompt;
     if !request.json {
+        if prompt.trim_start().to_lowercase().starts_with("write") {
+            return format!(
+                "Thanks for reaching out about this {} issue; we are on it and will update you shortly.",
+                category(prompt)
+            );
+        }
         return category(prompt).to_string();
     }
     if prompt.contains(TRIGGER_BAD_JSON) {
@@ -327,6 +334,10 @@ mod tests {
             "bug"
         );
         assert_eq!(content(&req("hello", false)), "general");
+        assert_eq!(
+            content(&req("Write a reply to: refund", false)),
+            "Thanks for reaching out about this billing issue; we are on it and will update you shortly."
+        );
         assert_eq!(priority("site is down, urgent"), "high");
     }
 

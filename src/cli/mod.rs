@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod mock_server;
+mod run;
 mod schema;
 mod validate;
 
@@ -28,6 +30,10 @@ enum Command {
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema of pipeline YAML files.
     Schema(schema::SchemaArgs),
+    /// Run a pipeline (validates it first).
+    Run(run::RunArgs),
+    /// Serve the bundled mock backends on 127.0.0.1 (no cloud account needed).
+    MockServer(mock_server::MockServerArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -41,5 +47,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Run(args) => run::run(args),
+        Command::MockServer(args) => mock_server::run(args),
     }
 }

@@ -73,6 +73,8 @@ impl AzureChatClient {
                 timeout: settings.timeout,
                 service: SERVICE,
                 key: target.api_key,
+                tier1: settings.tier1.clone(),
+                host: base.host_str().unwrap_or_default().to_string(),
             },
             host: base.host_str().unwrap_or_default().to_string(),
             url,
@@ -107,6 +109,8 @@ impl AzureChatClient {
         let body = bytes::Bytes::from(body);
         self.sender
             .execute(
+                "llm.chat",
+                &body,
                 || {
                     self.sender
                         .http

@@ -232,6 +232,8 @@ impl AzureBatchClient {
                 timeout: settings.timeout,
                 service: SERVICE,
                 key: target.api_key,
+                tier1: settings.tier1.clone(),
+                host: base.host_str().unwrap_or_default().to_string(),
             },
             base,
             api_version: target.api_version,
@@ -292,6 +294,8 @@ impl AzureBatchClient {
         let len = content.len() as u64;
         self.sender
             .execute(
+                "llm.batch.upload",
+                &content,
                 || {
                     let part = reqwest::multipart::Part::stream_with_length(content.clone(), len)
                         .file_name(filename.to_string())
@@ -315,6 +319,8 @@ impl AzureBatchClient {
         let url = self.url(&["files", file_id]);
         self.sender
             .execute(
+                "llm.batch.file",
+                b"",
                 || self.get(url.clone()),
                 |a| json_answer::<FileObject>(a, "file status"),
             )
@@ -326,6 +332,8 @@ impl AzureBatchClient {
         let url = self.url(&["files", file_id, "content"]);
         self.sender
             .execute(
+                "llm.batch.download",
+                b"",
                 || self.get(url.clone()),
                 |a| {
                     if a.status.is_success() {
@@ -346,15 +354,22 @@ impl AzureBatchClient {
         completion_window: &str,
     ) -> Result<BatchJob, LlmError> {
         let url = self.url(&["batches"]);
-        let body = serde_json::json!({
+        let body = serde_json::to_vec(&serde_json::json!({
             "input_file_id": input_file_id,
             "endpoint": "/chat/completions",
             "completion_window": completion_window,
-        });
+        }))
+        .unwrap_or_default();
         self.sender
             .execute_with(
                 false,
-                || self.post(url.clone()).json(&body),
+                "llm.batch.create",
+                &body,
+                || {
+                    self.post(url.clone())
+                        .header(http::header::CONTENT_TYPE, "application/json")
+                        .body(body.clone())
+                },
                 |a| match json_answer::<WireBatch>(a, "batch creation") {
                     Verdict::Retry(e) if a.status != http::StatusCode::TOO_MANY_REQUESTS => {
                         Verdict::Fail(e)
@@ -372,6 +387,8 @@ impl AzureBatchClient {
         let url = self.url(&["batches", batch_id]);
         self.sender
             .execute(
+                "llm.batch.poll",
+                b"",
                 || self.get(url.clone()),
                 |a| match json_answer::<WireBatch>(a, "batch status") {
                     Verdict::Done(w) => Verdict::Done(BatchJob::from(w)),
@@ -387,6 +404,8 @@ impl AzureBatchClient {
         let url = self.url(&["batches", batch_id, "cancel"]);
         self.sender
             .execute(
+                "llm.batch.cancel",
+                b"",
                 || self.post(url.clone()),
                 |a| match json_answer::<WireBatch>(a, "batch cancel") {
                     Verdict::Done(w) => Verdict::Done(BatchJob::from(w)),

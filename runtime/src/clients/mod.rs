@@ -22,8 +22,8 @@ pub use azure_batch::{AzureBatchClient, BatchJob, BatchStatus};
 pub use openrouter::{OpenRouterClient, OpenRouterTarget};
 pub use retry::RetryPolicy;
 
-/// Timeout, retries and concurrency of a client.
-#[derive(Debug, Clone, PartialEq)]
+/// Timeout, retries, concurrency and Tier 1 telemetry of a client.
+#[derive(Debug, Clone)]
 pub struct ClientSettings {
     /// Timeout of one HTTP attempt (sending and reading the whole answer).
     pub timeout: Duration,
@@ -31,6 +31,8 @@ pub struct ClientSettings {
     pub retry: RetryPolicy,
     /// Most calls in flight at once through this client.
     pub max_in_flight: usize,
+    /// Tier 1 telemetry (one span per HTTP attempt; disabled by default).
+    pub tier1: crate::tier1::Tier1,
 }
 
 impl Default for ClientSettings {
@@ -39,6 +41,7 @@ impl Default for ClientSettings {
             timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
             max_in_flight: 10,
+            tier1: crate::tier1::Tier1::disabled(),
         }
     }
 }

@@ -79,6 +79,8 @@ impl OpenRouterClient {
                 timeout: settings.timeout,
                 service: SERVICE,
                 key: target.api_key,
+                tier1: settings.tier1.clone(),
+                host: base.host_str().unwrap_or_default().to_string(),
             },
             host: base.host_str().unwrap_or_default().to_string(),
             url,
@@ -121,6 +123,8 @@ impl OpenRouterClient {
         let body = bytes::Bytes::from(body);
         self.sender
             .execute(
+                "llm.chat",
+                &body,
                 || {
                     let mut rb = self
                         .sender

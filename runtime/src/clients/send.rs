@@ -9,6 +9,7 @@ use http::{HeaderMap, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::retry::{RetryPolicy, retry_after};
+use crate::tier1::Tier1;
 
 /// One HTTP answer, body read in full.
 #[derive(Debug)]
@@ -39,6 +40,10 @@ pub(crate) struct Sender {
     pub service: &'static str,
     /// The key, to scrub from any text a server echoes back.
     pub key: SecretString,
+    /// Tier 1 telemetry: one span per HTTP attempt.
+    pub tier1: Tier1,
+    /// Target host (`server.address` of the Tier 1 spans).
+    pub host: String,
 }
 
 impl std::fmt::Debug for Sender {
@@ -53,13 +58,16 @@ impl std::fmt::Debug for Sender {
 
 impl Sender {
     /// Sends what `build` makes until `classify` says done or fail, or the
-    /// retries run out.
+    /// retries run out. Each attempt is one Tier 1 span named `call`;
+    /// `body` is the request body (hashed there, never exported).
     pub async fn execute<T>(
         &self,
+        call: &'static str,
+        body: &[u8],
         build: impl Fn() -> reqwest::RequestBuilder,
         classify: impl Fn(&Answer) -> Verdict<T>,
     ) -> Result<T, LlmError> {
-        self.execute_with(true, build, classify).await
+        self.execute_with(true, call, body, build, classify).await
     }
 
     /// Like [`execute`](Self::execute); when `idempotent` is false, a
@@ -69,12 +77,15 @@ impl Sender {
     pub async fn execute_with<T>(
         &self,
         idempotent: bool,
+        call: &'static str,
+        body: &[u8],
         build: impl Fn() -> reqwest::RequestBuilder,
         classify: impl Fn(&Answer) -> Verdict<T>,
     ) -> Result<T, LlmError> {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
+            let span = self.tier1.start_call(call, &self.host);
             let sent = tokio::time::timeout(self.timeout, async {
                 let response = build().send().await?;
                 let status = response.status();
@@ -89,6 +100,7 @@ impl Sender {
             .await;
             let (error, hint) = match sent {
                 Err(_) if !idempotent => {
+                    span.fail(None, LlmErrorKind::Timeout.as_str(), body, None);
                     return Err(self.finish(
                         LlmError::new(
                             LlmErrorKind::Timeout,
@@ -101,29 +113,45 @@ impl Sender {
                         attempt,
                     ));
                 }
-                Err(_) => (
-                    LlmError::new(
-                        LlmErrorKind::Timeout,
-                        format!(
-                            "{} did not answer within {} s (timeout_s)",
-                            self.service,
-                            trim_float(self.timeout.as_secs_f64())
+                Err(_) => {
+                    span.fail(None, LlmErrorKind::Timeout.as_str(), body, None);
+                    (
+                        LlmError::new(
+                            LlmErrorKind::Timeout,
+                            format!(
+                                "{} did not answer within {} s (timeout_s)",
+                                self.service,
+                                trim_float(self.timeout.as_secs_f64())
+                            ),
                         ),
-                    ),
-                    None,
-                ),
+                        None,
+                    )
+                }
                 Ok(Err(e)) => {
                     let error = self.transport_error(&e);
+                    span.fail(None, error.kind.as_str(), body, None);
                     if e.is_builder() || (!idempotent && !e.is_connect()) {
                         return Err(self.finish(error, attempt));
                     }
                     (error, None)
                 }
-                Ok(Ok(answer)) => match classify(&answer) {
-                    Verdict::Done(value) => return Ok(value),
-                    Verdict::Fail(error) => return Err(self.finish(error, attempt)),
-                    Verdict::Retry(error) => (error, retry_after(&answer.headers)),
-                },
+                Ok(Ok(answer)) => {
+                    let status = answer.status.as_u16();
+                    match classify(&answer) {
+                        Verdict::Done(value) => {
+                            span.succeed(status, body, &answer.body);
+                            return Ok(value);
+                        }
+                        Verdict::Fail(error) => {
+                            span.fail(Some(status), &error.error_type(), body, Some(&answer.body));
+                            return Err(self.finish(error, attempt));
+                        }
+                        Verdict::Retry(error) => {
+                            span.fail(Some(status), &error.error_type(), body, Some(&answer.body));
+                            (error, retry_after(&answer.headers))
+                        }
+                    }
+                }
             };
             if attempt > self.policy.max_retries {
                 return Err(self.finish(error, attempt));

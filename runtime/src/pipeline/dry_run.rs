@@ -3,7 +3,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use elspeth_schema::config::{Env, EnvString, SecretRef, TracingConfig, TransformConfig};
+use elspeth_schema::config::{
+    Env, EnvString, ResponseFormat, SecretRef, TracingConfig, TransformConfig,
+};
 use elspeth_telemetry::TransformLabel;
 
 use super::source::{Record, Source, count_rows};
@@ -168,6 +170,10 @@ pub(super) fn describe(pipeline: &Pipeline, options: &RunOptions) -> Result<DryR
     };
     let rows = count_rows(&pipeline.config.source, &paths.source, options.limit);
     let mut plans = Vec::new();
+    // The first row as later transforms would see it: replies of earlier
+    // transforms are stood in for by placeholders; `None` once a reply's
+    // fields cannot be known (a JSON reply without `output_fields`).
+    let mut sample_row = first_row.clone();
     for (index, config) in pipeline.config.transforms.iter().enumerate() {
         let built = transforms::build(config, index, &ctx)?;
         let label = TransformLabel {
@@ -229,7 +235,7 @@ pub(super) fn describe(pipeline: &Pipeline, options: &RunOptions) -> Result<DryR
                 transform: label.clone(),
                 message,
             })?;
-        let sample_prompt = first_row.as_ref().and_then(|row| {
+        let sample_prompt = sample_row.as_ref().and_then(|row| {
             let prompt = Prompt::new(config.prompt(), conn_call, model).ok()?;
             let extra = queries.as_ref().and_then(|q| q.first()).map(|q| &q.values);
             match prompt.request(row, extra) {
@@ -240,6 +246,37 @@ pub(super) fn describe(pipeline: &Pipeline, options: &RunOptions) -> Result<DryR
                 }
             }
         });
+        if let Some(row) = &mut sample_row {
+            let prompt = config.prompt();
+            let prefixes: Vec<Option<String>> = match &queries {
+                Some(q) => q.iter().map(|q| Some(q.name.clone())).collect(),
+                None => vec![None],
+            };
+            let fields: Option<Vec<String>> = match prompt.response_format {
+                ResponseFormat::Text => Some(vec![prompt.output_field.clone()]),
+                ResponseFormat::Json if !prompt.output_fields.is_empty() => {
+                    Some(prompt.output_fields.clone())
+                }
+                ResponseFormat::Json => None,
+            };
+            match fields {
+                Some(fields) => {
+                    for prefix in &prefixes {
+                        for f in &fields {
+                            let key = match prefix {
+                                Some(p) => format!("{p}_{f}"),
+                                None => f.clone(),
+                            };
+                            row.insert(
+                                key,
+                                serde_json::Value::String(format!("<{f} from {label}>")),
+                            );
+                        }
+                    }
+                }
+                None => sample_row = None,
+            }
+        }
         let grouping = match (built.transform.batch_size(), built.chunk_rows) {
             (Some(n), _) => Some(format!("batch jobs of {n} rows")),
             (None, Some(n)) => Some(format!("chunks of {n} rows")),

@@ -41,6 +41,7 @@ pub use dry_run::{DryRun, TransformPlan};
 pub use report::{Progress, RunObserver, RunStart, RunSummary};
 pub use sink::ERROR_FIELD;
 
+use crate::tier1::Tier1;
 use crate::transform::{DynTransform, StartContext, StartError};
 use crate::transforms::{self, BuildContext, BuildError};
 use crate::usage::UsageMeter;
@@ -305,17 +306,24 @@ impl Pipeline {
                 .flatten()
         };
 
-        let registry = options
-            .tracing
-            .clone()
-            .unwrap_or_else(|| Arc::new(TracingRegistry::new(options.env.clone())));
+        let tier1 = match &self.config.telemetry {
+            Some(t) => Tier1::from_config(t, options.env.as_ref()),
+            None => Tier1::disabled(),
+        };
+        let registry = options.tracing.clone().unwrap_or_else(|| {
+            Arc::new(TracingRegistry::new(options.env.clone()).with_tier1(&tier1))
+        });
+        let run_span = tier1.start_run(&self.config.name);
         let checkpoint_dir = paths.sink.parent().map(Path::to_path_buf);
         let mut stages: Vec<Stage> = Vec::with_capacity(built.len());
         for (label, mut transform, mode) in built {
             let mut start = StartContext::new(label.clone(), registry.clone());
             start.checkpoint_dir = checkpoint_dir.clone();
+            start.tier1 = tier1.clone();
             match transform.on_start(&start).await {
                 Ok(tracer) => stages.push(Stage {
+                    label_text: label.to_string(),
+                    tier1: tier1.clone(),
                     label,
                     concurrency: transform.concurrency().max(1),
                     transform: Arc::from(transform),
@@ -325,6 +333,8 @@ impl Pipeline {
                 Err(e) => {
                     close_all(stages).await;
                     let _ = registry.shutdown(options.flush_deadline).await;
+                    run_span.fail("start_error");
+                    let _ = tier1.shutdown(options.flush_deadline).await;
                     return Err(RunError::Start(e));
                 }
             }
@@ -410,7 +420,13 @@ impl Pipeline {
 
         let stages: Vec<Stage> = stages.into_iter().filter_map(Arc::into_inner).collect();
         close_all(stages).await;
-        let exporters = registry.shutdown(options.flush_deadline).await;
+        let mut exporters = registry.shutdown(options.flush_deadline).await;
+        if interrupted {
+            run_span.fail("interrupted");
+        } else {
+            run_span.end();
+        }
+        exporters.extend(tier1.shutdown(options.flush_deadline).await);
 
         let counts = written?;
         let rows_read = read?;

@@ -23,6 +23,7 @@ use tokio::task::{JoinError, JoinHandle};
 use super::cancel::CancelToken;
 use super::item::Item;
 use crate::row::RowContext;
+use crate::tier1::Tier1;
 use crate::transform::{BatchRow, DynTransform, RowError};
 
 /// How a stage feeds its transform.
@@ -40,6 +41,10 @@ pub(crate) enum Mode {
 /// A started transform in the chain.
 pub(crate) struct Stage {
     pub label: TransformLabel,
+    /// `label` as text (Tier 1 row spans).
+    pub label_text: String,
+    /// Tier 1 telemetry (a span per row at granularity `rows` / `full`).
+    pub tier1: Tier1,
     pub transform: Arc<dyn DynTransform>,
     pub tracer: Tracer,
     pub concurrency: usize,
@@ -125,6 +130,8 @@ impl Stage {
         let permits = permits.clone();
         let token = token_id.clone();
         let task_cancel = cancel.clone();
+        let tier1 = self.tier1.clone();
+        let label_text = self.label_text.clone();
         let handle = AbortOnDrop(tokio::spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
                 return Outcome::Cancelled;
@@ -133,11 +140,18 @@ impl Stage {
                 // Not started before the stop: not started at all.
                 return Outcome::Cancelled;
             }
-            tokio::select! {
+            let span = tier1.start_row(&label_text, &token);
+            let outcome = tokio::select! {
                 biased;
                 () = task_cancel.aborted() => Outcome::Cancelled,
                 result = transform.process(row, RowContext::new(&token, index, &tracer)) => Outcome::Done(result),
+            };
+            match &outcome {
+                Outcome::Done(Ok(_)) => span.end(),
+                Outcome::Done(Err(e)) => span.fail(&e.kind),
+                Outcome::Cancelled => span.fail("cancelled"),
             }
+            outcome
         }));
         let label = self.label.clone();
         Box::pin(async move {

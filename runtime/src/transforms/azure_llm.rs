@@ -62,7 +62,7 @@ impl LlmCall for AzureLlm {
 
     async fn setup(&mut self, ctx: &StartContext) -> Result<(), StartError> {
         let target = self.ctx.azure_target(&ctx.label, &self.config.connection)?;
-        let settings = self.ctx.client_settings(&self.config.call);
+        let settings = self.ctx.client_settings(&self.config.call, &ctx.tier1);
         self.client =
             Some(AzureChatClient::new(target, &settings).map_err(|m| start_error(&ctx.label, m))?);
         Ok(())

@@ -11,6 +11,7 @@ use elspeth_telemetry::TransformLabel;
 use secrecy::SecretString;
 
 use crate::clients::{AzureTarget, ClientSettings, OpenRouterTarget, RetryPolicy};
+use crate::tier1::Tier1;
 use crate::transform::StartError;
 use crate::usage::UsageMeter;
 
@@ -61,13 +62,15 @@ impl BuildContext {
         }
     }
 
-    /// Client settings from a transform's call options.
-    pub fn client_settings(&self, call: &CallOptions) -> ClientSettings {
+    /// Client settings from a transform's call options, recording Tier 1
+    /// spans through `tier1`.
+    pub fn client_settings(&self, call: &CallOptions, tier1: &Tier1) -> ClientSettings {
         ClientSettings {
             timeout: Duration::from_secs_f64(call.timeout_s.clamp(0.001, 86_400.0)),
             retry: RetryPolicy::new(call.max_retries)
                 .with_backoff(self.backoff_base, self.backoff_max),
             max_in_flight: call.pool_size.max(1) as usize,
+            tier1: tier1.clone(),
         }
     }
 
@@ -180,12 +183,15 @@ mod tests {
     #[test]
     fn settings_follow_call_options() {
         let ctx = BuildContext::default();
-        let s = ctx.client_settings(&CallOptions {
-            timeout_s: 2.5,
-            max_retries: 7,
-            pool_size: 33,
-            ..Default::default()
-        });
+        let s = ctx.client_settings(
+            &CallOptions {
+                timeout_s: 2.5,
+                max_retries: 7,
+                pool_size: 33,
+                ..Default::default()
+            },
+            &Tier1::disabled(),
+        );
         assert_eq!(s.timeout, Duration::from_millis(2500));
         assert_eq!(s.retry.max_retries, 7);
         assert_eq!(s.max_in_flight, 33);

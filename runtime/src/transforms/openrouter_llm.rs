@@ -60,7 +60,7 @@ impl LlmCall for OpenRouterLlm {
         let target = self
             .ctx
             .openrouter_target(&ctx.label, &self.config.connection)?;
-        let settings = self.ctx.client_settings(&self.config.call);
+        let settings = self.ctx.client_settings(&self.config.call, &ctx.tier1);
         self.client =
             Some(OpenRouterClient::new(target, &settings).map_err(|m| start_error(&ctx.label, m))?);
         Ok(())

@@ -66,7 +66,7 @@ impl LlmCall for OpenRouterMultiQueryLlm {
         let target = self
             .ctx
             .openrouter_target(&ctx.label, &self.config.connection)?;
-        let settings = self.ctx.client_settings(&self.config.call);
+        let settings = self.ctx.client_settings(&self.config.call, &ctx.tier1);
         self.client =
             Some(OpenRouterClient::new(target, &settings).map_err(|m| start_error(&ctx.label, m))?);
         Ok(())
