@@ -208,3 +208,28 @@ fn crate_path_changes_the_generated_paths() {
     assert!(code.contains("pub fn pipeline() -> ::my_elspeth::pipeline::Pipeline"));
     assert!(!code.contains("::elspeth::"));
 }
+
+#[test]
+fn warnings_of_valid_files_are_cargo_warnings_and_do_not_fail_the_build() {
+    let root = crate_root(
+        "warnings",
+        &[(
+            "p.yaml",
+            &GOOD.replace("'Classify: {{ text }}'", "'Classify this.'"),
+        )],
+    );
+    let report = build(&root).pipeline("p.yaml").run();
+    assert!(!report.has_errors(), "{:?}", report.errors());
+    assert!(report.generated().is_some());
+    assert_eq!(report.warnings().len(), 1);
+    let warning = &report.warnings()[0];
+    assert!(
+        warning.starts_with("warning: `prompt_template` uses no row field, so every row gets the same prompt\n --> p.yaml:8:24"),
+        "{warning}"
+    );
+    let directives = report.directives();
+    assert!(directives.contains(
+        &"cargo::warning=warning: `prompt_template` uses no row field, so every row gets the same prompt".to_string()
+    ));
+    assert!(!directives.iter().any(|d| d.starts_with("cargo::error=")));
+}
