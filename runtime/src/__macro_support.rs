@@ -300,7 +300,7 @@ pub async fn process_job_row<T: LlmJob + TransformMeta>(
 /// `Transform::process_batch` of a batch-job transform.
 ///
 /// Rows whose `plan` fails fail alone; the others become the lines of one
-/// job (custom id = the row's token id). The job is recorded as one span
+/// job (custom id = the row's token id, made unique within the job). The job is recorded as one span
 /// `elspeth.<plugin>` (plugin, deployment or model, rows, batch id, final
 /// status; failed when the job did not complete) holding one generation per
 /// row rebuilt from the job's output and timed by the job. A job that could
@@ -340,10 +340,12 @@ async fn run_job<T: LlmJob + TransformMeta>(
 ) -> Vec<(usize, Result<Row, RowError>)> {
     let (model_key, model) = this.model_label();
     let mut job = tracer.start_job(T::PLUGIN, model_key, model, pending.len());
+    let ids = custom_ids(&pending);
     let lines: Vec<JobLine> = pending
         .iter()
-        .map(|(_, r, request)| JobLine {
-            custom_id: r.token_id.clone(),
+        .zip(&ids)
+        .map(|((_, _, request), id)| JobLine {
+            custom_id: id.clone(),
             request: request.clone(),
         })
         .collect();
@@ -367,14 +369,14 @@ async fn run_job<T: LlmJob + TransformMeta>(
     } = outcome;
     let system = this.system();
     let mut merged = Vec::with_capacity(pending.len());
-    for (i, r, request) in pending {
+    for ((i, r, request), id) in pending.into_iter().zip(&ids) {
         let result = results
-            .remove(&r.token_id)
+            .remove(id)
             .unwrap_or_else(|| Err(missing_line(&status)));
         job.record_row(RowGeneration {
             system: system.clone(),
             token_id: &r.token_id,
-            custom_id: &r.token_id,
+            custom_id: id,
             request: &request,
             outcome: result.as_ref(),
             start: started,
@@ -385,6 +387,25 @@ async fn run_job<T: LlmJob + TransformMeta>(
     let error = (status != "completed").then(|| format!("batch job ended with status `{status}`"));
     job.finish(&status, error.as_deref());
     merged
+}
+
+/// The JSONL `custom_id` of each row: its token id, made unique within the
+/// job (`<token_id>#<n>` for a repeated token id) so results map back to
+/// exactly one row.
+fn custom_ids(pending: &[(usize, BatchRow, crate::llm::LlmRequest)]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(pending.len());
+    pending
+        .iter()
+        .map(|(_, r, _)| {
+            let mut id = r.token_id.clone();
+            let mut n = 1;
+            while !seen.insert(id.clone()) {
+                n += 1;
+                id = format!("{}#{n}", r.token_id);
+            }
+            id
+        })
+        .collect()
 }
 
 /// The error of a row the job's output does not mention.
@@ -526,5 +547,31 @@ mod tests {
         );
         let none: Option<TracingConfig> = None;
         assert_eq!(HasTracing::tracing_config(&Box::new(none)), None);
+    }
+
+    #[test]
+    fn custom_ids_are_unique_within_a_job() {
+        let row = |token: &str| {
+            (
+                0,
+                BatchRow {
+                    row: Row::new(),
+                    token_id: token.into(),
+                    index: 0,
+                },
+                LlmRequest::user("m", "p"),
+            )
+        };
+        let pending = [
+            row("row-1"),
+            row("row-2"),
+            row("row-1"),
+            row("row-1#2"),
+            row("row-1"),
+        ];
+        assert_eq!(
+            custom_ids(&pending),
+            ["row-1", "row-2", "row-1#2", "row-1#2#2", "row-1#3"]
+        );
     }
 }
