@@ -140,7 +140,7 @@ impl Tracer {
             return Trace { active: None };
         }
         let info = TraceInfo {
-            name: format!("elspeth.{}", start.plugin),
+            name: trace_name(start.plugin),
             metadata: vec![
                 ("token_id".into(), Value::from(start.token_id)),
                 ("plugin".into(), Value::from(start.plugin)),
@@ -163,7 +163,7 @@ impl Tracer {
             return JobTrace { active: None };
         }
         let info = TraceInfo {
-            name: format!("elspeth.{plugin}"),
+            name: trace_name(plugin),
             metadata: vec![
                 ("plugin".into(), Value::from(plugin)),
                 (model_key.into(), Value::from(model)),
@@ -433,10 +433,24 @@ fn apply_response(g: &mut GenerationData, response: &LlmResponse, content: bool)
     }
 }
 
+/// `elspeth.<plugin>` (without the formatting machinery: this is on the
+/// hot path).
+fn trace_name(plugin: &str) -> String {
+    let mut name = String::with_capacity("elspeth.".len() + plugin.len());
+    name.push_str("elspeth.");
+    name.push_str(plugin);
+    name
+}
+
 fn finish_latency(span: &mut ActiveSpan) {
     let elapsed = match span.end {
         Some(end) => end.duration_since(span.start).unwrap_or_default(),
-        None => span.started.elapsed(),
+        None => {
+            // Read the clock once: the same instant ends the span.
+            let elapsed = span.started.elapsed();
+            span.end = Some(span.start + elapsed);
+            elapsed
+        }
     };
     let ms = (elapsed.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
     span.metadata.push(("latency_ms".into(), Value::from(ms)));
