@@ -32,19 +32,19 @@
 pub mod generate;
 pub mod names;
 pub mod report;
+pub mod secrets;
 pub mod to_rust;
 
 use std::path::{Component, Path, PathBuf};
 
 use elspeth_schema::config::PipelineConfig;
-use elspeth_schema::diagnostic::{Diagnostic, RenderOptions, Severity};
 use elspeth_schema::validate::{ValidateOptions, Validated, validate_file};
 use proc_macro2::TokenStream;
 use quote::quote;
 
 use crate::generate::PipelineCode;
 use crate::report::Report;
-use crate::to_rust::{Cx, SecretIssue, SecretIssueKind, Seg, ToRust, display_path};
+use crate::to_rust::{Cx, ToRust};
 
 /// Name of the generated file inside `OUT_DIR` (what
 /// `elspeth::include_pipelines!()` includes).
@@ -114,29 +114,68 @@ impl Build {
     /// nothing (for tests and tools).
     pub fn run(self) -> Report {
         let mut report = Report::default();
-        let root = match self
+        let Some(settings) = self.settings(&mut report) else {
+            return report;
+        };
+        let files = self.collect_files(&settings.root, &mut report);
+        let mut code = Vec::with_capacity(files.len());
+        for file in files {
+            let label = label_for(&settings.root, &file);
+            report.rerun(&label);
+            let mut validated =
+                validate_file(&settings.root.join(&file), &ValidateOptions::default());
+            for d in &mut validated.diagnostics {
+                d.file = label.clone();
+            }
+            match validated.config.take() {
+                Some(config) => {
+                    if let Some(pipeline) =
+                        pipeline_code(&label, &config, &validated, &settings, &code, &mut report)
+                    {
+                        code.push(pipeline);
+                    }
+                }
+                None => report.file_problems(&validated.render(), validated.has_errors()),
+            }
+        }
+        if report.has_errors() {
+            return report;
+        }
+        match generate::render(&code, &settings.krate) {
+            Ok(text) => {
+                let path = settings.out_dir.join(GENERATED_FILE);
+                match write_if_changed(&path, &text) {
+                    Ok(()) => {
+                        report.set_generated(path, code.into_iter().map(|c| c.name).collect())
+                    }
+                    Err(e) => report.fail_plain(format!("cannot write `{}`: {e}", path.display())),
+                }
+            }
+            Err(e) => report.fail_plain(e.to_string()),
+        }
+        report
+    }
+
+    /// The crate root, output folder and facade path, from the builder or
+    /// Cargo's environment; `None` (with an error) when one is missing.
+    fn settings(&self, report: &mut Report) -> Option<Settings> {
+        let root = self
             .crate_root
             .clone()
-            .or_else(|| std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from))
-        {
-            Some(root) => root,
-            None => {
-                report.fail_plain("elspeth_codegen::Build needs the crate root: run it from build.rs (CARGO_MANIFEST_DIR is not set) or call `.crate_root(..)`");
-                return report;
-            }
+            .or_else(|| std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from));
+        let Some(root) = root else {
+            report.fail_plain("elspeth_codegen::Build needs the crate root: run it from build.rs (CARGO_MANIFEST_DIR is not set) or call `.crate_root(..)`");
+            return None;
         };
-        let out_dir = match self
+        let out_dir = self
             .out_dir
             .clone()
-            .or_else(|| std::env::var_os("OUT_DIR").map(PathBuf::from))
-        {
-            Some(dir) => dir,
-            None => {
-                report.fail_plain("elspeth_codegen::Build needs an output folder: run it from build.rs (OUT_DIR is not set) or call `.out_dir(..)`");
-                return report;
-            }
+            .or_else(|| std::env::var_os("OUT_DIR").map(PathBuf::from));
+        let Some(out_dir) = out_dir else {
+            report.fail_plain("elspeth_codegen::Build needs an output folder: run it from build.rs (OUT_DIR is not set) or call `.out_dir(..)`");
+            return None;
         };
-        let krate: TokenStream = match self.krate.as_deref().map(syn::parse_str::<syn::Path>) {
+        let krate = match self.krate.as_deref().map(syn::parse_str::<syn::Path>) {
             None => quote!(::elspeth),
             Some(Ok(path)) => quote!(#path),
             Some(Err(_)) => {
@@ -144,79 +183,14 @@ impl Build {
                     "elspeth_codegen::Build::crate_path({:?}) is not a Rust path; write e.g. \"::elspeth\"",
                     self.krate.as_deref().unwrap_or_default()
                 ));
-                return report;
+                return None;
             }
         };
-
-        let files = self.collect_files(&root, &mut report);
-        let mut pipelines: Vec<(String, PipelineConfig, Validated)> = Vec::new();
-        for file in files {
-            let label = label_for(&root, &file);
-            report.rerun(&label);
-            let mut validated = validate_file(&root.join(&file), &ValidateOptions::default());
-            for d in &mut validated.diagnostics {
-                d.file = label.clone();
-            }
-            match validated.config.take() {
-                Some(config) => pipelines.push((label, config, validated)),
-                None => report.file_problems(&validated.render(), validated.has_errors()),
-            }
-        }
-
-        let mut code = Vec::with_capacity(pipelines.len());
-        let mut modules: Vec<(String, String, String)> = Vec::new();
-        for (label, config, validated) in &pipelines {
-            let mut cx = Cx::new(krate.clone());
-            let expr = config.to_rust(&mut cx);
-            let (diagnostics, redact) = secret_diagnostics(label, validated, cx.secret_issues());
-            let has_errors = diagnostics.iter().any(Diagnostic::is_error);
-            let text = diagnostics
-                .iter()
-                .map(|d| {
-                    d.render(
-                        &validated.source,
-                        &RenderOptions {
-                            color: false,
-                            redact: redact.clone(),
-                        },
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            report.file_problems(&text, has_errors);
-            let module = names::module_name(&config.name);
-            if let Some((other_name, other_file, _)) = modules.iter().find(|(_, _, m)| *m == module)
-            {
-                report.fail_plain(format!(
-                    "pipelines `{other_name}` ({other_file}) and `{}` ({label}) both become the Rust module `pipelines::{module}`; give one of them another `name`",
-                    config.name
-                ));
-                continue;
-            }
-            modules.push((config.name.clone(), label.clone(), module.clone()));
-            code.push(PipelineCode {
-                module,
-                name: config.name.clone(),
-                file: label.clone(),
-                source_dir: source_dir_expr(&root, label),
-                config: expr,
-            });
-        }
-        if report.has_errors() {
-            return report;
-        }
-        match generate::render(&code, &krate) {
-            Ok(text) => {
-                let path = out_dir.join(GENERATED_FILE);
-                if let Err(e) = write_if_changed(&path, &text) {
-                    report.fail_plain(format!("cannot write `{}`: {e}", path.display()));
-                } else {
-                    report.set_generated(path, code.iter().map(|c| c.name.clone()).collect());
-                }
-            }
-            Err(e) => report.fail_plain(e.to_string()),
-        }
-        report
+        Some(Settings {
+            root,
+            out_dir,
+            krate,
+        })
     }
 
     /// The pipeline files, in order: each directory's `*.yaml` / `*.yml`
@@ -269,6 +243,45 @@ impl Build {
     }
 }
 
+/// Where the build step reads and writes.
+struct Settings {
+    root: PathBuf,
+    out_dir: PathBuf,
+    krate: TokenStream,
+}
+
+/// The code of one valid pipeline, or `None` when it cannot be generated
+/// (a secret would be compiled in, or its module name is taken); problems
+/// and warnings go to `report`.
+fn pipeline_code(
+    label: &str,
+    config: &PipelineConfig,
+    validated: &Validated,
+    settings: &Settings,
+    done: &[PipelineCode],
+    report: &mut Report,
+) -> Option<PipelineCode> {
+    let mut cx = Cx::new(settings.krate.clone());
+    let expr = config.to_rust(&mut cx);
+    let checked = secrets::check(label, validated, cx.secret_issues());
+    report.file_problems(&checked.render(&validated.source), checked.has_errors());
+    let module = names::module_name(&config.name);
+    if let Some(other) = done.iter().find(|c| c.module == module) {
+        report.fail_plain(format!(
+            "pipelines `{}` ({}) and `{}` ({label}) both become the Rust module `pipelines::{module}`; give one of them another `name`",
+            other.name, other.file, config.name
+        ));
+        return None;
+    }
+    (!checked.has_errors()).then(|| PipelineCode {
+        module,
+        name: config.name.clone(),
+        file: label.to_string(),
+        source_dir: source_dir_expr(label),
+        config: expr,
+    })
+}
+
 /// `path` relative to `root` with `/` separators when it is inside it,
 /// else as given.
 fn label_for(root: &Path, path: &Path) -> String {
@@ -307,7 +320,7 @@ fn normalize(path: &Path) -> PathBuf {
 
 /// `SOURCE_DIR`: the YAML file's folder, through `CARGO_MANIFEST_DIR` when
 /// it is inside the crate (so the value follows the crate if it moves).
-fn source_dir_expr(root: &Path, label: &str) -> TokenStream {
+fn source_dir_expr(label: &str) -> TokenStream {
     let label_path = Path::new(label);
     if label_path.is_absolute() {
         let dir = label_path
@@ -321,7 +334,6 @@ fn source_dir_expr(root: &Path, label: &str) -> TokenStream {
         .rsplit_once('/')
         .map(|(d, _)| format!("/{d}"))
         .unwrap_or_default();
-    let _ = root;
     quote!(::core::concat!(::core::env!("CARGO_MANIFEST_DIR"), #dir))
 }
 
@@ -335,100 +347,6 @@ fn write_if_changed(path: &Path, text: &str) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(path, text)
-}
-
-/// The diagnostics of a valid file plus one error per secret that would be
-/// compiled in, and the byte ranges of those secrets' values (masked in
-/// snippets). A literal secret the validator warned about becomes that
-/// warning, promoted to an error.
-fn secret_diagnostics(
-    label: &str,
-    validated: &Validated,
-    issues: &[SecretIssue],
-) -> (Vec<Diagnostic>, Vec<std::ops::Range<usize>>) {
-    let mut diagnostics = validated.diagnostics.clone();
-    let mut redact = Vec::new();
-    if issues.is_empty() {
-        return (diagnostics, redact);
-    }
-    let parsed = elspeth_schema::yaml::parse(&validated.source, &Default::default());
-    for issue in issues {
-        let node = parsed
-            .root
-            .as_ref()
-            .and_then(|root| find(root, &issue.path));
-        let field = format!("`{}`", display_path(&issue.path));
-        let Some(node) = node else {
-            let mut d = Diagnostic::whole_file(label, secret_message(&field, issue.kind));
-            d.help = Some(secret_help(issue.kind).into());
-            diagnostics.push(d);
-            continue;
-        };
-        redact.push(node.span.range());
-        let start = (node.span.start.line, node.span.start.column);
-        let promoted = diagnostics.iter_mut().find(|d| {
-            issue.kind == SecretIssueKind::Literal
-                && d.severity == Severity::Warning
-                && (d.line, d.column) == start
-        });
-        match promoted {
-            Some(d) => {
-                d.severity = Severity::Error;
-                d.notes.push(
-                    "generated code never holds a secret value, so the build stops here".into(),
-                );
-            }
-            None => {
-                let d = Diagnostic::at(
-                    label,
-                    node.span,
-                    Severity::Error,
-                    secret_message(&field, issue.kind),
-                )
-                .with_help(secret_help(issue.kind));
-                diagnostics.push(d);
-            }
-        }
-    }
-    diagnostics.sort_by_key(|d| (d.line, d.column));
-    (diagnostics, redact)
-}
-
-fn secret_message(field: &str, kind: SecretIssueKind) -> String {
-    match kind {
-        SecretIssueKind::Literal => {
-            format!("{field} holds a literal secret, which would be compiled into the binary")
-        }
-        SecretIssueKind::Default => format!(
-            "{field} gives its secret a default value, which would be compiled into the binary"
-        ),
-    }
-}
-
-fn secret_help(kind: SecretIssueKind) -> &'static str {
-    match kind {
-        SecretIssueKind::Literal => {
-            "write a `${VAR}` reference and set the variable where the pipeline runs"
-        }
-        SecretIssueKind::Default => {
-            "remove the `:-...` default (write `${VAR}`) and set the variable where the pipeline runs"
-        }
-    }
-}
-
-/// The node at `path` under `root`.
-fn find<'a>(
-    root: &'a elspeth_schema::yaml::Node,
-    path: &[Seg],
-) -> Option<&'a elspeth_schema::yaml::Node> {
-    let mut node = root;
-    for seg in path {
-        node = match seg {
-            Seg::Key(k) => node.get(k)?,
-            Seg::Index(i) => node.items()?.get(*i)?,
-        };
-    }
-    Some(node)
 }
 
 #[cfg(test)]
@@ -455,9 +373,8 @@ mod tests {
 
     #[test]
     fn source_dir_follows_the_manifest_dir() {
-        let root = Path::new("/r");
         assert_eq!(
-            source_dir_expr(root, "pipelines/a.yaml").to_string(),
+            source_dir_expr("pipelines/a.yaml").to_string(),
             quote!(::core::concat!(
                 ::core::env!("CARGO_MANIFEST_DIR"),
                 "/pipelines"
@@ -465,7 +382,7 @@ mod tests {
             .to_string()
         );
         assert_eq!(
-            source_dir_expr(root, "a.yaml").to_string(),
+            source_dir_expr("a.yaml").to_string(),
             quote!(::core::concat!(::core::env!("CARGO_MANIFEST_DIR"), "")).to_string()
         );
     }
