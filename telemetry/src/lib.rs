@@ -12,6 +12,8 @@
 //! Recording never blocks and never fails the pipeline: a span is built and
 //! enqueued; export happens in the background ([`export`]).
 
+#![warn(missing_docs)]
+
 pub mod call;
 pub mod record;
 pub mod sink;

@@ -136,7 +136,14 @@ impl AppInsightsTransport {
         } else {
             None
         };
-        let host = cs.ingestion_endpoint.host_str().unwrap_or("?").to_string();
+        let host = match (
+            cs.ingestion_endpoint.host_str(),
+            cs.ingestion_endpoint.port(),
+        ) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => "?".to_string(),
+        };
         Ok(Self {
             client,
             track_url: cs.track_url(),
