@@ -2,9 +2,9 @@
 //! transform. Re-exported as `elspeth::llm_transform`; see its docs there.
 //!
 //! The crate is split like `serde_derive` and `tracing-attributes`:
-//! [`parse`] reads the attribute's arguments, [`validate`] checks the item
-//! and finds the field holding the tracing config, [`expand`] writes the
-//! impls. Problems are collected (not first-only) by [`errors::Errors`] and
+//! `parse` reads the attribute's arguments, `validate` checks the item
+//! and finds the field holding the tracing config, `expand` writes the
+//! impls. Problems are collected (not first-only) by `errors::Errors` and
 //! reported next to the unchanged item, so a misuse shows one error and not
 //! a cascade.
 
