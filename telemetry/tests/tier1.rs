@@ -366,3 +366,23 @@ async fn azure_ai_without_tier1_does_not_warn() {
         .is_empty()
     );
 }
+
+#[tokio::test]
+async fn dropping_tier1_without_shutdown_does_not_block_the_runtime() {
+    // Current-thread runtime: a blocking shutdown on this thread would stall
+    // the export it waits for (the export runs on this runtime), and the
+    // span would never arrive.
+    let collector = OtlpCollector::spawn().await.unwrap();
+    let tier1 = Tier1::from_config_with(
+        &telemetry(&collector.url(), json!({})),
+        &env(&[]),
+        options(),
+    );
+    tier1.start_call("llm.chat", "h").succeed(200, b"{}", b"{}");
+    drop(tier1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while collector.spans().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(collector.spans().len(), 1);
+}

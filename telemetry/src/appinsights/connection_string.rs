@@ -187,6 +187,15 @@ fn endpoint(part: &str, value: &str) -> Result<reqwest::Url, ConnectionStringErr
             "{part} in the connection string must be an http(s) URL with a host"
         )));
     }
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(ConnectionStringError(format!(
+            "{part} in the connection string must be a plain base URL (no credentials, query or fragment)"
+        )));
+    }
     Ok(url)
 }
 

@@ -121,6 +121,24 @@ struct Pipeline {
     counters: Arc<Counters>,
 }
 
+impl Drop for Pipeline {
+    /// Dropped without [`Tier1::shutdown`]: the SDK provider would shut down
+    /// (blocking, up to seconds) on whatever thread drops its last
+    /// reference, possibly a Tokio worker its exporter needs. Shut it down on
+    /// a thread of its own instead (a no-op after an explicit shutdown).
+    fn drop(&mut self) {
+        let provider = self.provider.clone();
+        let spawned = std::thread::Builder::new()
+            .name("elspeth-tier1-shutdown".into())
+            .spawn(move || {
+                let _ = provider.shutdown_with_timeout(Duration::from_secs(5));
+            });
+        if let Err(e) = spawned {
+            tracing::debug!(error = %e, "could not start the Tier 1 shutdown thread");
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     recorded: AtomicU64,
