@@ -95,7 +95,6 @@ fn expand(args: &Args, v: Validated) -> TokenStream {
     quote! {
         #item
 
-        #[automatically_derived]
         impl #impl_generics #ms::TransformMeta for #ident #ty_generics #where_clause {
             const PLUGIN: &'static str = #plugin;
             const ACCEPTED: &'static [#ms::TracingProvider] = #accepted;
@@ -105,7 +104,6 @@ fn expand(args: &Args, v: Validated) -> TokenStream {
             }
         }
 
-        #[automatically_derived]
         impl #impl_generics #ms::Transform for #ident #ty_generics #bounded {
             #[inline]
             fn plugin(&self) -> &str {
