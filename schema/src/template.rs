@@ -59,6 +59,9 @@ const SUPPORTED: &str = "prompt templates support `{{ field }}`, `{{{ field }}}`
 
 /// Parses `template` and lists its field references and problems.
 pub fn analyze(template: &str) -> Analysis {
+    if let Some(simple) = analyze_simple(template) {
+        return simple;
+    }
     let mut out = Analysis::default();
     if let Some(range) = unclosed_braces(template) {
         out.issues.push(TemplateIssue {
@@ -86,6 +89,54 @@ pub fn analyze(template: &str) -> Analysis {
         }
     }
     out
+}
+
+/// Fast path for the common case: every tag is a plain `{{ name }}` or
+/// `{{ a.b }}` (no escapes, blocks, helpers or whitespace control). Gives
+/// exactly what the Handlebars parser would; `None` when the template needs
+/// the full parser.
+fn analyze_simple(template: &str) -> Option<Analysis> {
+    if template.contains('\\') {
+        return None;
+    }
+    let mut fields = Vec::new();
+    let mut rest = 0;
+    while let Some(open) = template[rest..].find("{{").map(|i| rest + i) {
+        let inner_start = open + 2;
+        let close = template[inner_start..]
+            .find("}}")
+            .map(|i| inner_start + i)?;
+        let inner = &template[inner_start..close];
+        if inner.contains('{') || inner.contains('}') {
+            return None;
+        }
+        let name = inner.trim_matches(|c: char| c == ' ' || c == '\t');
+        let segments: Vec<&str> = name.split('.').collect();
+        let plain = segments.iter().all(|seg| {
+            let mut chars = seg.chars();
+            matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        });
+        if !plain
+            || matches!(
+                segments[0],
+                "this" | "else" | "true" | "false" | "null" | "undefined"
+            )
+        {
+            return None;
+        }
+        fields.push(FieldRef {
+            name: name.to_string(),
+            segments: segments.into_iter().map(str::to_string).collect(),
+            range: open..close + 2,
+        });
+        rest = close + 2;
+    }
+    // A stray `}}` outside a tag is fine for Handlebars (raw text).
+    Some(Analysis {
+        fields,
+        issues: Vec::new(),
+    })
 }
 
 /// The first `{{` (not escaped) that has no `}}` before the next `{{`.
@@ -277,6 +328,33 @@ mod tests {
             ]
         );
         assert_eq!(a.fields[3].segments, ["y", "z"]);
+    }
+
+    /// The fast path agrees with the full Handlebars parse.
+    #[test]
+    fn fast_path_matches_handlebars() {
+        for t in [
+            "Classify: {{ text }}",
+            "{{a}}{{ b.c }} x {{  d-e  }} }} {",
+            "no tags at all",
+            "{{ criterion.name }} and {{ _x.y_z }}",
+        ] {
+            let fast = analyze_simple(t).expect("simple");
+            let mut full = Analysis::default();
+            walk(t, &Template::compile(t).unwrap(), &mut full);
+            assert_eq!(fast, full, "{t}");
+        }
+        for t in [
+            "{{#if a}}{{/if}}",
+            "{{{ a }}}",
+            "\\{{ a }}",
+            "{{ this }}",
+            "{{~ a }}",
+            "{{ a b }}",
+            "{{ a",
+        ] {
+            assert!(analyze_simple(t).is_none(), "{t}");
+        }
     }
 
     #[test]

@@ -28,8 +28,11 @@
 //! assert!(matches!(root.get("a").unwrap().value, Value::Int(1)));
 //! ```
 
+mod de;
+
 use std::collections::HashMap;
 
+pub use de::DeError;
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Tag};
 
 use crate::span::{LineIndex, Pos, Span};
@@ -279,6 +282,8 @@ struct Fatal;
 
 struct Loader<'a> {
     index: &'a LineIndex<'a>,
+    /// The text is ASCII, so positions need no character counting.
+    ascii: bool,
     limits: Limits,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Anchor>,
@@ -298,6 +303,7 @@ pub fn parse(text: &str, limits: &Limits) -> Parsed {
 pub fn parse_indexed(index: &LineIndex<'_>, limits: &Limits) -> Parsed {
     let mut loader = Loader {
         index,
+        ascii: index.text().is_ascii(),
         limits: *limits,
         stack: Vec::new(),
         anchors: HashMap::new(),
@@ -320,6 +326,14 @@ pub fn parse_indexed(index: &LineIndex<'_>, limits: &Limits) -> Parsed {
 
 impl Loader<'_> {
     fn pos(&self, marker: saphyr_parser::Marker) -> Pos {
+        if self.ascii {
+            // Characters are bytes: saphyr's character index is the offset.
+            return Pos {
+                offset: marker.index().min(self.index.text().len()),
+                line: marker.line(),
+                column: marker.col() + 1,
+            };
+        }
         self.index.pos_at(marker.line(), marker.col())
     }
 
@@ -613,10 +627,9 @@ impl Loader<'_> {
                 .map(|e| e.key.span)
         };
         *skip_value = first.is_some();
-        let name = key.name.clone();
-        let span = key.span;
+        let duplicate = first.map(|f| (f, key.name.clone(), key.span));
         *slot = Some(key);
-        if let Some(first) = first {
+        if let Some((first, name, span)) = duplicate {
             self.error(span, format!("duplicate key `{name}`")).help = Some(format!(
                 "`{name}` is already set at line {}; remove one of them",
                 first.start.line

@@ -40,6 +40,13 @@ fn every_example_pipeline_is_valid_without_warnings() {
         );
         let config = v.config.expect("valid config");
         let text = std::fs::read_to_string(file).unwrap();
+        // The config assembled part by part equals a whole-document read.
+        let json = elspeth_schema::yaml::parse(&text, &Default::default())
+            .root
+            .unwrap()
+            .to_json();
+        let whole: elspeth_schema::config::PipelineConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(config, whole, "{}", file.display());
         assert!(
             text.starts_with("# yaml-language-server: $schema=../../schema/pipeline.schema.json\n"),
             "{} lacks the schema modeline",

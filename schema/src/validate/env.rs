@@ -5,6 +5,10 @@
 //! Which fields expand references comes from the schema: the ones typed
 //! `EnvString` or `SecretRef` (`#/definitions/EnvString` / `SecretRef`).
 
+use std::sync::OnceLock;
+
+use serde_json::Value as Json;
+
 use super::locate::{Seg, scalar_range};
 use super::nav::{Nav, StrKind, walk};
 use super::schema::{field_name, schema};
@@ -12,7 +16,7 @@ use super::{Finding, Phase, ValidateOptions};
 use crate::config::SecretRef;
 use crate::diagnostic::Severity;
 use crate::interpolate::{self, InterpolationErrorKind, Segment};
-use crate::yaml::Value;
+use crate::yaml::{Node, Value};
 
 /// Keys whose values are masked in snippets when the schema position is unknown.
 const SECRET_KEYS: [&str; 4] = ["api_key", "secret_key", "connection_string", "password"];
@@ -20,13 +24,96 @@ const SECRET_KEYS: [&str; 4] = ["api_key", "secret_key", "connection_string", "p
 /// Fields whose text is a prompt: `${...}` there is prompt text.
 const PROMPT_FIELDS: [&str; 2] = ["prompt_template", "system_prompt"];
 
+/// Field names, read from the schema once, that let the walk skip nodes
+/// whose schema cannot lead to a finding.
+struct Names {
+    /// Fields typed `SecretRef` somewhere, plus [`SECRET_KEYS`].
+    secret_fields: Vec<&'static str>,
+    /// Maps whose values are `SecretRef` (e.g. `headers`).
+    secret_maps: Vec<&'static str>,
+    /// Fields typed `EnvString` or `SecretRef` wherever they appear.
+    env_only: Vec<&'static str>,
+}
+
+fn names() -> &'static Names {
+    static NAMES: OnceLock<Names> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut secret_fields: Vec<&'static str> = SECRET_KEYS.to_vec();
+        let mut secret_maps = Vec::new();
+        let mut env = Vec::new();
+        let mut plain = Vec::new();
+        let refers =
+            |v: &Json, def: &str| v.to_string().contains(&format!("\"#/definitions/{def}\""));
+        let mut stack = vec![schema()];
+        while let Some(v) = stack.pop() {
+            match v {
+                Json::Object(map) => {
+                    if let Some(Json::Object(props)) = map.get("properties") {
+                        for (name, prop) in props {
+                            let name = name.as_str();
+                            let map_of_secrets = prop
+                                .get("additionalProperties")
+                                .is_some_and(|a| refers(a, "SecretRef"));
+                            if map_of_secrets {
+                                secret_maps.push(name);
+                                plain.push(name);
+                            } else if refers(prop, "SecretRef") {
+                                secret_fields.push(name);
+                                env.push(name);
+                            } else if refers(prop, "EnvString") {
+                                env.push(name);
+                            } else {
+                                plain.push(name);
+                            }
+                        }
+                    }
+                    stack.extend(map.values());
+                }
+                Json::Array(items) => stack.extend(items),
+                _ => {}
+            }
+        }
+        let mut env_only: Vec<&'static str> =
+            env.into_iter().filter(|n| !plain.contains(n)).collect();
+        for v in [&mut secret_fields, &mut secret_maps, &mut env_only] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        Names {
+            secret_fields,
+            secret_maps,
+            env_only,
+        }
+    })
+}
+
 pub(super) fn check(phase: &mut Phase<'_>, opts: &ValidateOptions) {
     let nav = Nav::new(schema());
     let root = phase.root;
     let index = phase.index;
     let mut findings = Vec::new();
     let mut redact = Vec::new();
-    walk(&nav, root, &mut |node, path, at| {
+    let names = names();
+    // Only strings with a `$`, and values of secret fields, need their
+    // schema; a well-formed reference in a field that expands references
+    // everywhere is fine (unless it must be resolved).
+    let interesting = |node: &Node, key: Option<&str>, parent: Option<&str>| {
+        let secret = key.is_some_and(|k| names.secret_fields.contains(&k))
+            || parent.is_some_and(|p| names.secret_maps.contains(&p));
+        match &node.value {
+            Value::String(s) if s.contains('$') => {
+                let expanding = key.is_some_and(|k| names.env_only.contains(&k));
+                !(expanding
+                    && !opts.resolve_env
+                    && interpolate::parse(s).is_ok_and(|segments| {
+                        !secret || !segments.iter().any(|s| matches!(s, Segment::Literal(_)))
+                    }))
+            }
+            Value::Seq(_) | Value::Map(_) => false,
+            _ => secret,
+        }
+    };
+    walk(&nav, root, &interesting, &mut |node, path, at| {
         // Mask secrets in snippets: any literal in a secret field (even of
         // the wrong type), and values under secret-looking keys where the
         // schema does not say (e.g. under an unknown plugin).

@@ -13,6 +13,31 @@ pub(crate) enum Seg {
     Index(usize),
 }
 
+/// A borrowed [`Seg`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+impl Step<'_> {
+    pub fn to_seg(self) -> Seg {
+        match self {
+            Step::Key(k) => Seg::Key(k.to_string()),
+            Step::Index(i) => Seg::Index(i),
+        }
+    }
+}
+
+impl Seg {
+    pub fn step(&self) -> Step<'_> {
+        match self {
+            Seg::Key(k) => Step::Key(k),
+            Seg::Index(i) => Step::Index(*i),
+        }
+    }
+}
+
 impl fmt::Display for Seg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -162,6 +187,21 @@ pub(crate) fn scalar_range(index: &LineIndex<'_>, node: &Node, range: Range<usiz
     };
     let source = &index.text()[node.span.range()];
     let range = range.start.min(value.len())..range.end.min(value.len());
+    // Fast path: a plain or quoted scalar written exactly as its value.
+    let shift = if source == value {
+        Some(0)
+    } else if source.len() == value.len() + 2
+        && (source.starts_with('"') || source.starts_with('\''))
+        && &source[1..source.len() - 1] == value
+    {
+        Some(1)
+    } else {
+        None
+    };
+    if let Some(shift) = shift {
+        let start = node.span.start.offset + shift;
+        return Span::new(index.pos(start + range.start), index.pos(start + range.end));
+    }
     let mut candidates = vec![range.clone()];
     if let Some(nl) = value[range.clone()].find('\n') {
         candidates.push(range.start..range.start + nl);

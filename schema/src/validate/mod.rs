@@ -39,6 +39,7 @@
 //! ```
 
 mod env;
+mod instance;
 pub(crate) mod locate;
 pub(crate) mod nav;
 mod rules;
@@ -49,6 +50,8 @@ use std::io::IsTerminal as _;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
+
+use serde::Deserialize as _;
 
 use crate::config::{Env, PipelineConfig, ProcessEnv};
 use crate::diagnostic::{Diagnostic, RenderOptions, Severity};
@@ -203,7 +206,6 @@ pub fn validate_str(file_label: &str, text: &str, opts: &ValidateOptions) -> Val
         out.diagnostics = to_diagnostics(file_label, findings);
         return out;
     };
-    let json = root.to_json();
     let mut phase = Phase {
         root: &root,
         index: &index,
@@ -212,11 +214,11 @@ pub fn validate_str(file_label: &str, text: &str, opts: &ValidateOptions) -> Val
         redact: Vec::new(),
     };
     env::check(&mut phase, opts);
-    schema::check(&mut phase, &json);
-    rules::check(&mut phase, &json, opts);
+    schema::check(&mut phase);
+    let typed = rules::check(&mut phase, opts);
     let has_errors = phase.findings.iter().any(|f| f.severity == Severity::Error);
     if !has_errors {
-        match serde_json::from_value::<PipelineConfig>(json) {
+        match typed.map_or_else(|| PipelineConfig::deserialize(&root).map_err(|_| ()), Ok) {
             Ok(config) => out.config = Some(config),
             Err(_) => {
                 // The schema and the types disagree: a bug, but say where.

@@ -6,9 +6,13 @@
 //! branch is skipped for a non-null value, and a branch is chosen by its
 //! discriminator (`plugin`, `provider` or `name`, a `const` in every branch).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use serde_json::Value as Json;
 
-use super::locate::Seg;
+use super::locate::{Seg, Step};
 use crate::yaml::{Node, Value};
 
 /// The keys that select a `oneOf` branch.
@@ -36,6 +40,7 @@ pub(crate) struct At<'s> {
 }
 
 /// A discriminated `oneOf`: the key and each branch's value.
+#[derive(Debug)]
 pub(crate) struct Discriminated<'s> {
     pub key: &'static str,
     pub values: Vec<&'s str>,
@@ -43,14 +48,21 @@ pub(crate) struct Discriminated<'s> {
     pub default: Option<usize>,
 }
 
-#[derive(Clone, Copy)]
+/// Walks a schema document. Lookups that every node repeats (`$ref`
+/// targets, discriminators) are memoised.
 pub(crate) struct Nav<'s> {
     root: &'s Json,
+    refs: RefCell<HashMap<&'s str, Option<&'s Json>>>,
+    discriminators: RefCell<HashMap<usize, Option<Rc<Discriminated<'s>>>>>,
 }
 
 impl<'s> Nav<'s> {
     pub fn new(root: &'s Json) -> Self {
-        Self { root }
+        Self {
+            root,
+            refs: RefCell::new(HashMap::new()),
+            discriminators: RefCell::new(HashMap::new()),
+        }
     }
 
     /// The schema of the document root.
@@ -92,8 +104,12 @@ impl<'s> Nav<'s> {
         (schema, description, kind)
     }
 
-    fn pointer(&self, r: &str) -> Option<&'s Json> {
-        self.root.pointer(r.strip_prefix('#')?)
+    fn pointer(&self, r: &'s str) -> Option<&'s Json> {
+        *self
+            .refs
+            .borrow_mut()
+            .entry(r)
+            .or_insert_with(|| self.root.pointer(r.strip_prefix('#')?))
     }
 
     /// The schema of `node` given the schema written for its position:
@@ -130,8 +146,14 @@ impl<'s> Nav<'s> {
 
     /// The discriminator of a `oneOf`, when every branch has a `const` for
     /// the same key.
-    pub fn discriminator(&self, schema: &'s Json) -> Option<Discriminated<'s>> {
-        self.discriminator_of(&self.branches(schema))
+    pub fn discriminator(&self, schema: &'s Json) -> Option<Rc<Discriminated<'s>>> {
+        let key = schema as *const Json as usize;
+        if let Some(d) = self.discriminators.borrow().get(&key) {
+            return d.clone();
+        }
+        let d = self.discriminator_of(&self.branches(schema)).map(Rc::new);
+        self.discriminators.borrow_mut().insert(key, d.clone());
+        d
     }
 
     /// The discriminator of a list of `oneOf` branches.
@@ -194,19 +216,19 @@ impl<'s> Nav<'s> {
         (typed.len() == 1).then(|| typed[0])
     }
 
-    /// The schema of the child `seg` of `node` (whose schema is `at`).
-    pub fn child(&self, at: At<'s>, node: &Node, seg: &Seg, child: &Node) -> Option<At<'s>> {
+    /// The schema of the child `step` of `node` (whose schema is `at`).
+    pub fn child(&self, at: At<'s>, node: &Node, step: Step<'_>, child: &Node) -> Option<At<'s>> {
         let schema = at.schema;
-        let sub = match (&node.value, seg) {
-            (Value::Map(_), Seg::Key(k)) => schema
+        let property = |name: &str| {
+            schema
                 .get("properties")
-                .and_then(|p| p.get(k))
-                .or_else(|| schema.get("additionalProperties").filter(|a| a.is_object())),
-            (Value::Map(_), Seg::Index(i)) => schema
-                .get("properties")
-                .and_then(|p| p.get(i.to_string()))
-                .or_else(|| schema.get("additionalProperties").filter(|a| a.is_object())),
-            (Value::Seq(_), Seg::Index(_)) => schema.get("items").filter(|i| i.is_object()),
+                .and_then(|p| p.get(name))
+                .or_else(|| schema.get("additionalProperties").filter(|a| a.is_object()))
+        };
+        let sub = match (&node.value, step) {
+            (Value::Map(_), Step::Key(k)) => property(k),
+            (Value::Map(_), Step::Index(i)) => property(&i.to_string()),
+            (Value::Seq(_), Step::Index(_)) => schema.get("items").filter(|i| i.is_object()),
             _ => None,
         }?;
         Some(self.enter(sub, child))
@@ -219,7 +241,7 @@ impl<'s> Nav<'s> {
         let mut node = root;
         for seg in path {
             let child = super::locate::find(node, std::slice::from_ref(seg))?.node;
-            at = self.child(at, node, seg, child)?;
+            at = self.child(at, node, seg.step(), child)?;
             node = child;
         }
         Some(at)
@@ -256,43 +278,102 @@ fn type_matches(schema: &Json, node: &Node) -> bool {
     }
 }
 
-/// The callback of [`walk`]: a node, its path and the schema that applies.
+/// The callback of [`walk`]: a node, its path and the schema that applies
+/// (`None` where the schema does not describe the node).
 pub(crate) type Visit<'v, 's> = dyn FnMut(&Node, &[Seg], Option<At<'s>>) + 'v;
 
-/// Walks every node of the tree with the schema that applies to it
-/// (`None` where the schema does not describe the node).
-pub(crate) fn walk<'s>(nav: &Nav<'s>, root: &Node, visit: &mut Visit<'_, 's>) {
-    let mut path = Vec::new();
-    walk_node(nav, root, Some(nav.root(root)), &mut path, visit);
-}
+/// Decides which nodes [`walk`] visits: given the node, its key and its
+/// parent's key.
+pub(crate) type Interesting<'v> = dyn Fn(&Node, Option<&str>, Option<&str>) -> bool + 'v;
 
-fn walk_node<'s>(
+/// Walks the tree and visits the nodes `interesting` selects, with the
+/// schema that applies to each. Schemas are worked out lazily, only along
+/// the paths to visited nodes, so a walk over a large file that visits few
+/// nodes stays cheap.
+pub(crate) fn walk<'s>(
     nav: &Nav<'s>,
-    node: &Node,
-    at: Option<At<'s>>,
-    path: &mut Vec<Seg>,
+    root: &Node,
+    interesting: &Interesting<'_>,
     visit: &mut Visit<'_, 's>,
 ) {
-    visit(node, path, at);
+    let mut stack = vec![Frame {
+        node: root,
+        step: None,
+        at: Some(Some(nav.root(root))),
+    }];
+    walk_node(nav, &mut stack, interesting, visit);
+}
+
+struct Frame<'a, 's> {
+    node: &'a Node,
+    step: Option<Step<'a>>,
+    /// `None` until worked out.
+    at: Option<Option<At<'s>>>,
+}
+
+fn key_of<'a>(frame: Option<&Frame<'a, '_>>) -> Option<&'a str> {
+    match frame?.step? {
+        Step::Key(k) => Some(k),
+        Step::Index(_) => None,
+    }
+}
+
+fn walk_node<'a, 's>(
+    nav: &Nav<'s>,
+    stack: &mut Vec<Frame<'a, 's>>,
+    interesting: &Interesting<'_>,
+    visit: &mut Visit<'_, 's>,
+) {
+    let depth = stack.len();
+    let node = stack[depth - 1].node;
+    let key = key_of(stack.last());
+    let parent_key = key_of(depth.checked_sub(2).and_then(|i| stack.get(i)));
+    if interesting(node, key, parent_key) {
+        let at = resolve_at(nav, stack, depth - 1);
+        let path: Vec<Seg> = stack[1..]
+            .iter()
+            .filter_map(|f| f.step.map(Step::to_seg))
+            .collect();
+        visit(node, &path, at);
+    }
     match &node.value {
         Value::Map(entries) => {
             for e in entries {
-                let seg = Seg::Key(e.key.name.clone());
-                let child = at.and_then(|at| nav.child(at, node, &seg, &e.value));
-                path.push(seg);
-                walk_node(nav, &e.value, child, path, visit);
-                path.pop();
+                stack.push(Frame {
+                    node: &e.value,
+                    step: Some(Step::Key(&e.key.name)),
+                    at: None,
+                });
+                walk_node(nav, stack, interesting, visit);
+                stack.pop();
             }
         }
         Value::Seq(items) => {
             for (i, item) in items.iter().enumerate() {
-                let seg = Seg::Index(i);
-                let child = at.and_then(|at| nav.child(at, node, &seg, item));
-                path.push(seg);
-                walk_node(nav, item, child, path, visit);
-                path.pop();
+                stack.push(Frame {
+                    node: item,
+                    step: Some(Step::Index(i)),
+                    at: None,
+                });
+                walk_node(nav, stack, interesting, visit);
+                stack.pop();
             }
         }
         _ => {}
     }
+}
+
+/// The schema of `stack[i]`, working out (and remembering) its ancestors'.
+fn resolve_at<'s>(nav: &Nav<'s>, stack: &mut [Frame<'_, 's>], i: usize) -> Option<At<'s>> {
+    if let Some(at) = stack[i].at {
+        return at;
+    }
+    let parent = resolve_at(nav, stack, i - 1);
+    let frame = &stack[i];
+    let at = match (parent, frame.step) {
+        (Some(p), Some(step)) => nav.child(p, stack[i - 1].node, step, frame.node),
+        _ => None,
+    };
+    stack[i].at = Some(at);
+    at
 }

@@ -4,14 +4,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::yaml::{Node, Value};
 use serde::Deserialize;
-use serde_json::Value as Json;
 
 use super::locate::{Found, Seg, anchor_span, find, provider_span, scalar_range, segs};
 use super::{Finding, Phase, ValidateOptions};
 use crate::config::{
-    EnvString, LangfuseTracingConfig, QueryMatrix, ResponseFormat, SinkConfig, SourceConfig,
-    TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig,
+    EnvString, LangfuseTracingConfig, PipelineConfig, QueryMatrix, ResponseFormat, SinkConfig,
+    SourceConfig, TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig,
     langfuse_environment_problem,
 };
 use crate::diagnostic::Severity;
@@ -22,9 +22,12 @@ use crate::template;
 /// Most queries a multi-query matrix may expand to (each is one LLM call per row).
 pub(crate) const MAX_QUERIES: usize = crate::config::MAX_QUERIES;
 
-pub(super) fn check(phase: &mut Phase<'_>, json: &Json, opts: &ValidateOptions) {
+/// Runs the semantic rules. Returns the typed config when every part of it
+/// could be read (so it need not be deserialized twice).
+pub(super) fn check(phase: &mut Phase<'_>, opts: &ValidateOptions) -> Option<PipelineConfig> {
+    let root = phase.root;
     let mut rules = Rules { phase, opts };
-    rules.run(json);
+    rules.run(root)
 }
 
 struct Rules<'p, 'a> {
@@ -33,18 +36,11 @@ struct Rules<'p, 'a> {
 }
 
 /// A typed part of the config, if the schema phase found it clean.
-fn typed<'j, T: Deserialize<'j>>(phase: &Phase<'_>, json: &'j Json, path: &[Seg]) -> Option<T> {
+fn typed<'n, T: Deserialize<'n>>(phase: &Phase<'_>, root: &'n Node, path: &[Seg]) -> Option<T> {
     if !phase.is_clean(path) {
         return None;
     }
-    let mut v = json;
-    for seg in path {
-        v = match seg {
-            Seg::Key(k) => v.get(k)?,
-            Seg::Index(i) => v.get(i)?,
-        };
-    }
-    T::deserialize(v).ok()
+    T::deserialize(find(root, path)?.node).ok()
 }
 
 impl Rules<'_, '_> {
@@ -79,9 +75,9 @@ impl Rules<'_, '_> {
         Some(self.add(span, severity, message))
     }
 
-    fn run(&mut self, json: &Json) {
-        let source: Option<SourceConfig> = typed(self.phase, json, &segs!["source"]);
-        let sink: Option<SinkConfig> = typed(self.phase, json, &segs!["sink"]);
+    fn run(&mut self, root: &Node) -> Option<PipelineConfig> {
+        let source: Option<SourceConfig> = typed(self.phase, root, &segs!["source"]);
+        let sink: Option<SinkConfig> = typed(self.phase, root, &segs!["sink"]);
         if let Some(SourceConfig::Csv { delimiter, .. }) = &source {
             self.delimiter(&segs!["source", "delimiter"], delimiter);
         }
@@ -98,24 +94,41 @@ impl Rules<'_, '_> {
         {
             f.help = Some("write the output to another file".into());
         }
-        if json.get("telemetry").is_some_and(|t| !t.is_null())
-            && let Some(telemetry) = typed::<TelemetryConfig>(self.phase, json, &segs!["telemetry"])
-        {
-            self.telemetry(&telemetry);
+        let has_telemetry = root
+            .get("telemetry")
+            .is_some_and(|t| !matches!(t.value, Value::Null));
+        let telemetry = if has_telemetry {
+            typed::<TelemetryConfig>(self.phase, root, &segs!["telemetry"])
+        } else {
+            None
+        };
+        if let Some(telemetry) = &telemetry {
+            self.telemetry(telemetry);
         }
-        let count = json
+        let count = root
             .get("transforms")
-            .and_then(Json::as_array)
-            .map_or(0, Vec::len);
+            .and_then(Node::items)
+            .map_or(0, <[Node]>::len);
         let mut transforms = Vec::new();
         for i in 0..count {
             let p = segs!["transforms", i];
-            if let Some(t) = typed::<TransformConfig>(self.phase, json, &p) {
+            if let Some(t) = typed::<TransformConfig>(self.phase, root, &p) {
                 self.transform(i, &t);
                 transforms.push((i, t));
             }
         }
         self.across_transforms(&transforms);
+        let name = root.get("name")?.as_str()?.to_string();
+        if transforms.len() != count || count == 0 || has_telemetry != telemetry.is_some() {
+            return None;
+        }
+        Some(PipelineConfig {
+            name,
+            source: source?,
+            telemetry,
+            transforms: transforms.into_iter().map(|(_, t)| t).collect(),
+            sink: sink?,
+        })
     }
 
     // ---- source, sink, telemetry ----
@@ -353,14 +366,15 @@ impl Rules<'_, '_> {
         }
         let mut row_fields = 0;
         for field in &analysis.fields {
-            let span = scalar_range(index, node, field.range.clone());
+            // Located only when reported: most references are fine.
+            let span = || scalar_range(index, node, field.range.clone());
             let dimension =
                 queries.and_then(|q| q.0.get(&field.segments[0]).map(|items| (q, items)));
             match (field.segments.as_slice(), dimension) {
                 ([_], None) => row_fields += 1,
                 ([dim], Some(_)) => {
                     let mut f = Finding::new(
-                        span,
+                        span(),
                         Severity::Error,
                         format!("`{{{{ {dim} }}}}` is a query dimension, not a field"),
                     );
@@ -388,7 +402,7 @@ impl Rules<'_, '_> {
                         .collect();
                     let mut f = if missing.len() == items.len() {
                         let mut f = Finding::new(
-                            span,
+                            span(),
                             Severity::Error,
                             format!("`{dim}.{var}` is not a var of the `{dim}` items"),
                         );
@@ -398,7 +412,7 @@ impl Rules<'_, '_> {
                         f
                     } else {
                         let mut f = Finding::new(
-                            span,
+                            span(),
                             Severity::Error,
                             format!(
                                 "`{dim}.{var}` is not set on every `{dim}` item (missing on {})",
@@ -416,7 +430,7 @@ impl Rules<'_, '_> {
                 }
                 (_, _) => {
                     let mut f = Finding::new(
-                        span,
+                        span(),
                         Severity::Error,
                         format!(
                             "`{}` is not a plain field name in `prompt_template`",

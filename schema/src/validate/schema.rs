@@ -11,6 +11,7 @@ use jsonschema::error::{TypeKind, ValidationError, ValidationErrorKind as Kind};
 use jsonschema::{JsonType, Validator};
 use serde_json::Value as Json;
 
+use super::instance::{YNode, Yaml};
 use super::locate::{self, Seg, anchor_span, find, find_closest, from_location, provider_span};
 use super::nav::{DISCRIMINATORS, Nav, StrKind};
 use super::{Finding, Phase};
@@ -28,27 +29,34 @@ pub(crate) fn schema() -> &'static Json {
     SCHEMA.get_or_init(crate::schema_gen::pipeline_schema)
 }
 
-/// The compiled validator, built once per process.
-fn validator() -> &'static Validator {
-    static VALIDATOR: OnceLock<Validator> = OnceLock::new();
+/// The compiled validator, built once per process. It reads the YAML tree
+/// directly (see [`super::instance`]).
+fn validator() -> &'static Validator<Yaml> {
+    static VALIDATOR: OnceLock<Validator<Yaml>> = OnceLock::new();
     VALIDATOR.get_or_init(|| {
-        jsonschema::draft7::new(schema()).expect("the generated schema is valid draft-07")
+        jsonschema::options_for::<Yaml>()
+            .with_draft(jsonschema::Draft::Draft7)
+            .build(schema())
+            .expect("the generated schema is valid draft-07")
     })
 }
 
 /// Runs the schema phase: findings go to `phase`, and the instance paths
-/// with problems to `phase.bad_paths` (so later phases skip those parts).
-pub(super) fn check(phase: &mut Phase<'_>, json: &Json) {
+/// with structural problems to `phase.bad_paths` (so later phases skip
+/// those parts).
+pub(super) fn check(phase: &mut Phase<'_>) {
     let validator = validator();
-    if validator.is_valid(json) {
+    let instance = YNode(phase.root);
+    if validator.is_valid(instance) {
         return;
     }
+    let errors: Vec<ValidationError<'_>> = validator.iter_errors(instance).collect();
     let mut checker = Checker {
         nav: Nav::new(schema()),
         phase,
     };
-    for error in validator.iter_errors(json) {
-        checker.error(&error);
+    for error in &errors {
+        checker.error(error);
     }
 }
 

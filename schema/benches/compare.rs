@@ -1,0 +1,123 @@
+//! Compares elspeth's end-to-end validation with Python `jsonschema`
+//! (Draft7Validator) + PyYAML on the same 1,000-transform file and the same
+//! schema, and prints both timings and the ratio.
+//!
+//! `cargo bench -p elspeth-schema --bench compare`
+//!
+//! PyYAML and jsonschema are installed into a virtualenv under
+//! `target/bench-venv` on first use (pip); when that is not possible the
+//! Python side is skipped with a message.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use elspeth_schema::{ValidateOptions, validate_file};
+
+#[path = "common.rs"]
+mod common;
+
+const ITERATIONS: usize = 40;
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs it too: keep that quick.
+    let quick = std::env::args().any(|a| a == "--test") || std::env::args().all(|a| a != "--bench");
+    let iterations = if quick { 2 } else { ITERATIONS };
+    let path = common::pipeline_file();
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline.schema.json");
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "validating {} ({} KiB, 1000 transforms), {iterations} iterations",
+        path.display(),
+        size / 1024
+    );
+
+    let opts = ValidateOptions::default();
+    let warm = validate_file(&path, &opts); // compiles the schema once
+    assert!(warm.diagnostics.is_empty(), "{}", warm.render());
+    let mut times = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let start = Instant::now();
+        let v = validate_file(&path, &opts);
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+        assert!(v.config.is_some());
+    }
+    let rust = median(&mut times);
+    println!(
+        "elspeth  (read + YAML + ${{VAR}} + JSON Schema + semantic rules): median {rust:.2} ms, min {:.2} ms",
+        times[0]
+    );
+
+    if quick {
+        println!("python   skipped (not run as `cargo bench`)");
+        return;
+    }
+    match python(&path, &schema, iterations) {
+        Ok((loader, py, errors)) => {
+            println!(
+                "python   (PyYAML {loader} + jsonschema Draft7Validator, schema only): median {py:.2} ms ({errors} errors)"
+            );
+            println!("ratio    python / elspeth = {:.1}x", py / rust);
+        }
+        Err(why) => println!("python   skipped: {why}"),
+    }
+}
+
+fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Runs the Python baseline; returns (loader, median ms, error count).
+fn python(file: &Path, schema: &Path, iterations: usize) -> Result<(String, f64, u64), String> {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-venv");
+    let py = venv.join("bin/python");
+    if !py.exists() {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .map_err(|e| format!("python3 not found ({e})"))?;
+        if !status.success() {
+            return Err("`python3 -m venv` failed".into());
+        }
+    }
+    let have = Command::new(&py)
+        .args(["-c", "import yaml, jsonschema"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !have.status.success() {
+        println!(
+            "python   installing pyyaml and jsonschema into {}",
+            venv.display()
+        );
+        let pip = Command::new(&py)
+            .args(["-m", "pip", "install", "--quiet", "pyyaml", "jsonschema"])
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !pip.success() {
+            return Err("pip could not install pyyaml and jsonschema".into());
+        }
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python_baseline.py");
+    let out = Command::new(&py)
+        .arg(script)
+        .arg(file)
+        .arg(schema)
+        .arg(iterations.to_string())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "the baseline failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("bad output: {e}"))?;
+    Ok((
+        v["loader"].as_str().unwrap_or("?").to_string(),
+        v["median_ms"].as_f64().unwrap_or(f64::NAN),
+        v["errors"].as_u64().unwrap_or(0),
+    ))
+}
