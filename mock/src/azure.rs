@@ -35,7 +35,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::chat::{self, ChatRequest, Outcome};
+use crate::chat::{self, ChatRequest, LatencyStats, Outcome, Pacer};
 use crate::server::{FaultPlan, MockServer};
 
 /// How long a batch spends in each phase.
@@ -129,6 +129,7 @@ struct Inner {
     batches: Mutex<HashMap<String, StoredBatch>>,
     counters: Counters,
     recorded: Mutex<VecDeque<Value>>,
+    pacer: Pacer,
 }
 
 /// Bodies of the last this-many chat requests are kept for assertions.
@@ -160,6 +161,7 @@ impl AzureMock {
                 batches: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
                 recorded: Mutex::new(VecDeque::new()),
+                pacer: Pacer::default(),
             }),
         }
     }
@@ -225,6 +227,11 @@ impl AzureMock {
     /// Batch status polls answered.
     pub fn batch_polls(&self) -> u64 {
         self.inner.counters.batch_polls.load(Ordering::Relaxed)
+    }
+
+    /// Latency actually served by the chat endpoint (normal answers).
+    pub fn chat_latency(&self) -> LatencyStats {
+        self.inner.pacer.stats()
     }
 
     /// Bodies of the last [`RECORDED_BODIES`] accepted chat requests, oldest first.
@@ -322,6 +329,7 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let arrival = std::time::Instant::now();
     mock.inner
         .counters
         .chat_requests
@@ -329,19 +337,24 @@ async fn chat_completions(
     if let Some(r) = mock.check(&headers, &query) {
         return r;
     }
-    if let Some(fault) = mock.inner.chat_faults.apply().await {
+    if let Some(fault) = mock
+        .inner
+        .pacer
+        .apply(&mock.inner.chat_faults, arrival)
+        .await
+    {
         return fault;
     }
     let request = match ChatRequest::parse(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+    {
         let mut recorded = lock(&mock.inner.recorded);
         if recorded.len() == RECORDED_BODIES {
             recorded.pop_front();
         }
-        recorded.push_back(v);
+        recorded.push_back(request.body.clone());
     }
     let id = mock.next_id("chatcmpl-mock");
     match chat::answer(&request, |content, usage| {

@@ -16,7 +16,13 @@
 //!   body that is not JSON), `MOCK_BAD_JSON` (a json-mode reply that is not
 //!   JSON), `MOCK_LINE_FAIL` (a batch line that fails with `server_error`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::response::Response;
 use serde_json::{Value, json};
+
+use crate::server::{Fault, FaultPlan, broken_response, status_response};
 
 /// Trigger: answer HTTP 400 with an Azure `content_filter` error.
 pub const TRIGGER_CONTENT_FILTER: &str = "MOCK_CONTENT_FILTER";
@@ -51,17 +57,20 @@ pub struct ChatRequest {
     pub json: bool,
     /// `model`, when sent.
     pub model: Option<String>,
+    /// The whole body, parsed.
+    pub body: Value,
 }
 
 impl ChatRequest {
     /// Reads a chat-completions body; the error is an OpenAI-style error body.
     pub fn parse(body: &[u8]) -> Result<Self, Value> {
-        let v: Value = serde_json::from_slice(body).map_err(|e| {
+        let body: Value = serde_json::from_slice(body).map_err(|e| {
             error_body(
                 "invalid_request_error",
                 &format!("request body is not valid JSON: {e}"),
             )
         })?;
+        let v = &body;
         let messages = v
             .get("messages")
             .and_then(Value::as_array)
@@ -97,11 +106,13 @@ impl ChatRequest {
                 "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
             ));
         }
+        let model = v.get("model").and_then(Value::as_str).map(str::to_string);
         Ok(Self {
             all_text,
             prompt,
             json,
-            model: v.get("model").and_then(Value::as_str).map(str::to_string),
+            model,
+            body,
         })
     }
 }
@@ -313,6 +324,73 @@ pub fn answer(
     Outcome::Completion(body)
 }
 
+/// Latency of the normal answers of a mock LLM endpoint, as served.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LatencyStats {
+    /// Normal answers served.
+    pub answers: u64,
+    /// Mean time from the request's arrival to its answer.
+    pub mean: Duration,
+}
+
+/// Applies a [`FaultPlan`] to LLM requests with an accurate latency.
+///
+/// Tokio's timers fire up to a millisecond or more late (millisecond ticks,
+/// rounded up, plus wake-up time), so a plain `sleep(20 ms)` answers after
+/// ~21 ms. The pacer learns that oversleep (a moving average) and starts
+/// each sleep that much earlier, so answers come, on average, after the
+/// configured latency; [`Pacer::stats`] reports what was actually served.
+#[derive(Debug, Default)]
+pub struct Pacer {
+    oversleep_ns: AtomicU64,
+    answers: AtomicU64,
+    total_ns: AtomicU64,
+}
+
+impl Pacer {
+    /// The next fault of `plan` for a request that arrived at `arrival`:
+    /// `Some(response)` to answer with instead, `None` to answer normally
+    /// (after the plan's latency, plus a scripted delay).
+    pub async fn apply(&self, plan: &FaultPlan, arrival: Instant) -> Option<Response> {
+        let wait = match plan.next() {
+            Fault::None => plan.latency(),
+            Fault::Delay(d) => d + plan.latency(),
+            Fault::Status { code, retry_after } => return Some(status_response(code, retry_after)),
+            Fault::DropConnection => return Some(broken_response()),
+        };
+        if !wait.is_zero() {
+            let target = arrival + wait;
+            let early = target
+                .checked_sub(Duration::from_nanos(
+                    self.oversleep_ns.load(Ordering::Relaxed),
+                ))
+                .unwrap_or(target);
+            tokio::time::sleep_until(early.into()).await;
+            let late = Instant::now().saturating_duration_since(early).as_nanos() as u64;
+            // Moving average (1/8 weight), updated without a lock.
+            let _ = self
+                .oversleep_ns
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                    Some(old - old / 8 + late / 8)
+                });
+        }
+        self.answers.fetch_add(1, Ordering::Relaxed);
+        self.total_ns
+            .fetch_add(arrival.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        None
+    }
+
+    /// What was served so far.
+    pub fn stats(&self) -> LatencyStats {
+        let answers = self.answers.load(Ordering::Relaxed);
+        let total = self.total_ns.load(Ordering::Relaxed);
+        LatencyStats {
+            answers,
+            mean: Duration::from_nanos(total.checked_div(answers).unwrap_or(0)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,7 +401,25 @@ mod tests {
             prompt: prompt.into(),
             json,
             model: None,
+            body: Value::Null,
         }
+    }
+
+    #[tokio::test]
+    async fn pacer_serves_the_configured_latency_on_average() {
+        let pacer = Pacer::default();
+        let plan = FaultPlan::new();
+        plan.set_latency(Duration::from_millis(5));
+        for _ in 0..40 {
+            assert!(pacer.apply(&plan, Instant::now()).await.is_none());
+        }
+        let stats = pacer.stats();
+        assert_eq!(stats.answers, 40);
+        assert!(stats.mean >= Duration::from_micros(4500), "{stats:?}");
+        assert!(stats.mean <= Duration::from_micros(7000), "{stats:?}");
+        plan.push(Fault::status(429));
+        assert!(pacer.apply(&plan, Instant::now()).await.is_some());
+        assert_eq!(pacer.stats().answers, 40, "faulted answers are not counted");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use crate::chat::{self, ChatRequest, Outcome};
+use crate::chat::{self, ChatRequest, LatencyStats, Outcome, Pacer};
 use crate::server::{FaultPlan, MockServer};
 
 /// Price per prompt token in USD (like a small hosted model).
@@ -44,6 +44,7 @@ struct Inner {
     requests: AtomicU64,
     seq: AtomicU64,
     recorded: Mutex<VecDeque<Received>>,
+    pacer: Pacer,
 }
 
 /// The OpenRouter mock. Cheap to clone; clones share state.
@@ -71,6 +72,7 @@ impl OpenRouterMock {
                 requests: AtomicU64::new(0),
                 seq: AtomicU64::new(0),
                 recorded: Mutex::new(VecDeque::new()),
+                pacer: Pacer::default(),
             }),
         }
     }
@@ -100,6 +102,11 @@ impl OpenRouterMock {
         self.inner.requests.load(Ordering::Relaxed)
     }
 
+    /// Latency actually served (normal answers).
+    pub fn latency(&self) -> LatencyStats {
+        self.inner.pacer.stats()
+    }
+
     /// The last [`RECORDED_REQUESTS`] accepted requests, oldest first.
     pub fn received(&self) -> Vec<Received> {
         self.inner
@@ -122,6 +129,7 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let arrival = std::time::Instant::now();
     mock.inner.requests.fetch_add(1, Ordering::Relaxed);
     let header = |name: &str| {
         headers
@@ -137,7 +145,7 @@ async fn chat_completions(
         )
             .into_response();
     }
-    if let Some(fault) = mock.inner.faults.apply().await {
+    if let Some(fault) = mock.inner.pacer.apply(&mock.inner.faults, arrival).await {
         return fault;
     }
     let request = match ChatRequest::parse(&body) {
@@ -161,7 +169,7 @@ async fn chat_completions(
             recorded.pop_front();
         }
         recorded.push_back(Received {
-            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            body: request.body.clone(),
             referer: header("http-referer"),
             title: header("x-title"),
         });

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use elspeth_telemetry::call::{LlmError, LlmErrorKind};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::retry::{RetryPolicy, retry_after};
@@ -15,7 +15,8 @@ use crate::tier1::Tier1;
 #[derive(Debug)]
 pub(crate) struct Answer {
     pub status: StatusCode,
-    pub headers: HeaderMap,
+    /// The server's retry hint (`retry-after-ms` / `Retry-After`).
+    pub retry_after: Option<Duration>,
     pub body: Bytes,
 }
 
@@ -89,11 +90,15 @@ impl Sender {
             let sent = tokio::time::timeout(self.timeout, async {
                 let response = build().send().await?;
                 let status = response.status();
-                let headers = response.headers().clone();
+                let retry_after = if status.is_success() {
+                    None
+                } else {
+                    retry_after(response.headers())
+                };
                 let body = response.bytes().await?;
                 Ok::<_, reqwest::Error>(Answer {
                     status,
-                    headers,
+                    retry_after,
                     body,
                 })
             })
@@ -148,7 +153,7 @@ impl Sender {
                         }
                         Verdict::Retry(error) => {
                             span.fail(Some(status), &error.error_type(), body, Some(&answer.body));
-                            (error, retry_after(&answer.headers))
+                            (error, answer.retry_after)
                         }
                     }
                 }
