@@ -771,3 +771,125 @@ async fn start_failures_stop_the_run_before_any_row() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn live_exporters_and_tier1_telemetry() {
+    use elspeth_mock::appinsights::AppInsightsMock;
+    use elspeth_mock::langfuse::LangfuseMock;
+    use elspeth_mock::otlp::OtlpCollector;
+
+    let mocks = Mocks::start().await;
+    let langfuse = LangfuseMock::new("pk-lf-live", "sk-lf-live");
+    let langfuse_server = langfuse.start(0).await.unwrap();
+    let appinsights = AppInsightsMock::new("00000000-0000-4000-8000-0000000000aa");
+    let appinsights_server = appinsights.start(0).await.unwrap();
+    let collector = OtlpCollector::new();
+    let collector_server = collector.start(0).await.unwrap();
+    let mut env = mocks.env();
+    env.insert("LANGFUSE_HOST".into(), langfuse_server.url());
+    env.insert("LANGFUSE_SECRET_KEY".into(), "sk-lf-live".into());
+    env.insert(
+        "APPINSIGHTS".into(),
+        appinsights.connection_string_for(&appinsights_server.url()),
+    );
+    env.insert("OTLP".into(), collector_server.url());
+
+    let dir = tmpdir("live");
+    let texts = [
+        "refund now",
+        "it crashes",
+        "reset password",
+        "hello",
+        "invoice",
+    ];
+    write_jsonl(
+        &dir.join("in.jsonl"),
+        texts.iter().map(|t| json!({"text": t})),
+    );
+    let config: PipelineConfig = serde_json::from_value(json!({
+        "name": "live",
+        "source": {"plugin": "jsonl", "path": "in.jsonl"},
+        "telemetry": {"exporters": [{"name": "otlp", "options": {"endpoint": "${OTLP}"}}]},
+        "transforms": [
+            llm("azure_llm", json!({"prompt_template": "Classify: {{ text }}", "output_field": "category",
+                "tracing": {"provider": "langfuse", "public_key": "pk-lf-live", "secret_key": "${LANGFUSE_SECRET_KEY}", "host": "${LANGFUSE_HOST}"}})),
+            llm("openrouter_llm", json!({"prompt_template": "Write a reply to this {{ category }} ticket: {{ text }}", "output_field": "reply",
+                "tracing": {"provider": "azure_ai", "connection_string": "${APPINSIGHTS}"}})),
+        ],
+        "sink": {"plugin": "jsonl", "path": "out.jsonl"},
+    }))
+    .unwrap();
+    let summary = Pipeline::new(config, &dir)
+        .run(
+            RunOptions::default()
+                .with_env(Arc::new(env))
+                .with_backoff(Duration::from_millis(5), Duration::from_millis(20)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.rows_ok, 5);
+
+    // Tier 2: every span reached its backend, and the summary says so.
+    let sent = |prefix: &str| {
+        summary
+            .exporters
+            .iter()
+            .filter(|e| e.exporter.starts_with(prefix))
+            .map(|e| (e.sent, e.dropped, e.failed, e.pending))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        sent("langfuse"),
+        vec![(10, 0, 0, 0)],
+        "{:?}",
+        summary.exporters
+    );
+    assert_eq!(
+        sent("azure_ai"),
+        vec![(10, 0, 0, 0)],
+        "{:?}",
+        summary.exporters
+    );
+    assert_eq!(langfuse.span_count(), 10);
+    let names: Vec<String> = langfuse
+        .spans()
+        .iter()
+        .map(|s| s.span.name.clone())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| *n == "elspeth.azure_llm").count(),
+        5,
+        "{names:?}"
+    );
+    assert_eq!(appinsights.envelopes().len(), 10);
+
+    // Tier 1: a run span, a span per row per transform, a span per LLM
+    // call, with hashes and never content.
+    let tier1: Vec<_> = summary
+        .exporters
+        .iter()
+        .filter(|e| e.exporter.starts_with("tier1"))
+        .collect();
+    assert_eq!(tier1.len(), 1, "{:?}", summary.exporters);
+    let spans = collector.spans();
+    let count = |name: &str| spans.iter().filter(|s| s.span.name == name).count();
+    assert_eq!(count("pipeline.run"), 1);
+    assert_eq!(count("pipeline.row"), 10);
+    assert_eq!(count("llm.chat"), 10);
+    assert_eq!(tier1[0].sent as usize, spans.len());
+    let call = spans.iter().find(|s| s.span.name == "llm.chat").unwrap();
+    assert_eq!(call.str_attr("server.address"), Some("127.0.0.1"));
+    assert_eq!(call.int_attr("http.response.status_code"), Some(200));
+    assert_eq!(
+        call.str_attr("elspeth.request.sha256").map(str::len),
+        Some(64)
+    );
+    for request in collector.requests() {
+        let bytes = request.all_bytes();
+        let text = String::from_utf8_lossy(&bytes);
+        for t in texts {
+            assert!(!text.contains(t), "Tier 1 must not carry row content ({t})");
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,355 @@
+//! `elspeth run` and `elspeth mock-server`, run as a user runs them: the
+//! quick start against the bundled mocks, exit codes, dry runs, Ctrl-C.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+const VARS: [&str; 9] = [
+    "AZURE_OPENAI_ENDPOINT",
+    "AZURE_OPENAI_KEY",
+    "OPENROUTER_API_KEY",
+    "OPENROUTER_BASE_URL",
+    "LANGFUSE_PUBLIC_KEY",
+    "LANGFUSE_SECRET_KEY",
+    "LANGFUSE_HOST",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+];
+
+fn command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_elspeth"));
+    cmd.args(args).current_dir(repo()).env("NO_COLOR", "1");
+    for var in VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn elspeth(args: &[&str]) -> Output {
+    command(args).output().expect("run elspeth")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A copy of the quick start in a fresh folder, with `tickets` as its rows
+/// (the shipped ones when `None`).
+fn quickstart(name: &str, tickets: Option<String>) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("elspeth-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = repo().join("examples/quickstart");
+    std::fs::copy(
+        src.join("ticket-triage.yaml"),
+        dir.join("ticket-triage.yaml"),
+    )
+    .unwrap();
+    match tickets {
+        Some(t) => std::fs::write(dir.join("tickets.jsonl"), t).unwrap(),
+        None => {
+            std::fs::copy(src.join("tickets.jsonl"), dir.join("tickets.jsonl")).unwrap();
+        }
+    }
+    dir
+}
+
+fn tickets(n: usize, odd: Option<(usize, &str)>) -> String {
+    (0..n)
+        .map(|i| {
+            let body = match odd {
+                Some((at, body)) if at == i => body.to_string(),
+                _ => format!("I was charged twice for invoice {i}"),
+            };
+            format!(
+                "{}\n",
+                serde_json::json!({"id": i, "subject": format!("ticket {i}"), "body": body})
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn quick_start_runs_against_the_mocks() {
+    let dir = quickstart("quickstart", None);
+    let yaml = dir.join("ticket-triage.yaml");
+    let out = elspeth(&["run", yaml.to_str().unwrap(), "--with-mocks"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("finished `ticket-triage`: 12 rows"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rows:    12 ok, 0 failed"), "{stdout}");
+    assert!(stdout.contains("llm:     24 calls"), "{stdout}");
+    assert!(
+        stdout.contains("cost $"),
+        "OpenRouter reports cost: {stdout}"
+    );
+    assert!(stdout.contains(": 24 spans sent, 0 dropped"), "{stdout}");
+    assert!(
+        stdout.contains("mocks received: Langfuse 24, Application Insights 24"),
+        "{stdout}"
+    );
+    // Not a terminal: plain progress lines.
+    assert!(
+        stderr.contains("running `ticket-triage`: 12 rows"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("progress: 12/12 rows"), "{stderr}");
+    assert!(
+        !stdout.contains("sk-lf-mock") && !stderr.contains("sk-lf-mock"),
+        "no secret in the output"
+    );
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("out/triaged.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 12);
+    assert_eq!(rows[0]["id"], "T-1001");
+    assert_eq!(rows[0]["category"], "billing");
+    assert_eq!(rows[1]["priority"], "high");
+    assert!(
+        rows[0]["draft_reply"]
+            .as_str()
+            .unwrap()
+            .contains("billing issue")
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn failed_rows_exit_1_and_are_written() {
+    let dir = quickstart(
+        "failed",
+        Some(tickets(5, Some((2, "MOCK_CONTENT_FILTER please")))),
+    );
+    let out = elspeth(&[
+        "run",
+        dir.join("ticket-triage.yaml").to_str().unwrap(),
+        "--with-mocks",
+        "--limit",
+        "4",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("4 rows"), "{stdout}");
+    assert!(stdout.contains("rows:    3 ok, 1 failed"), "{stdout}");
+    assert!(
+        stdout.contains("failed rows carry an `error` field"),
+        "{stdout}"
+    );
+    let written = std::fs::read_to_string(dir.join("out/triaged.jsonl")).unwrap();
+    let third: serde_json::Value = serde_json::from_str(written.lines().nth(2).unwrap()).unwrap();
+    assert_eq!(third["error"]["kind"], "content_filter");
+    assert_eq!(third["error"]["transform"], "transforms[0] (azure_llm)");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn dry_run_describes_without_calling() {
+    let dir = quickstart("dry", None);
+    let out = elspeth(&[
+        "run",
+        dir.join("ticket-triage.yaml").to_str().unwrap(),
+        "--with-mocks",
+        "--dry-run",
+        "--limit",
+        "3",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("pipeline `ticket-triage` (dry run: no LLM calls)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(3 rows)"), "{stdout}");
+    assert!(
+        stdout.contains("would make up to 6 LLM call(s)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("first prompt: \"Triage this ticket."),
+        "{stdout}"
+    );
+    assert!(!dir.join("out").exists(), "a dry run writes nothing");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn invalid_or_unresolvable_config_exits_1() {
+    let out = elspeth(&["run", "examples/invalid/unknown-plugin.yaml"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error"), "{stderr}");
+    assert!(
+        stderr.contains("is invalid") && stderr.contains("nothing was run"),
+        "{stderr}"
+    );
+    // Valid YAML, but the variables are not set (and no --with-mocks).
+    let out = elspeth(&["run", "examples/quickstart/ticket-triage.yaml"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("environment variable `AZURE_OPENAI_ENDPOINT` is not set"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--> examples/quickstart/ticket-triage.yaml:"),
+        "rustc-style location: {stderr}"
+    );
+}
+
+#[test]
+fn unreadable_pipeline_exits_2() {
+    let out = elspeth(&["run", "no/such/pipeline.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out = elspeth(&["run"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a missing argument is a usage error"
+    );
+    let out = elspeth(&["run", "x.yaml", "--mock-latency-ms", "5"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--mock-latency-ms needs --with-mocks"
+    );
+}
+
+/// Sends SIGINT to a child (through `kill`, no libc binding needed).
+fn interrupt(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .map(|s| s.success());
+    assert!(matches!(ok, Ok(true)), "kill -INT failed");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_taking_rows_writes_what_is_done_and_exits_130() {
+    let dir = quickstart("ctrl-c", Some(tickets(400, None)));
+    let mut child = command(&[
+        "run",
+        dir.join("ticket-triage.yaml").to_str().unwrap(),
+        "--with-mocks",
+        "--mock-latency-ms",
+        "150",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("running `") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the run started");
+    std::thread::sleep(Duration::from_millis(400));
+    interrupt(child.id());
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert!(
+        stdout.starts_with("interrupted `ticket-triage`"),
+        "{stdout}"
+    );
+    let written = std::fs::read_to_string(dir.join("out/triaged.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        !rows.is_empty() && rows.len() < 400,
+        "stopped early: {} rows written",
+        rows.len()
+    );
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["id"], i, "every row read is written, in order");
+    }
+    assert!(
+        rows[0].get("error").is_none(),
+        "rows in flight were finished"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[cfg(unix)]
+#[test]
+fn mock_server_prints_urls_and_exports() {
+    let mut child = command(&["mock-server", "--latency-ms", "5"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let done = line.starts_with("export OTEL_EXPORTER_OTLP_ENDPOINT=");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let all = seen.join("\n");
+    assert!(
+        all.contains("Azure OpenAI") && all.contains("Application Insights"),
+        "{all}"
+    );
+    assert!(
+        all.contains("export AZURE_OPENAI_ENDPOINT='http://127.0.0.1:"),
+        "{all}"
+    );
+    assert!(
+        all.contains("export LANGFUSE_HOST='http://127.0.0.1:"),
+        "{all}"
+    );
+    // The printed endpoint answers.
+    let endpoint = seen
+        .iter()
+        .find_map(|l| l.strip_prefix("export AZURE_OPENAI_ENDPOINT='"))
+        .map(|v| v.trim_end_matches('\'').to_string())
+        .unwrap();
+    assert!(endpoint.starts_with("http://127.0.0.1:"));
+    interrupt(child.id());
+    let rest: Vec<String> = lines.collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        rest.iter().any(|l| l.starts_with("received: 0 LLM calls")),
+        "{rest:?}"
+    );
+}
