@@ -220,6 +220,7 @@ impl Diagnostic {
             };
             let from = col_map(start_col);
             let to = col_map(end_col).max(from + 1);
+            let (display, from, to) = window(&display, from, to);
             let _ = writeln!(out, "{:width$} {}", "", gutter("|"));
             let _ = writeln!(
                 out,
@@ -288,6 +289,32 @@ fn redact_line(line: &str, line_start: usize, redact: &[Range<usize>]) -> String
             }
         })
         .collect()
+}
+
+/// Longest source line shown in full; longer ones are cut around the span.
+const MAX_LINE: usize = 120;
+
+/// Cuts a long display line to a window around columns `from..to`
+/// (marking the cuts with `...`); returns the text and the shifted columns.
+fn window(display: &str, from: usize, to: usize) -> (String, usize, usize) {
+    let chars: Vec<char> = display.chars().collect();
+    if chars.len() <= MAX_LINE {
+        return (display.to_string(), from, to);
+    }
+    let span = (to - from).min(MAX_LINE - 40);
+    let start = from.saturating_sub(20).min(chars.len());
+    let end = (from + span + 20).min(chars.len());
+    let mut out = String::new();
+    let mut shift = start;
+    if start > 0 {
+        out.push_str("...");
+        shift = start.saturating_sub(3);
+    }
+    out.extend(&chars[start..end]);
+    if end < chars.len() {
+        out.push_str("...");
+    }
+    (out, from - shift, from - shift + span.max(1))
 }
 
 /// Expands tabs to 4 spaces; returns the text and a map from character
@@ -383,6 +410,25 @@ mod tests {
             whole.render("", &RenderOptions::default()),
             "error: cannot read `x.yaml`: not found\n --> x.yaml\n"
         );
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_span() {
+        let line = format!("key: {}NEEDLE{}", "a".repeat(500), "b".repeat(500));
+        let col = line.find("NEEDLE").unwrap() + 1;
+        let mut d = diag(1, col, 1, col + 6);
+        d.help = None;
+        let got = d.render(&line, &RenderOptions::default());
+        let snippet = got.lines().nth(3).unwrap();
+        let carets = got.lines().nth(4).unwrap();
+        assert!(snippet.len() < 130, "{snippet}");
+        assert!(
+            snippet.starts_with("1 | ...") && snippet.ends_with("..."),
+            "{snippet}"
+        );
+        let at = carets.find('^').unwrap();
+        assert_eq!(&snippet[at..at + 6], "NEEDLE", "{got}");
+        assert_eq!(carets.matches('^').count(), 6);
     }
 
     #[test]

@@ -192,7 +192,7 @@ pub(crate) fn scalar_range(index: &LineIndex<'_>, node: &Node, range: Range<usiz
         Some(0)
     } else if source.len() == value.len() + 2
         && (source.starts_with('"') || source.starts_with('\''))
-        && &source[1..source.len() - 1] == value
+        && source.get(1..source.len() - 1) == Some(value)
     {
         Some(1)
     } else {

@@ -151,9 +151,10 @@ impl Validated {
             .join("\n")
     }
 
-    /// Renders with colours when stderr is a terminal.
+    /// Renders with colours when stderr is a terminal and `NO_COLOR` is
+    /// not set.
     pub fn render_for_stderr(&self) -> String {
-        self.render_with(std::io::stderr().is_terminal())
+        self.render_with(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
     }
 }
 
