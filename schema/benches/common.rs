@@ -4,14 +4,9 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-const PLUGINS: [&str; 6] = [
-    "azure_llm",
-    "azure_multi_query_llm",
-    "openrouter_llm",
-    "openrouter_multi_query_llm",
-    "azure_batch_llm",
-    "openrouter_batch_llm",
-];
+use elspeth_schema::config::TransformConfig;
+
+const PLUGINS: [&str; 6] = TransformConfig::PLUGINS;
 
 /// A valid pipeline with `n` transforms.
 pub fn pipeline(n: usize) -> String {

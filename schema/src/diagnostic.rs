@@ -241,22 +241,18 @@ impl Diagnostic {
                 let _ = writeln!(out, "{:width$} {}", "", gutter("|"));
             }
         }
-        if let Some(help) = &self.help {
+        let footer = self
+            .help
+            .iter()
+            .map(|h| ("help", h))
+            .chain(self.notes.iter().map(|n| ("note", n)));
+        for (label, text) in footer {
             let _ = writeln!(
                 out,
                 "{:width$} {} {}",
                 "",
                 gutter("="),
-                indent_continuation(&format!("{}: {help}", style.paint(BOLD, "help")), width)
-            );
-        }
-        for note in &self.notes {
-            let _ = writeln!(
-                out,
-                "{:width$} {} {}",
-                "",
-                gutter("="),
-                indent_continuation(&format!("{}: {note}", style.paint(BOLD, "note")), width)
+                indent_continuation(&format!("{}: {text}", style.paint(BOLD, label)), width)
             );
         }
         out
