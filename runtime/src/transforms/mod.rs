@@ -12,6 +12,16 @@
 //!
 //! Each is written with `#[llm_transform(tracing)]`: the attribute adds the
 //! traced lifecycle; the files here hold only the calls.
+//!
+//! Common behaviour ([`prompt`]): `prompt_template` is a strict Handlebars
+//! template over the row's fields (a missing field fails the row with kind
+//! `template`, no call is made); `response_format: json` asks for a JSON
+//! object (adding "Reply with a JSON object." to the system prompt when no
+//! message mentions JSON, as the APIs require) and puts its keys (or only
+//! `output_fields`) into the row; text replies go to `output_field`.
+//! Multi-query replies are prefixed `<query>_`. A failed call (after
+//! retries), a content-filter answer or an unparsable reply fails the row,
+//! never the run.
 
 pub mod azure_batch;
 pub mod azure_llm;

@@ -75,6 +75,11 @@ impl PromptTemplate {
     }
 }
 
+/// The instruction added when `response_format: json` is asked for but
+/// neither the system prompt nor the template says "JSON": the OpenAI-style
+/// APIs refuse JSON mode unless a message mentions it.
+pub const JSON_HINT: &str = "Reply with a JSON object.";
+
 /// How one transform builds requests and maps replies.
 #[derive(Debug)]
 pub struct Prompt {
@@ -89,9 +94,20 @@ pub struct Prompt {
 impl Prompt {
     /// From the plugin's options; `model` is the deployment or model id.
     pub fn new(prompt: &PromptOptions, call: &CallOptions, model: &str) -> Result<Self, String> {
+        let mentions_json = |s: &str| s.to_ascii_lowercase().contains("json");
+        let mut system_prompt = prompt.system_prompt.clone();
+        if prompt.response_format == ResponseFormat::Json
+            && !mentions_json(&prompt.prompt_template)
+            && !system_prompt.as_deref().is_some_and(mentions_json)
+        {
+            system_prompt = Some(match system_prompt {
+                Some(s) => format!("{s}\n\n{JSON_HINT}"),
+                None => JSON_HINT.to_string(),
+            });
+        }
         Ok(Self {
             template: PromptTemplate::compile(&prompt.prompt_template)?,
-            system_prompt: prompt.system_prompt.clone(),
+            system_prompt,
             model: model.to_string(),
             temperature: call.temperature,
             max_tokens: call.max_tokens,
@@ -347,7 +363,7 @@ mod tests {
         assert_eq!(
             r.messages,
             vec![
-                ChatMessage::system("You triage tickets."),
+                ChatMessage::system(format!("You triage tickets.\n\n{JSON_HINT}")),
                 ChatMessage::user("Classify: refund please")
             ]
         );
@@ -356,6 +372,38 @@ mod tests {
             (r.temperature, r.max_tokens, r.json_response),
             (Some(0.1), Some(50), true)
         );
+    }
+
+    #[test]
+    fn json_mode_is_named_in_some_message() {
+        let mut o = options(ResponseFormat::Json, &[]);
+        o.system_prompt = None;
+        let p = Prompt::new(&o, &CallOptions::default(), "m").unwrap();
+        let r = p.request(&row(json!({"text": "x"})), None).unwrap();
+        assert_eq!(r.messages[0], ChatMessage::system(JSON_HINT));
+        o.system_prompt = Some("Be brief.".into());
+        let p = Prompt::new(&o, &CallOptions::default(), "m").unwrap();
+        let r = p.request(&row(json!({"text": "x"})), None).unwrap();
+        assert_eq!(
+            r.messages[0],
+            ChatMessage::system(format!("Be brief.\n\n{JSON_HINT}"))
+        );
+        o.prompt_template = "Answer in JSON: {{ text }}".into();
+        let p = Prompt::new(&o, &CallOptions::default(), "m").unwrap();
+        let r = p.request(&row(json!({"text": "x"})), None).unwrap();
+        assert_eq!(
+            r.messages[0],
+            ChatMessage::system("Be brief."),
+            "already asked for: untouched"
+        );
+        let p = Prompt::new(
+            &options(ResponseFormat::Text, &[]),
+            &CallOptions::default(),
+            "m",
+        )
+        .unwrap();
+        let r = p.request(&row(json!({"text": "x"})), None).unwrap();
+        assert_eq!(r.messages[0], ChatMessage::system("You triage tickets."));
     }
 
     #[test]
