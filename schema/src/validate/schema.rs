@@ -277,12 +277,20 @@ impl<'a> Checker<'_, 'a> {
                 }
                 None => {
                     let what = context_name(self.root(), path);
+                    let fitting = self.fitting_branches(&branches, &d.values, node);
                     let f = self.push(
                         path,
                         anchor_span(found),
                         format!("missing `{}` in {what}", d.key),
                     );
-                    f.help = Some(format!("add `{}: <name>`", d.key));
+                    f.help = Some(match fitting.as_slice() {
+                        [one] => format!("add `{}: {one}`", d.key),
+                        [] => format!("add `{}: <name>`", d.key),
+                        some if some.len() < d.values.len() => {
+                            format!("add `{}:`; the fields written fit {}", d.key, list_or(some))
+                        }
+                        _ => format!("add `{}: <name>`", d.key),
+                    });
                     f.notes.push(format!("expected {}", list_or(&d.values)));
                 }
             }
@@ -322,6 +330,39 @@ impl<'a> Checker<'_, 'a> {
             span,
             format!("{what} does not match any of its allowed forms"),
         );
+    }
+
+    /// The discriminator values whose branch accepts every field written
+    /// in `node` (looking into `options` for transforms), to suggest one
+    /// when the discriminator is missing.
+    fn fitting_branches<'v>(
+        &self,
+        branches: &[&'static Json],
+        values: &[&'v str],
+        node: &Node,
+    ) -> Vec<&'v str> {
+        let accepts = |schema: &'static Json, fields: &Node| {
+            let schema = self.nav.resolve(schema).0;
+            fields.entries().is_some_and(|entries| {
+                entries.iter().all(|e| {
+                    schema
+                        .pointer(&format!("/properties/{}", e.key.name))
+                        .is_some()
+                })
+            })
+        };
+        branches
+            .iter()
+            .zip(values)
+            .filter(|(branch, _)| {
+                let branch = self.nav.resolve(branch).0;
+                match (node.get("options"), branch.pointer("/properties/options")) {
+                    (Some(options), Some(options_schema)) => accepts(options_schema, options),
+                    _ => accepts(branch, node),
+                }
+            })
+            .map(|(_, v)| *v)
+            .collect()
     }
 
     fn unknown_discriminator(&mut self, key_path: &[Seg], key: &str, value: &str, values: &[&str]) {
