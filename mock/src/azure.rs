@@ -371,9 +371,11 @@ async fn chat_completions(
     }
 }
 
-fn file_object(id: &str, f: &StoredFile) -> Value {
+/// A file object; `status` is `pending` right after the upload (as Azure
+/// answers) and `processed` afterwards.
+fn file_object(id: &str, f: &StoredFile, status: &str) -> Value {
     json!({"id": id, "object": "file", "purpose": f.purpose, "filename": f.filename,
-        "bytes": f.bytes.len(), "created_at": f.created, "status": "processed", "status_details": null})
+        "bytes": f.bytes.len(), "created_at": f.created, "status": status, "status_details": null})
 }
 
 async fn upload_file(
@@ -433,7 +435,7 @@ async fn upload_file(
         bytes: file.data,
         created: unix_now(),
     };
-    let body = file_object(&id, &stored);
+    let body = file_object(&id, &stored, "pending");
     lock(&mock.inner.files).insert(id, stored);
     (StatusCode::OK, axum::Json(body)).into_response()
 }
@@ -448,7 +450,7 @@ async fn get_file(
         return r;
     }
     match lock(&mock.inner.files).get(&id) {
-        Some(f) => (StatusCode::OK, axum::Json(file_object(&id, f))).into_response(),
+        Some(f) => (StatusCode::OK, axum::Json(file_object(&id, f, "processed"))).into_response(),
         None => not_found("file", &id),
     }
 }

@@ -380,7 +380,7 @@ impl Pipeline {
                 if let Some(o) = &observer {
                     o.stopping();
                 }
-                tracing::warn!(
+                tracing::info!(
                     "stopping: no new rows are taken; calls in flight get {} s to finish",
                     grace.as_secs_f64()
                 );
