@@ -224,10 +224,15 @@ pub(crate) fn io_message(e: &std::io::Error) -> String {
     }
 }
 
+/// Files larger than this are not pre-counted (progress shows no total).
+const COUNT_LIMIT_BYTES: u64 = 512 * 1024 * 1024;
+
 /// Counts the rows of the source (for progress), at most `limit`. Only
-/// regular files are counted: reading a pipe would consume its rows.
+/// regular files up to 512 MiB are counted: reading a pipe would consume
+/// its rows, and a huge file would be read twice.
 pub(crate) fn count_rows(config: &SourceConfig, path: &Path, limit: Option<u64>) -> Option<u64> {
-    if !std::fs::metadata(path).ok()?.is_file() {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || (meta.len() > COUNT_LIMIT_BYTES && limit.is_none()) {
         return None;
     }
     let mut n = 0u64;
