@@ -331,7 +331,8 @@ impl Display {
 
 fn progress_message(p: &Progress) -> String {
     format!(
-        "{} failed · tokens {} in / {} out",
+        "{:.1} rows/s · {} failed · tokens {} in / {} out",
+        p.rows_per_second(),
         p.rows_failed,
         thousands(p.tokens_in),
         thousands(p.tokens_out)
@@ -345,11 +346,9 @@ impl RunObserver for Display {
                 let style = match start.total_rows {
                     Some(total) => {
                         bar.set_length(total);
-                        "{spinner:.green} {prefix} [{elapsed_precise}] {wide_bar:.cyan/blue} {pos}/{len} rows · {per_sec} · {msg}"
+                        "{spinner:.green} {prefix} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} rows · {msg}"
                     }
-                    None => {
-                        "{spinner:.green} {prefix} [{elapsed_precise}] {pos} rows · {per_sec} · {msg}"
-                    }
+                    None => "{spinner:.green} {prefix} [{elapsed_precise}] {pos} rows · {msg}",
                 };
                 if let Ok(style) = ProgressStyle::with_template(style) {
                     bar.set_style(style.progress_chars("=> "));
@@ -387,9 +386,8 @@ impl RunObserver for Display {
                     s.last = Instant::now();
                     let of = s.total.map(|t| format!("/{t}")).unwrap_or_default();
                     eprintln!(
-                        "progress: {}{of} rows · {:.1} rows/s · {}",
+                        "progress: {}{of} rows · {}",
                         p.rows_done,
-                        p.rows_per_second(),
                         progress_message(p)
                     );
                 }
