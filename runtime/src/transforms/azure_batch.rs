@@ -9,7 +9,7 @@ use bytes::Bytes;
 use elspeth_schema::config::AzureBatchLlmOptions;
 use elspeth_telemetry::call::{GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse};
 
-use super::azure_llm::not_started;
+use super::chat_core::not_started;
 use super::checkpoint::{CheckpointDir, job_key};
 use super::context::{BuildContext, start_error};
 use super::prompt::Prompt;

@@ -1,10 +1,10 @@
 //! `azure_llm`: one Azure OpenAI chat call per row.
 
 use elspeth_schema::config::AzureLlmOptions;
-use elspeth_telemetry::call::{GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse};
+use elspeth_telemetry::call::{GenAiSystem, LlmError, LlmRequest, LlmResponse};
 
-use super::context::{BuildContext, start_error};
-use super::prompt::Prompt;
+use super::chat_core::ChatCore;
+use super::context::BuildContext;
 use crate::clients::AzureChatClient;
 use crate::llm::{LlmCall, PlannedCall};
 use crate::row::Row;
@@ -16,25 +16,20 @@ use crate::transform::{RowError, StartContext, StartError};
 #[elspeth_macros::llm_transform(tracing, name = "azure_llm", crate = crate)]
 pub struct AzureLlm {
     config: AzureLlmOptions,
-    prompt: Prompt,
-    ctx: BuildContext,
-    client: Option<AzureChatClient>,
+    core: ChatCore<AzureChatClient>,
 }
 
 impl AzureLlm {
     /// Builds the transform (compiles the template; no I/O).
     pub fn new(config: AzureLlmOptions, ctx: &BuildContext) -> Result<Self, String> {
-        let prompt = Prompt::new(
+        let core = ChatCore::new(
             &config.prompt,
             &config.call,
             &config.connection.deployment_name,
+            None,
+            ctx,
         )?;
-        Ok(Self {
-            config,
-            prompt,
-            ctx: ctx.clone(),
-            client: None,
-        })
+        Ok(Self { config, core })
     }
 
     /// The options it was built from.
@@ -53,30 +48,23 @@ impl LlmCall for AzureLlm {
     }
 
     fn concurrency(&self) -> usize {
-        self.config.call.pool_size.max(1) as usize
+        self.core.concurrency()
     }
 
     fn server_address(&self) -> Option<&str> {
-        self.client.as_ref().map(|c| c.host())
+        self.core.server_address()
     }
 
     async fn setup(&mut self, ctx: &StartContext) -> Result<(), StartError> {
-        let target = self.ctx.azure_target(&ctx.label, &self.config.connection)?;
-        let settings = self.ctx.client_settings(&self.config.call, &ctx.tier1);
-        self.client =
-            Some(AzureChatClient::new(target, &settings).map_err(|m| start_error(&ctx.label, m))?);
-        Ok(())
+        self.core.connect(ctx, &self.config.connection)
     }
 
     fn plan(&self, row: &Row) -> Result<Vec<PlannedCall>, RowError> {
-        Ok(vec![PlannedCall::single(self.prompt.request(row, None)?)])
+        self.core.plan(row)
     }
 
     async fn call(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
-        let client = self.client.as_ref().ok_or_else(not_started)?;
-        let result = client.chat(request).await;
-        self.ctx.meter.record_result(&result);
-        result
+        self.core.call(request).await
     }
 
     fn merge(
@@ -84,14 +72,6 @@ impl LlmCall for AzureLlm {
         row: Row,
         results: Vec<(PlannedCall, Result<LlmResponse, LlmError>)>,
     ) -> Result<Row, RowError> {
-        self.prompt.merge(row, results)
+        self.core.merge(row, results)
     }
-}
-
-/// The error of a call made before `on_start`.
-pub(crate) fn not_started() -> LlmError {
-    LlmError::new(
-        LlmErrorKind::Transport,
-        "the transform was not started (on_start was not called)",
-    )
 }

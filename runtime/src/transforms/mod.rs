@@ -26,6 +26,7 @@
 pub mod azure_batch;
 pub mod azure_llm;
 pub mod azure_multi_query;
+mod chat_core;
 pub mod checkpoint;
 mod context;
 pub mod matrix;

@@ -5,9 +5,8 @@
 use elspeth_schema::config::OpenRouterBatchLlmOptions;
 use elspeth_telemetry::call::{GenAiSystem, LlmError, LlmRequest, LlmResponse};
 
-use super::azure_llm::not_started;
-use super::context::{BuildContext, start_error};
-use super::prompt::Prompt;
+use super::chat_core::ChatCore;
+use super::context::BuildContext;
 use crate::clients::OpenRouterClient;
 use crate::llm::{LlmCall, PlannedCall};
 use crate::row::Row;
@@ -19,21 +18,20 @@ use crate::transform::{RowError, StartContext, StartError};
 #[elspeth_macros::llm_transform(tracing, name = "openrouter_batch_llm", crate = crate)]
 pub struct OpenRouterBatchLlm {
     config: OpenRouterBatchLlmOptions,
-    prompt: Prompt,
-    ctx: BuildContext,
-    client: Option<OpenRouterClient>,
+    core: ChatCore<OpenRouterClient>,
 }
 
 impl OpenRouterBatchLlm {
     /// Builds the transform (compiles the template; no I/O).
     pub fn new(config: OpenRouterBatchLlmOptions, ctx: &BuildContext) -> Result<Self, String> {
-        let prompt = Prompt::new(&config.prompt, &config.call, &config.connection.model)?;
-        Ok(Self {
-            config,
-            prompt,
-            ctx: ctx.clone(),
-            client: None,
-        })
+        let core = ChatCore::new(
+            &config.prompt,
+            &config.call,
+            &config.connection.model,
+            None,
+            ctx,
+        )?;
+        Ok(Self { config, core })
     }
 
     /// Rows per chunk (`batch_size`).
@@ -57,32 +55,23 @@ impl LlmCall for OpenRouterBatchLlm {
     }
 
     fn concurrency(&self) -> usize {
-        self.config.call.pool_size.max(1) as usize
+        self.core.concurrency()
     }
 
     fn server_address(&self) -> Option<&str> {
-        self.client.as_ref().map(|c| c.host())
+        self.core.server_address()
     }
 
     async fn setup(&mut self, ctx: &StartContext) -> Result<(), StartError> {
-        let target = self
-            .ctx
-            .openrouter_target(&ctx.label, &self.config.connection)?;
-        let settings = self.ctx.client_settings(&self.config.call, &ctx.tier1);
-        self.client =
-            Some(OpenRouterClient::new(target, &settings).map_err(|m| start_error(&ctx.label, m))?);
-        Ok(())
+        self.core.connect(ctx, &self.config.connection)
     }
 
     fn plan(&self, row: &Row) -> Result<Vec<PlannedCall>, RowError> {
-        Ok(vec![PlannedCall::single(self.prompt.request(row, None)?)])
+        self.core.plan(row)
     }
 
     async fn call(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
-        let client = self.client.as_ref().ok_or_else(not_started)?;
-        let result = client.chat(request).await;
-        self.ctx.meter.record_result(&result);
-        result
+        self.core.call(request).await
     }
 
     fn merge(
@@ -90,6 +79,6 @@ impl LlmCall for OpenRouterBatchLlm {
         row: Row,
         results: Vec<(PlannedCall, Result<LlmResponse, LlmError>)>,
     ) -> Result<Row, RowError> {
-        self.prompt.merge(row, results)
+        self.core.merge(row, results)
     }
 }

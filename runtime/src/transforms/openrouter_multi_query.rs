@@ -3,11 +3,9 @@
 use elspeth_schema::config::OpenRouterMultiQueryLlmOptions;
 use elspeth_telemetry::call::{GenAiSystem, LlmError, LlmRequest, LlmResponse};
 
-use super::azure_llm::not_started;
-use super::azure_multi_query::plan_queries;
-use super::context::{BuildContext, start_error};
-use super::matrix::{Query, expand};
-use super::prompt::Prompt;
+use super::chat_core::ChatCore;
+use super::context::BuildContext;
+use super::matrix::Query;
 use crate::clients::OpenRouterClient;
 use crate::llm::{LlmCall, PlannedCall};
 use crate::row::Row;
@@ -19,29 +17,25 @@ use crate::transform::{RowError, StartContext, StartError};
 #[elspeth_macros::llm_transform(tracing, name = "openrouter_multi_query_llm", crate = crate)]
 pub struct OpenRouterMultiQueryLlm {
     config: OpenRouterMultiQueryLlmOptions,
-    prompt: Prompt,
-    queries: Vec<Query>,
-    ctx: BuildContext,
-    client: Option<OpenRouterClient>,
+    core: ChatCore<OpenRouterClient>,
 }
 
 impl OpenRouterMultiQueryLlm {
     /// Builds the transform (compiles the template, expands the matrix; no I/O).
     pub fn new(config: OpenRouterMultiQueryLlmOptions, ctx: &BuildContext) -> Result<Self, String> {
-        let prompt = Prompt::new(&config.prompt, &config.call, &config.connection.model)?;
-        let queries = expand(&config.queries)?;
-        Ok(Self {
-            config,
-            prompt,
-            queries,
-            ctx: ctx.clone(),
-            client: None,
-        })
+        let core = ChatCore::new(
+            &config.prompt,
+            &config.call,
+            &config.connection.model,
+            Some(&config.queries),
+            ctx,
+        )?;
+        Ok(Self { config, core })
     }
 
     /// The expanded queries, in call order.
     pub fn queries(&self) -> &[Query] {
-        &self.queries
+        self.core.queries()
     }
 }
 
@@ -55,32 +49,23 @@ impl LlmCall for OpenRouterMultiQueryLlm {
     }
 
     fn concurrency(&self) -> usize {
-        self.config.call.pool_size.max(1) as usize
+        self.core.concurrency()
     }
 
     fn server_address(&self) -> Option<&str> {
-        self.client.as_ref().map(|c| c.host())
+        self.core.server_address()
     }
 
     async fn setup(&mut self, ctx: &StartContext) -> Result<(), StartError> {
-        let target = self
-            .ctx
-            .openrouter_target(&ctx.label, &self.config.connection)?;
-        let settings = self.ctx.client_settings(&self.config.call, &ctx.tier1);
-        self.client =
-            Some(OpenRouterClient::new(target, &settings).map_err(|m| start_error(&ctx.label, m))?);
-        Ok(())
+        self.core.connect(ctx, &self.config.connection)
     }
 
     fn plan(&self, row: &Row) -> Result<Vec<PlannedCall>, RowError> {
-        plan_queries(&self.prompt, &self.queries, row)
+        self.core.plan(row)
     }
 
     async fn call(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
-        let client = self.client.as_ref().ok_or_else(not_started)?;
-        let result = client.chat(request).await;
-        self.ctx.meter.record_result(&result);
-        result
+        self.core.call(request).await
     }
 
     fn merge(
@@ -88,6 +73,6 @@ impl LlmCall for OpenRouterMultiQueryLlm {
         row: Row,
         results: Vec<(PlannedCall, Result<LlmResponse, LlmError>)>,
     ) -> Result<Row, RowError> {
-        self.prompt.merge(row, results)
+        self.core.merge(row, results)
     }
 }
