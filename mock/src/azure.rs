@@ -284,6 +284,21 @@ impl AzureMock {
     }
 }
 
+impl AzureMock {
+    /// Auth and `api-version`, then the next fault of the files and batches
+    /// endpoints: `Some(response)` to answer with instead.
+    async fn admit(
+        &self,
+        headers: &HeaderMap,
+        query: &HashMap<String, String>,
+    ) -> Option<Response> {
+        if let Some(r) = self.check(headers, query) {
+            return Some(r);
+        }
+        self.inner.batch_faults.apply().await
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -384,11 +399,8 @@ async fn upload_file(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = mock.check(&headers, &query) {
+    if let Some(r) = mock.admit(&headers, &query).await {
         return r;
-    }
-    if let Some(fault) = mock.inner.batch_faults.apply().await {
-        return fault;
     }
     let content_type = headers
         .get("content-type")
@@ -461,11 +473,8 @@ async fn file_content(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = mock.check(&headers, &query) {
+    if let Some(r) = mock.admit(&headers, &query).await {
         return r;
-    }
-    if let Some(fault) = mock.inner.batch_faults.apply().await {
-        return fault;
     }
     match lock(&mock.inner.files).get(&id) {
         Some(f) => (
@@ -574,11 +583,8 @@ async fn create_batch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = mock.check(&headers, &query) {
+    if let Some(r) = mock.admit(&headers, &query).await {
         return r;
-    }
-    if let Some(fault) = mock.inner.batch_faults.apply().await {
-        return fault;
     }
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return error(
@@ -798,11 +804,8 @@ async fn get_batch(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = mock.check(&headers, &query) {
+    if let Some(r) = mock.admit(&headers, &query).await {
         return r;
-    }
-    if let Some(fault) = mock.inner.batch_faults.apply().await {
-        return fault;
     }
     mock.inner
         .counters
