@@ -183,6 +183,73 @@ impl<C: ChatBackend> ChatCore<C> {
     }
 }
 
+/// Implements [`LlmCall`](crate::llm::LlmCall) for a transform struct with
+/// fields `config` (options with a `connection`) and `core: ChatCore<_>`:
+/// every method delegates to the core.
+///
+/// `llm_call_via_core!(AzureLlm, AzureOpenAi, "deployment", deployment_name)`
+/// names the struct, its [`GenAiSystem`](elspeth_telemetry::call::GenAiSystem)
+/// variant, the trace metadata key and the connection field holding the
+/// deployment or model.
+macro_rules! llm_call_via_core {
+    ($ty:ident, $system:ident, $model_key:literal, $model_field:ident) => {
+        impl $crate::llm::LlmCall for $ty {
+            fn system(&self) -> ::elspeth_telemetry::call::GenAiSystem {
+                ::elspeth_telemetry::call::GenAiSystem::$system
+            }
+
+            fn model_label(&self) -> (&'static str, &str) {
+                ($model_key, &self.config.connection.$model_field)
+            }
+
+            fn concurrency(&self) -> usize {
+                self.core.concurrency()
+            }
+
+            fn server_address(&self) -> Option<&str> {
+                self.core.server_address()
+            }
+
+            async fn setup(
+                &mut self,
+                ctx: &$crate::transform::StartContext,
+            ) -> Result<(), $crate::transform::StartError> {
+                self.core.connect(ctx, &self.config.connection)
+            }
+
+            fn plan(
+                &self,
+                row: &$crate::row::Row,
+            ) -> Result<Vec<$crate::llm::PlannedCall>, $crate::transform::RowError> {
+                self.core.plan(row)
+            }
+
+            async fn call(
+                &self,
+                request: &::elspeth_telemetry::call::LlmRequest,
+            ) -> Result<::elspeth_telemetry::call::LlmResponse, ::elspeth_telemetry::call::LlmError>
+            {
+                self.core.call(request).await
+            }
+
+            fn merge(
+                &self,
+                row: $crate::row::Row,
+                results: Vec<(
+                    $crate::llm::PlannedCall,
+                    Result<
+                        ::elspeth_telemetry::call::LlmResponse,
+                        ::elspeth_telemetry::call::LlmError,
+                    >,
+                )>,
+            ) -> Result<$crate::row::Row, $crate::transform::RowError> {
+                self.core.merge(row, results)
+            }
+        }
+    };
+}
+pub(crate) use llm_call_via_core;
+
 /// The error of a call made before `on_start`.
 pub(crate) fn not_started() -> LlmError {
     LlmError::new(

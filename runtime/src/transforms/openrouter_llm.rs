@@ -1,14 +1,10 @@
 //! `openrouter_llm`: one OpenRouter chat call per row.
 
 use elspeth_schema::config::OpenRouterLlmOptions;
-use elspeth_telemetry::call::{GenAiSystem, LlmError, LlmRequest, LlmResponse};
 
-use super::chat_core::ChatCore;
+use super::chat_core::{ChatCore, llm_call_via_core};
 use super::context::BuildContext;
 use crate::clients::OpenRouterClient;
-use crate::llm::{LlmCall, PlannedCall};
-use crate::row::Row;
-use crate::transform::{RowError, StartContext, StartError};
 
 /// One OpenRouter chat call per row (cost is counted when OpenRouter
 /// reports it).
@@ -37,40 +33,4 @@ impl OpenRouterLlm {
     }
 }
 
-impl LlmCall for OpenRouterLlm {
-    fn system(&self) -> GenAiSystem {
-        GenAiSystem::OpenRouter
-    }
-
-    fn model_label(&self) -> (&'static str, &str) {
-        ("model", &self.config.connection.model)
-    }
-
-    fn concurrency(&self) -> usize {
-        self.core.concurrency()
-    }
-
-    fn server_address(&self) -> Option<&str> {
-        self.core.server_address()
-    }
-
-    async fn setup(&mut self, ctx: &StartContext) -> Result<(), StartError> {
-        self.core.connect(ctx, &self.config.connection)
-    }
-
-    fn plan(&self, row: &Row) -> Result<Vec<PlannedCall>, RowError> {
-        self.core.plan(row)
-    }
-
-    async fn call(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
-        self.core.call(request).await
-    }
-
-    fn merge(
-        &self,
-        row: Row,
-        results: Vec<(PlannedCall, Result<LlmResponse, LlmError>)>,
-    ) -> Result<Row, RowError> {
-        self.core.merge(row, results)
-    }
-}
+llm_call_via_core!(OpenRouterLlm, OpenRouter, "model", model);
