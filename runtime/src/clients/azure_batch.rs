@@ -288,7 +288,8 @@ impl AzureBatchClient {
             .header("api-key", self.sender.key.expose_secret())
     }
 
-    /// Uploads `content` as a `purpose=batch` file named `filename`.
+    /// Uploads `content` as a `purpose=batch` file named `filename` (multipart,
+    /// the file part typed `application/json` as in Azure's own example).
     pub async fn upload(&self, filename: &str, content: Bytes) -> Result<FileObject, LlmError> {
         let url = self.url(&["files"]);
         let len = content.len() as u64;
@@ -299,7 +300,7 @@ impl AzureBatchClient {
                 || {
                     let part = reqwest::multipart::Part::stream_with_length(content.clone(), len)
                         .file_name(filename.to_string())
-                        .mime_str("application/jsonl")
+                        .mime_str("application/json")
                         .unwrap_or_else(|_| {
                             reqwest::multipart::Part::stream_with_length(content.clone(), len)
                                 .file_name(filename.to_string())
