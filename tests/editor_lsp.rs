@@ -31,5 +31,8 @@ fn yaml_language_server_uses_the_committed_schema() {
         output.status.success(),
         "yaml-language-server tests failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("pass 6"), "expected 6 passing editor tests:\n{stdout}");
+    assert!(
+        stdout.contains("pass 6"),
+        "expected 6 passing editor tests:\n{stdout}"
+    );
 }

@@ -68,7 +68,10 @@ pub trait LlmCall: Send + Sync + 'static {
     fn plan(&self, row: &Row) -> Result<Vec<PlannedCall>, RowError>;
 
     /// Makes one LLM call.
-    fn call(&self, request: &LlmRequest) -> impl Future<Output = Result<LlmResponse, LlmError>> + Send;
+    fn call(
+        &self,
+        request: &LlmRequest,
+    ) -> impl Future<Output = Result<LlmResponse, LlmError>> + Send;
 
     /// Puts the replies into the row. `results` are in `plan` order.
     /// Default: a single reply goes to `llm_response`; any failed call fails the row.
@@ -144,7 +147,10 @@ pub trait LlmJob: Send + Sync + 'static {
     /// Submits the lines as one job, waits for it and collects the results.
     /// `Err` only when no job could be created at all (then every row fails
     /// with that error).
-    fn run_job(&self, lines: Vec<JobLine>) -> impl Future<Output = Result<JobOutcome, LlmError>> + Send;
+    fn run_job(
+        &self,
+        lines: Vec<JobLine>,
+    ) -> impl Future<Output = Result<JobOutcome, LlmError>> + Send;
 
     /// Puts one row's result into the row.
     fn merge(&self, row: Row, result: Result<LlmResponse, LlmError>) -> Result<Row, RowError>;

@@ -194,9 +194,13 @@ pub trait DynTransform: Send + Sync + 'static {
     /// See [`Transform::batch_size`].
     fn batch_size(&self) -> Option<usize>;
     /// See [`Transform::on_start`].
-    fn on_start<'a>(&'a mut self, ctx: &'a StartContext) -> BoxFuture<'a, Result<Tracer, StartError>>;
+    fn on_start<'a>(
+        &'a mut self,
+        ctx: &'a StartContext,
+    ) -> BoxFuture<'a, Result<Tracer, StartError>>;
     /// See [`Transform::process`].
-    fn process<'a>(&'a self, row: Row, ctx: RowContext<'a>) -> BoxFuture<'a, Result<Row, RowError>>;
+    fn process<'a>(&'a self, row: Row, ctx: RowContext<'a>)
+    -> BoxFuture<'a, Result<Row, RowError>>;
     /// See [`Transform::process_batch`].
     fn process_batch<'a>(
         &'a self,
@@ -217,10 +221,17 @@ impl<T: Transform> DynTransform for T {
     fn batch_size(&self) -> Option<usize> {
         Transform::batch_size(self)
     }
-    fn on_start<'a>(&'a mut self, ctx: &'a StartContext) -> BoxFuture<'a, Result<Tracer, StartError>> {
+    fn on_start<'a>(
+        &'a mut self,
+        ctx: &'a StartContext,
+    ) -> BoxFuture<'a, Result<Tracer, StartError>> {
         Box::pin(Transform::on_start(self, ctx))
     }
-    fn process<'a>(&'a self, row: Row, ctx: RowContext<'a>) -> BoxFuture<'a, Result<Row, RowError>> {
+    fn process<'a>(
+        &'a self,
+        row: Row,
+        ctx: RowContext<'a>,
+    ) -> BoxFuture<'a, Result<Row, RowError>> {
         Box::pin(Transform::process(self, row, ctx))
     }
     fn process_batch<'a>(
