@@ -68,7 +68,7 @@ pub(crate) struct AppInsightsTransport {
     exporter: opentelemetry_application_insights::Exporter<client::CaptureClient>,
     capture: client::CaptureClient,
     /// One conversion at a time: the capture slot is shared.
-    export_lock: tokio::sync::Mutex<()>,
+    export_lock: Mutex<()>,
     scope: InstrumentationScope,
     resource_keys: Vec<String>,
     live: Mutex<Option<LiveProcessor>>,
@@ -150,7 +150,7 @@ impl AppInsightsTransport {
             label: format!("azure_ai application insights {host}"),
             exporter,
             capture,
-            export_lock: tokio::sync::Mutex::new(()),
+            export_lock: Mutex::new(()),
             scope: InstrumentationScope::builder("elspeth")
                 .with_version(env!("CARGO_PKG_VERSION"))
                 .build(),
@@ -159,36 +159,39 @@ impl AppInsightsTransport {
         })
     }
 
-    async fn body(
-        &self,
-        batch: &[SpanRecord],
-        truncate_to: Option<usize>,
-    ) -> Result<Vec<u8>, String> {
-        let data = crate::http::cpu_bound(|| {
-            batch
+    /// Builds the gzipped envelope array of `batch`: the crate converts the
+    /// spans (its `export` future only awaits our [`client::CaptureClient`],
+    /// so one poll completes it), then [`envelope::patch_body`] aligns the
+    /// envelopes with Microsoft's exporter. All of it is CPU work, run off
+    /// the async workers so it never delays the pipeline's own tasks.
+    fn body(&self, batch: &[SpanRecord], truncate_to: Option<usize>) -> Result<Vec<u8>, String> {
+        crate::http::cpu_bound(|| {
+            let data: Vec<_> = batch
                 .iter()
                 .map(|r| convert::span_data(r, &self.scope, truncate_to))
-                .collect::<Vec<_>>()
-        });
-        let captured = {
-            let _one_at_a_time = self.export_lock.lock().await;
-            self.exporter
-                .export(data)
-                .await
-                .map_err(|e| format!("could not build the envelopes: {e}"))?;
-            self.capture.take()
-        };
-        let request = captured.ok_or("the envelopes were not produced")?;
-        let (body, n) =
-            crate::http::cpu_bound(|| envelope::patch_body(request.body(), &self.resource_keys))?;
-        if n != batch.len() {
-            return Err(format!("expected {} envelopes, got {n}", batch.len()));
-        }
-        Ok(body)
+                .collect();
+            let request = {
+                let _one_at_a_time = self
+                    .export_lock
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                poll_once(self.exporter.export(data))
+                    .ok_or("building the envelopes did not complete")?
+                    .map_err(|e| format!("could not build the envelopes: {e}"))?;
+                self.capture
+                    .take()
+                    .ok_or("the envelopes were not produced")?
+            };
+            let (body, n) = envelope::patch_body(request.body(), &self.resource_keys)?;
+            if n != batch.len() {
+                return Err(format!("expected {} envelopes, got {n}", batch.len()));
+            }
+            Ok(body)
+        })
     }
 
     async fn send_once(&self, batch: &[SpanRecord], truncate_to: Option<usize>) -> SendOutcome {
-        let body = match self.body(batch, truncate_to).await {
+        let body = match self.body(batch, truncate_to) {
             Ok(b) => b,
             Err(reason) => return SendOutcome::Rejected { status: 0, reason },
         };
@@ -336,4 +339,15 @@ pub(crate) fn appinsights_exporter_with(
     }
     let transport = AppInsightsTransport::new(&settings, client)?;
     Exporter::start(Arc::new(transport), config).map_err(|e| e.to_string())
+}
+
+/// Polls `future` once; `None` if it is not ready. For futures that never
+/// wait on anything (the crate's export into [`client::CaptureClient`]).
+fn poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
 }
