@@ -353,3 +353,56 @@ fn mock_server_prints_urls_and_exports() {
         "{rest:?}"
     );
 }
+
+/// The plan's graceful degradation: tracing variables that are not set turn
+/// tracing off with a warning; every row is still processed and written.
+#[cfg(unix)]
+#[test]
+fn unset_tracing_variables_run_untraced_with_warnings() {
+    let mut server = command(&["mock-server"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = server.stdout.take().unwrap();
+    let mut exports = Vec::new();
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if let Some(kv) = line.strip_prefix("export ") {
+            let (k, v) = kv.split_once('=').unwrap();
+            exports.push((k.to_string(), v.trim_matches('\'').to_string()));
+            if k == "OTEL_EXPORTER_OTLP_ENDPOINT" {
+                break;
+            }
+        }
+    }
+    let dir = quickstart("untraced", None);
+    let mut run = command(&["run", dir.join("ticket-triage.yaml").to_str().unwrap()]);
+    for (k, v) in &exports {
+        // The LLM backends are reachable; the tracing secrets are not set.
+        if k != "LANGFUSE_SECRET_KEY" && k != "APPLICATIONINSIGHTS_CONNECTION_STRING" {
+            run.env(k, v);
+        }
+    }
+    let out = run.output().unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(
+            "warning: environment variable `LANGFUSE_SECRET_KEY` is not set; transforms[0] will run untraced"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`APPLICATIONINSIGHTS_CONNECTION_STRING` is not set")
+            && stderr.matches("running untraced").count() == 2,
+        "one run-time warning per untraced transform: {stderr}"
+    );
+    assert!(
+        stdout.contains("12 ok, 0 failed") && stdout.contains("tracing: off"),
+        "{stdout}"
+    );
+    let written = std::fs::read_to_string(dir.join("out/triaged.jsonl")).unwrap();
+    assert_eq!(written.lines().count(), 12);
+    let _ = std::fs::remove_dir_all(dir);
+}

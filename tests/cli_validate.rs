@@ -193,20 +193,21 @@ fn resolve_env_reports_each_missing_variable_and_never_prints_values() {
     );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    let missing: Vec<&str> = err
-        .lines()
-        .filter_map(|l| l.strip_prefix("error: environment variable `"))
-        .map(|l| l.split('`').next().unwrap())
-        .collect();
-    // LANGFUSE_HOST has a default; LANGFUSE_PUBLIC_KEY is set.
+    let missing = |severity: &str| -> Vec<String> {
+        err.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{severity}: environment variable `")))
+            .map(|l| l.split('`').next().unwrap().to_string())
+            .collect()
+    };
+    // LANGFUSE_HOST has a default; LANGFUSE_PUBLIC_KEY is set. The missing
+    // tracing secret only turns tracing off (a warning), the LLM settings
+    // are errors.
     assert_eq!(
-        missing,
-        [
-            "AZURE_OPENAI_ENDPOINT",
-            "AZURE_OPENAI_KEY",
-            "LANGFUSE_SECRET_KEY"
-        ]
+        missing("error"),
+        ["AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_KEY"]
     );
+    assert_eq!(missing("warning"), ["LANGFUSE_SECRET_KEY"]);
+    assert!(err.contains("transforms[0] will run untraced"), "{err}");
     assert!(err.contains(&format!("--> {file}:12:17")), "{err}");
 
     let secret_endpoint = "sk-very-secret-not-a-url";

@@ -198,10 +198,20 @@ pub(super) fn check(phase: &mut Phase<'_>, opts: &ValidateOptions) {
                                 && opts.env.var(r.name).is_none()
                             {
                                 let span = scalar_range(index, node, r.span.clone());
+                                // Tracing and telemetry degrade gracefully at
+                                // run time (a warning, then no tracing); the
+                                // rows never depend on them.
+                                let (severity, consequence) = match observability(path) {
+                                    Some(what) => (Severity::Warning, format!("; {what}")),
+                                    None => (Severity::Error, String::new()),
+                                };
                                 let mut f = Finding::new(
                                     span,
-                                    Severity::Error,
-                                    format!("environment variable `{}` is not set", r.name),
+                                    severity,
+                                    format!(
+                                        "environment variable `{}` is not set{consequence}",
+                                        r.name
+                                    ),
                                 );
                                 f.help = Some(format!(
                                     "set it (`export {0}=...`) or give a default: `${{{0}:-default}}`",
@@ -232,6 +242,25 @@ pub(super) fn check(phase: &mut Phase<'_>, opts: &ValidateOptions) {
     });
     phase.findings.extend(findings);
     phase.redact.extend(redact);
+}
+
+/// What goes without when a variable under `path` is missing, for the
+/// fields that only feed tracing or telemetry (`None` for everything else).
+fn observability(path: &[Seg]) -> Option<String> {
+    match path {
+        [Seg::Key(k), ..] if k == "telemetry" => {
+            Some("the pipeline will run without Tier 1 telemetry".into())
+        }
+        [Seg::Key(t), Seg::Index(i), rest @ ..]
+            if t == "transforms"
+                && rest
+                    .iter()
+                    .any(|s| matches!(s, Seg::Key(k) if k == "tracing")) =>
+        {
+            Some(format!("transforms[{i}] will run untraced"))
+        }
+        _ => None,
+    }
 }
 
 fn in_prompt(path: &[Seg]) -> bool {
