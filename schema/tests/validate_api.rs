@@ -388,7 +388,7 @@ fn cross_transform_and_pipeline_rules() {
         messages,
         [
             "transforms 1 and 2 both write the row field `llm_response`; the later one overwrites it",
-            "this azure_ai connection string differs from the one of transform 1; Application Insights is process-wide, so the first one wins",
+            "this azure_ai connection string differs from the one of transforms[0]; Application Insights is process-wide, so the first one wins",
         ]
     );
     let v = check(&pipeline(&azure("")).replace("path: out.jsonl", "path: ./in.jsonl"));

@@ -716,8 +716,7 @@ impl Rules<'_, '_> {
                             &p,
                             Severity::Warning,
                             format!(
-                                "this azure_ai connection string differs from the one of transform {}; Application Insights is process-wide, so the first one wins",
-                                j + 1
+                                "this azure_ai connection string differs from the one of transforms[{j}]; Application Insights is process-wide, so the first one wins",
                             ),
                         ) {
                             f.help = Some("use one Application Insights resource per pipeline".into());
