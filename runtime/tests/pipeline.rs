@@ -893,3 +893,59 @@ async fn live_exporters_and_tier1_telemetry() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Three transforms tracing to three dead Langfuse hosts: closing waits for
+/// their exporters together, within ONE flush deadline (not one per
+/// transform, nor one more for the registry and Tier 1), and every unsent
+/// span is counted.
+#[tokio::test]
+async fn closing_with_dead_backends_takes_one_deadline_and_counts_every_span() {
+    let mocks = Mocks::start().await;
+    let dir = tmpdir("dead-backends");
+    write_jsonl(
+        &dir.join("in.jsonl"),
+        (0..4).map(|i| json!({"text": format!("ticket {i}")})),
+    );
+    // Ports that refuse connections: bound, then closed.
+    let dead = |_: usize| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let transforms = (0..3)
+        .map(|i| {
+            llm(
+                "azure_llm",
+                json!({"prompt_template": "Classify: {{ text }}", "output_field": format!("c{i}"),
+                    "tracing": {"provider": "langfuse", "public_key": "pk", "secret_key": "sk", "host": dead(i)}}),
+            )
+        })
+        .collect();
+    let config = pipeline_config(
+        json!({"plugin": "jsonl", "path": "in.jsonl"}),
+        transforms,
+        json!({"plugin": "jsonl", "path": "out.jsonl"}),
+    );
+    let mut options = RunOptions::default()
+        .with_env(Arc::new(mocks.env()))
+        .with_backoff(Duration::from_millis(5), Duration::from_millis(20));
+    options.flush_deadline = Duration::from_millis(600);
+    let summary = Pipeline::new(config, &dir).run(options).await.unwrap();
+    assert_eq!(summary.rows_ok, 4);
+    assert_eq!(read_jsonl(&dir.join("out.jsonl")).len(), 4);
+    let closing = summary.elapsed - summary.rows_elapsed;
+    // Three sequential deadlines plus the registry's would be ≥ 2.4 s.
+    assert!(
+        closing < Duration::from_millis(1800),
+        "closing took {closing:?} for a 600 ms deadline"
+    );
+    let langfuse: Vec<_> = summary
+        .exporters
+        .iter()
+        .filter(|e| e.exporter.starts_with("langfuse"))
+        .collect();
+    assert_eq!(langfuse.len(), 3, "{:?}", summary.exporters);
+    for e in langfuse {
+        // 4 rows × (trace + generation), none sent, all accounted for.
+        assert_eq!((e.sent, e.dropped + e.failed + e.pending), (0, 8), "{e:?}");
+    }
+}

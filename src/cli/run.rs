@@ -416,15 +416,22 @@ fn thousands(n: u64) -> String {
 
 fn print_summary(s: &RunSummary, mocks: Option<&MockStack>) {
     let mut out = std::io::stdout().lock();
-    let secs = s.elapsed.as_secs_f64();
+    // The rate is the rows' own: the final trace flush is shown apart.
+    let secs = s.rows_elapsed.as_secs_f64();
     let rate = if secs > 0.0 {
         (s.rows_ok + s.rows_failed) as f64 / secs
     } else {
         0.0
     };
+    let flush = s.elapsed.saturating_sub(s.rows_elapsed).as_secs_f64();
+    let flush = if flush >= 0.5 {
+        format!(", then {flush:.1} s closing and flushing traces")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "{} `{}`: {} rows in {secs:.1} s ({rate:.1} rows/s)",
+        "{} `{}`: {} rows in {secs:.1} s ({rate:.1} rows/s){flush}",
         if s.interrupted {
             "interrupted"
         } else {

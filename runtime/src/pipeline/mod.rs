@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use elspeth_schema::config::{Env, PipelineConfig, ProcessEnv};
-use elspeth_telemetry::{TracingRegistry, TransformLabel};
+use elspeth_telemetry::{ExportSummary, TracingRegistry, TransformLabel};
 use tokio::sync::mpsc;
 
 pub use cancel::CancelToken;
@@ -331,10 +331,8 @@ impl Pipeline {
                     mode,
                 }),
                 Err(e) => {
-                    close_all(stages).await;
-                    let _ = registry.shutdown(options.flush_deadline).await;
                     run_span.fail("start_error");
-                    let _ = tier1.shutdown(options.flush_deadline).await;
+                    close_all(stages, &registry, &tier1, options.flush_deadline).await;
                     return Err(RunError::Start(e));
                 }
             }
@@ -418,15 +416,14 @@ impl Pipeline {
         watchdog.abort();
         let interrupted = cancel.is_cancelled();
 
+        let rows_elapsed = started.elapsed();
         let stages: Vec<Stage> = stages.into_iter().filter_map(Arc::into_inner).collect();
-        close_all(stages).await;
-        let mut exporters = registry.shutdown(options.flush_deadline).await;
         if interrupted {
             run_span.fail("interrupted");
         } else {
             run_span.end();
         }
-        exporters.extend(tier1.shutdown(options.flush_deadline).await);
+        let exporters = close_all(stages, &registry, &tier1, options.flush_deadline).await;
 
         let counts = written?;
         let rows_read = read?;
@@ -444,6 +441,7 @@ impl Pipeline {
             cost_usd: usage.cost_usd,
             exporters,
             elapsed: started.elapsed(),
+            rows_elapsed,
             interrupted,
             output: paths.sink,
             error_output: paths.errors,
@@ -466,8 +464,19 @@ fn mode_of(transform: &dyn DynTransform, chunk_rows: Option<usize>) -> Mode {
     }
 }
 
-async fn close_all(stages: Vec<Stage>) {
-    for stage in stages {
+/// Closes every transform (concurrently), then flushes the Tier 2 and Tier 1
+/// exporters (concurrently), all within one `budget`: however many
+/// transforms and exporters there are, and however dead their backends,
+/// the run ends at most `budget` after its last row.
+async fn close_all(
+    stages: Vec<Stage>,
+    registry: &TracingRegistry,
+    tier1: &Tier1,
+    budget: Duration,
+) -> Vec<ExportSummary> {
+    let deadline = tokio::time::Instant::now() + budget;
+    let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+    let closes = stages.into_iter().map(|stage| async move {
         let Stage {
             label,
             mut transform,
@@ -483,7 +492,14 @@ async fn close_all(stages: Vec<Stage>) {
                 "transform still in use at close; its traces are flushed with the registry"
             ),
         }
-    }
+    });
+    // A close still flushing at the deadline is abandoned: its exporter is
+    // shut down (and its unsent spans counted) just below.
+    let _ = tokio::time::timeout_at(deadline, futures_util::future::join_all(closes)).await;
+    let (mut exporters, tier1_exporters) =
+        tokio::join!(registry.shutdown(left()), tier1.shutdown(left()));
+    exporters.extend(tier1_exporters);
+    exporters
 }
 
 #[derive(Default)]

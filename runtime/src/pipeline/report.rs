@@ -91,8 +91,11 @@ pub struct RunSummary {
     pub cost_usd: Option<f64>,
     /// Per tracing exporter: spans sent, dropped, failed, still pending.
     pub exporters: Vec<ExportSummary>,
-    /// Wall time of the run.
+    /// Wall time of the run, closing and the final trace flush included.
     pub elapsed: Duration,
+    /// Wall time until the last row was written (before closing and the
+    /// final trace flush, bounded by the flush deadline).
+    pub rows_elapsed: Duration,
     /// Whether the run was interrupted (Ctrl-C / cancelled).
     pub interrupted: bool,
     /// Output file.
