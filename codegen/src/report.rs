@@ -59,9 +59,19 @@ impl Report {
             out.extend(block.lines().map(|l| format!("cargo::error={l}")));
         }
         if self.has_errors() {
+            let n: usize = self
+                .errors
+                .iter()
+                .map(|block| block.lines().filter(|l| l.starts_with("error")).count())
+                .sum::<usize>()
+                .max(1);
+            let (errors, them) = if n == 1 {
+                ("1 error".to_string(), "it")
+            } else {
+                (format!("{n} errors"), "them")
+            };
             out.push(format!(
-                "cargo::error=elspeth: {} problem report(s) above; fix the pipeline YAML and build again (`elspeth validate <file>` shows the same report)",
-                self.errors.len()
+                "cargo::error=elspeth: {errors} in the pipeline YAML above; fix {them} and build again (`elspeth validate <file>` shows the same report)"
             ));
         }
         out
@@ -130,6 +140,6 @@ mod tests {
                 "cargo::error=error: other"
             ]
         );
-        assert!(d[5].starts_with("cargo::error=elspeth: 2 problem report(s) above"));
+        assert!(d[5].starts_with("cargo::error=elspeth: 2 errors in the pipeline YAML above; fix them"));
     }
 }
