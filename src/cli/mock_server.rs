@@ -31,30 +31,15 @@ pub struct MockServerArgs {
     #[arg(long, value_name = "MS", default_value_t = 0)]
     latency_ms: u64,
     /// Fraction (0..=1) of LLM calls answered with HTTP 500.
-    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = rate)]
+    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = super::fraction)]
     failure_rate: f64,
-}
-
-fn rate(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if (0.0..=1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("{v} is not between 0 and 1"))
-    }
 }
 
 /// Runs `elspeth mock-server`.
 pub fn run(args: MockServerArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::async_runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: could not start the async runtime: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let options = StackOptions {

@@ -36,6 +36,28 @@ enum Command {
     MockServer(mock_server::MockServerArgs),
 }
 
+/// Parses a fraction between 0 and 1 (`--failure-rate`).
+fn fraction(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not between 0 and 1"))
+    }
+}
+
+/// The multi-threaded tokio runtime of `run` and `mock-server`; on failure
+/// the error is printed and the usage/I/O exit code returned.
+fn async_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: could not start the async runtime: {e}");
+            ExitCode::from(EXIT_USAGE)
+        })
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -49,5 +71,17 @@ pub fn main() -> ExitCode {
         Command::Schema(args) => schema::run(args),
         Command::Run(args) => run::run(args),
         Command::MockServer(args) => mock_server::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fractions() {
+        assert!(fraction("1.5").is_err() && fraction("-0.1").is_err() && fraction("x").is_err());
+        assert_eq!(fraction("0.25"), Ok(0.25));
+        assert_eq!(fraction("1"), Ok(1.0));
     }
 }

@@ -62,30 +62,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "MS", default_value_t = 0, requires = "with_mocks")]
     mock_latency_ms: u64,
     /// With --with-mocks: fraction (0..=1) of mock LLM calls answered with HTTP 500.
-    #[arg(long, value_name = "RATE", default_value_t = 0.0, requires = "with_mocks", value_parser = rate)]
+    #[arg(long, value_name = "RATE", default_value_t = 0.0, requires = "with_mocks", value_parser = super::fraction)]
     mock_failure_rate: f64,
-}
-
-fn rate(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if (0.0..=1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("{v} is not between 0 and 1"))
-    }
 }
 
 /// Runs `elspeth run`.
 pub fn run(args: RunArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::async_runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: could not start the async runtime: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
     runtime.block_on(run_async(args))
 }
@@ -510,7 +495,5 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(base_dir(Path::new("p.yaml")), PathBuf::from("."));
         assert_eq!(base_dir(Path::new("a/b/p.yaml")), PathBuf::from("a/b"));
-        assert!(rate("1.5").is_err() && rate("x").is_err());
-        assert_eq!(rate("0.25"), Ok(0.25));
     }
 }
