@@ -500,9 +500,18 @@ fn invalid_yaml_fails_the_build_with_every_problem_of_every_file() {
         !report.contains("c.yaml"),
         "a valid file adds nothing:\n{report}"
     );
-    assert!(report.ends_with(
-        "fix the pipeline YAML and build again (`elspeth validate <file>` shows the same report)"
-    ));
+    // The closing line counts the errors reported above it.
+    let errors = build
+        .reported()
+        .iter()
+        .filter(|l| l.starts_with("error: "))
+        .count();
+    assert!(
+        report.ends_with(&format!(
+            "elspeth: {errors} errors in the pipeline YAML above; fix them and build again (`elspeth validate <file>` shows the same report)"
+        )),
+        "{report}"
+    );
 }
 
 #[test]
