@@ -39,7 +39,11 @@ fn every_yaml_snippet_is_a_validated_example() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(root.join(GUIDE)).unwrap();
     let blocks = yaml_blocks(&text);
-    assert!(blocks.len() >= 6, "the guide shows its YAML ({} blocks)", blocks.len());
+    assert!(
+        blocks.len() >= 6,
+        "the guide shows its YAML ({} blocks)",
+        blocks.len()
+    );
     for (line, example, snippet) in blocks {
         let example = example.unwrap_or_else(|| {
             panic!("{GUIDE}:{line}: a yaml block needs `{MARKER}examples/... -->` right above it")
@@ -62,7 +66,8 @@ fn every_yaml_snippet_is_a_validated_example() {
 
 #[test]
 fn the_marker_parser_sees_unmarked_blocks() {
-    let blocks = yaml_blocks("text\n\n```yaml\na: 1\n```\n<!-- example: x.yaml -->\n```yaml\nb: 2\n```\n");
+    let blocks =
+        yaml_blocks("text\n\n```yaml\na: 1\n```\n<!-- example: x.yaml -->\n```yaml\nb: 2\n```\n");
     assert_eq!(blocks.len(), 2);
     assert_eq!(blocks[0].1, None);
     assert_eq!(blocks[1].1.as_deref(), Some("x.yaml"));

@@ -140,6 +140,8 @@ mod tests {
                 "cargo::error=error: other"
             ]
         );
-        assert!(d[5].starts_with("cargo::error=elspeth: 2 errors in the pipeline YAML above; fix them"));
+        assert!(
+            d[5].starts_with("cargo::error=elspeth: 2 errors in the pipeline YAML above; fix them")
+        );
     }
 }
