@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 
 use crate::row::{Row, RowContext};
 use crate::tier1::Tier1;
+use crate::usage::UsageMeter;
+use elspeth_schema::config::Env;
 
 /// Why a row failed. It goes to the row's `error` field / the error sink;
 /// the run goes on.
@@ -97,16 +99,26 @@ pub struct StartContext {
     /// Folder for checkpoints (the sink's folder), `None` when not running
     /// from a pipeline file.
     pub checkpoint_dir: Option<std::path::PathBuf>,
+    /// Where `${VAR}` references are resolved (the run's environment, e.g.
+    /// the mocks' overlay under `--with-mocks`).
+    pub env: Arc<dyn Env + Send + Sync>,
+    /// The run's token and cost counters: a custom transform records its
+    /// calls here (`usage.record_result(&result)`) to appear in the run
+    /// summary.
+    pub usage: Arc<UsageMeter>,
 }
 
 impl StartContext {
-    /// A context with the given registry and no Tier 1 telemetry.
+    /// A context with the given registry, no Tier 1 telemetry, the
+    /// registry's environment and a fresh usage meter.
     pub fn new(label: TransformLabel, tracing: Arc<TracingRegistry>) -> Self {
         Self {
             label,
+            env: tracing.env_arc(),
             tracing,
             tier1: Tier1::disabled(),
             checkpoint_dir: None,
+            usage: Arc::new(UsageMeter::new()),
         }
     }
 }

@@ -258,6 +258,11 @@ impl TracingRegistry {
         self.env.as_ref()
     }
 
+    /// The same environment, shared.
+    pub fn env_arc(&self) -> Arc<dyn Env + Send + Sync> {
+        self.env.clone()
+    }
+
     /// Shuts every exporter down (concurrently, the whole call within about
     /// `deadline`): each sends what it can, gives up on the rest (counted as
     /// failed) and logs one summary line. Returns one summary per exporter.

@@ -13,4 +13,4 @@ elspeth::include_pipelines!();
 
 pub mod sentiment;
 
-pub use sentiment::{ReviewSentiment, SentimentOptions, UsageHandle};
+pub use sentiment::{ReviewSentiment, SentimentOptions};

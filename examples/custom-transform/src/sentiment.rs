@@ -22,7 +22,7 @@ use elspeth::clients::{ClientSettings, OpenRouterClient, OpenRouterTarget};
 use elspeth::config::{EnvString, SecretRef, TracingConfig};
 use elspeth::llm::{ChatMessage, GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse};
 use elspeth::schema::interpolate::InterpolationError;
-use elspeth::usage::{UsageMeter, UsageSnapshot};
+use elspeth::usage::UsageMeter;
 use elspeth::{HasTracing, LlmCall, PlannedCall, Row, RowError, StartContext, StartError};
 use serde::Deserialize;
 use serde_json::Value;
@@ -105,7 +105,9 @@ pub struct ReviewSentiment {
     options: SentimentOptions,
     /// Built by `setup`, when the run starts.
     client: Option<OpenRouterClient>,
-    usage: Arc<UsageMeter>,
+    /// The run's token and cost counters (from `setup`), so this
+    /// transform's calls appear in the run summary.
+    usage: Option<Arc<UsageMeter>>,
 }
 
 impl ReviewSentiment {
@@ -114,25 +116,8 @@ impl ReviewSentiment {
         Self {
             options,
             client: None,
-            usage: Arc::new(UsageMeter::new()),
+            usage: None,
         }
-    }
-
-    /// A handle on the transform's call and token counters, still readable
-    /// after the transform is handed to the pipeline.
-    pub fn usage(&self) -> UsageHandle {
-        UsageHandle(self.usage.clone())
-    }
-}
-
-/// Reads a [`ReviewSentiment`]'s counters (see [`ReviewSentiment::usage`]).
-#[derive(Debug, Clone)]
-pub struct UsageHandle(Arc<UsageMeter>);
-
-impl UsageHandle {
-    /// Calls, failed calls, tokens and cost so far.
-    pub fn snapshot(&self) -> UsageSnapshot {
-        self.0.snapshot()
     }
 }
 
@@ -162,7 +147,7 @@ impl LlmCall for ReviewSentiment {
     /// Resolves the `${VAR}` references against the run's environment (the
     /// one given to `RunOptions::with_env`) and builds the HTTP client.
     async fn setup(&mut self, ctx: &StartContext) -> Result<(), StartError> {
-        let env = ctx.tracing.env();
+        let env = ctx.env.as_ref();
         let fail = |field: &str, errors: Vec<InterpolationError>| StartError::Other {
             transform: ctx.label.clone(),
             message: format!("{field}: {}", describe(&errors)),
@@ -193,6 +178,7 @@ impl LlmCall for ReviewSentiment {
                 message,
             })?;
         self.client = Some(client);
+        self.usage = Some(ctx.usage.clone());
         Ok(())
     }
 
@@ -227,7 +213,9 @@ impl LlmCall for ReviewSentiment {
             )
         })?;
         let result = client.chat(request).await;
-        self.usage.record_result(&result);
+        if let Some(usage) = &self.usage {
+            usage.record_result(&result);
+        }
         result
     }
 

@@ -320,6 +320,8 @@ impl Pipeline {
             let mut start = StartContext::new(label.clone(), registry.clone());
             start.checkpoint_dir = checkpoint_dir.clone();
             start.tier1 = tier1.clone();
+            start.env = options.env.clone();
+            start.usage = meter.clone();
             match transform.on_start(&start).await {
                 Ok(tracer) => stages.push(Stage {
                     label_text: label.to_string(),
