@@ -13,7 +13,8 @@
 //! lifecycle around it. Targets: ≤ 50 ns added with tracing `none`,
 //! ≤ 2 µs added with an active provider (medians). Criterion reports each
 //! variant; a summary then measures all three interleaved and prints the
-//! medians, the added cost and the ratios.
+//! medians, the added cost and the ratios, then the two `figure` lines of
+//! `benches/support/figure.rs` (`macro.added_none`, `macro.added_active`).
 //!
 //! Run: `cargo bench --bench llm_transform`.
 
@@ -35,6 +36,9 @@ use elspeth::{
     LlmCall, PlannedCall, Row, RowContext, RowError, StartContext, Transform, llm_transform,
 };
 use serde_json::json;
+
+#[path = "support/figure.rs"]
+mod figure;
 
 /// A transform whose call answers at once.
 #[llm_transform(tracing, name = "bench_llm")]
@@ -288,13 +292,45 @@ fn summary() {
         summary.sent + summary.pending,
         summary.dropped
     );
+    for (id, tracing, total, added, target, limit) in [
+        (
+            "macro.added_none",
+            "tracing none",
+            none,
+            none_added,
+            "≤ 50 ns added",
+            50.0,
+        ),
+        (
+            "macro.added_active",
+            "active provider, background export",
+            active,
+            active_added,
+            "≤ 2 µs added",
+            2000.0,
+        ),
+    ] {
+        figure::Figure::new(
+            id,
+            &format!(
+                "per-call cost #[llm_transform(tracing)] adds, {tracing} (median, interleaved)"
+            ),
+            format!("{added:.1}"),
+            "ns",
+        )
+        .anchor(
+            "plain call (same struct, no attribute)",
+            format!("{plain:.1} ns"),
+        )
+        .ratio(format!("{:.3}×", total / plain))
+        .target(target, added <= limit)
+        .print();
+    }
 }
 
 fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
     // `cargo test --benches` runs benches without `--bench`: smoke only.
-    if std::env::args().any(|a| a == "--bench") {
+    if figure::criterion_main(benches).is_some() {
         summary();
     } else {
         let s = setup();

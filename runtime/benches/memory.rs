@@ -3,7 +3,11 @@
 //! HTTP client, mock server) stays bounded because rows stream through
 //! bounded channels.
 //!
-//! `cargo bench -p elspeth-runtime --bench memory` (Linux: reads VmHWM).
+//! `cargo bench -p elspeth-runtime --bench memory` (Linux: reads VmHWM);
+//! `-- --traced` adds Langfuse tracing to a local OTLP endpoint.
+//!
+//! It also prints the `figure` line of `benches/support/figure.rs`
+//! (`runtime.memory`, or `runtime.memory_traced` with `--traced`).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -13,6 +17,9 @@ use std::time::Instant;
 use elspeth_mock::azure::AzureMock;
 use elspeth_runtime::pipeline::{Pipeline, RunOptions};
 use serde_json::json;
+
+#[path = "../../benches/support/figure.rs"]
+mod figure;
 
 const ROWS: usize = 100_000;
 
@@ -85,7 +92,15 @@ fn main() {
         let output_mb = std::fs::metadata(dir.join("out.jsonl")).unwrap().len() as f64 / 1e6;
         println!("memory: {ROWS} rows ({input_mb:.1} MB in, {output_mb:.1} MB out) through azure_llm + mock in-process, tracing {}", if traced { "langfuse" } else { "off" });
         println!("  elapsed {:.1} s ({:.0} rows/s)", elapsed.as_secs_f64(), ROWS as f64 / elapsed.as_secs_f64());
-        println!("  peak RSS before the run {:.1} MB, after {:.1} MB (target <= 150 MB: {})", before as f64 / 1024.0, peak as f64 / 1024.0, if peak <= 150 * 1024 { "ok" } else { "ABOVE TARGET" });
+        // VmHWM is in KiB; the target is in MB (10^6 bytes).
+        let mb = |kib: u64| kib as f64 * 1024.0 / 1e6;
+        let ok = peak * 1024 <= 150_000_000;
+        println!("  peak RSS before the run {:.1} MB, after {:.1} MB (target <= 150 MB: {})", mb(before), mb(peak), if ok { "ok" } else { "ABOVE TARGET" });
+        let (id, tracing) = if traced { ("runtime.memory_traced", "tracing langfuse (OTLP endpoint that discards)") } else { ("runtime.memory", "tracing off") };
+        figure::Figure::new(id, &format!("peak RSS of the whole process (runner, client, mock) over {ROWS} rows through azure_llm, pool_size 50, {tracing}"), format!("{:.1}", mb(peak)), "MB")
+            .anchor("peak RSS before the run", format!("{:.1} MB", mb(before)))
+            .target("≤ 150 MB", ok)
+            .print();
         if traced {
             for e in &summary.exporters {
                 println!("  {}: {} spans sent, {} dropped, {} failed", e.exporter, e.sent, e.dropped, e.failed);

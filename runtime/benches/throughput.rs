@@ -7,6 +7,10 @@
 //!
 //! Each configuration runs several times, interleaved; the median counts.
 //! `cargo bench -p elspeth-runtime --bench throughput`
+//!
+//! It also prints the `figure` lines of `benches/support/figure.rs`
+//! (`runtime.throughput_untraced`, `runtime.throughput_langfuse`,
+//! `runtime.throughput_azure_ai`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,6 +23,9 @@ use elspeth_mock::langfuse::LangfuseMock;
 use elspeth_runtime::pipeline::{Pipeline, RunOptions};
 use elspeth_schema::config::PipelineConfig;
 use serde_json::{Value, json};
+
+#[path = "../../benches/support/figure.rs"]
+mod figure;
 
 const ROWS: usize = 2_000;
 const LATENCY: Duration = Duration::from_millis(20);
@@ -149,6 +156,24 @@ fn main() {
             target(ratio(off_m) >= 0.90),
             target(off_m.as_secs_f64() / lf_m.as_secs_f64() >= 0.97),
             target(off_m.as_secs_f64() / ai_m.as_secs_f64() >= 0.97));
+        let what = |tracing: &str| format!("{ROWS} rows through azure_llm, mock latency {} ms, pool_size {POOL}, {tracing}, median of {ROUNDS} interleaved runs", LATENCY.as_millis());
+        let secs = |d: Duration| format!("{:.3}", d.as_secs_f64());
+        figure::Figure::new("runtime.throughput_untraced", &what("tracing off"), secs(off_m), "s")
+            .anchor("ideal (rows × latency / pool_size)", format!("{ideal:.3} s"))
+            .ratio(format!("{:.1}%", 100.0 * ratio(off_m)))
+            .target("≥ 90% of ideal", ratio(off_m) >= 0.90)
+            .print();
+        for (id, tracing, traced) in [
+            ("runtime.throughput_langfuse", "tracing langfuse (mock)", lf_m),
+            ("runtime.throughput_azure_ai", "tracing azure_ai (App Insights mock)", ai_m),
+        ] {
+            let of_off = off_m.as_secs_f64() / traced.as_secs_f64();
+            figure::Figure::new(id, &what(tracing), secs(traced), "s")
+                .anchor("untraced run (tracing off, same run)", format!("{} s", secs(off_m)))
+                .ratio(format!("{:.1}%", 100.0 * of_off))
+                .target("≥ 97% of untraced", of_off >= 0.97)
+                .print();
+        }
         let _ = std::fs::remove_dir_all(&dir);
     });
 }

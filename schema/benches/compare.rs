@@ -7,6 +7,9 @@
 //! PyYAML and jsonschema are installed into a virtualenv under
 //! `target/bench-venv` on first use (pip); when that is not possible the
 //! Python side is skipped with a message.
+//!
+//! Under `cargo bench` it also prints the `figure` line of
+//! `benches/support/figure.rs` (`schema.vs_python`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,6 +19,8 @@ use elspeth_schema::{ValidateOptions, validate_file};
 
 #[path = "common.rs"]
 mod common;
+#[path = "../../benches/support/figure.rs"]
+mod figure;
 
 const ITERATIONS: usize = 40;
 
@@ -52,14 +57,37 @@ fn main() {
         println!("python   skipped (not run as `cargo bench`)");
         return;
     }
+    let (id, target) = ("schema.vs_python", "≥ 10×");
+    let what = format!(
+        "validate the same 1,000-transform file, elspeth end to end vs Python schema only, median of {iterations}"
+    );
     match python(&path, &schema, iterations) {
-        Ok((loader, py, errors)) => {
+        Ok(py) => {
             println!(
-                "python   (PyYAML {loader} + jsonschema Draft7Validator, schema only): median {py:.2} ms ({errors} errors)"
+                "python   (PyYAML {} + jsonschema Draft7Validator, schema only): median {:.2} ms ({} errors)",
+                py.loader, py.median_ms, py.errors
             );
-            println!("ratio    python / elspeth = {:.1}x", py / rust);
+            let ratio = py.median_ms / rust;
+            println!("ratio    python / elspeth = {ratio:.1}x");
+            figure::Figure::new(id, &what, format!("{rust:.2}"), "ms")
+                .anchor(
+                    &format!(
+                        "Python jsonschema {} Draft7Validator + PyYAML {} {}",
+                        py.jsonschema, py.pyyaml, py.loader
+                    ),
+                    format!("{:.2} ms", py.median_ms),
+                )
+                .ratio(format!("{ratio:.1}×"))
+                .target(target, ratio >= 10.0)
+                .print();
         }
-        Err(why) => println!("python   skipped: {why}"),
+        Err(why) => {
+            println!("python   skipped: {why}");
+            let mut skipped = figure::Figure::skipped(id, &what, target, &why);
+            skipped.value = format!("{rust:.2}");
+            skipped.unit = "ms".into();
+            skipped.print();
+        }
     }
 }
 
@@ -68,8 +96,17 @@ fn median(times: &mut [f64]) -> f64 {
     times[times.len() / 2]
 }
 
-/// Runs the Python baseline; returns (loader, median ms, error count).
-fn python(file: &Path, schema: &Path, iterations: usize) -> Result<(String, f64, u64), String> {
+/// What the Python baseline reports.
+struct Baseline {
+    loader: String,
+    jsonschema: String,
+    pyyaml: String,
+    median_ms: f64,
+    errors: u64,
+}
+
+/// Runs the Python baseline.
+fn python(file: &Path, schema: &Path, iterations: usize) -> Result<Baseline, String> {
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-venv");
     let py = venv.join("bin/python");
     if !py.exists() {
@@ -115,9 +152,12 @@ fn python(file: &Path, schema: &Path, iterations: usize) -> Result<(String, f64,
     }
     let v: serde_json::Value =
         serde_json::from_slice(&out.stdout).map_err(|e| format!("bad output: {e}"))?;
-    Ok((
-        v["loader"].as_str().unwrap_or("?").to_string(),
-        v["median_ms"].as_f64().unwrap_or(f64::NAN),
-        v["errors"].as_u64().unwrap_or(0),
-    ))
+    let text = |key: &str| v[key].as_str().unwrap_or("?").to_string();
+    Ok(Baseline {
+        loader: text("loader"),
+        jsonschema: text("jsonschema"),
+        pyyaml: text("pyyaml"),
+        median_ms: v["median_ms"].as_f64().unwrap_or(f64::NAN),
+        errors: v["errors"].as_u64().unwrap_or(0),
+    })
 }

@@ -2,7 +2,8 @@
 Draft7Validator on the same file and the same schema.
 
 Usage: python_baseline.py PIPELINE.yaml SCHEMA.json ITERATIONS
-Prints one JSON object: {"loader": ..., "median_ms": ..., "min_ms": ..., "errors": N}.
+Prints one JSON object: {"loader": ..., "jsonschema": VERSION, "pyyaml": VERSION,
+"median_ms": ..., "min_ms": ..., "errors": N}.
 The validator is built once (like the Rust side's compiled schema); each
 iteration reads the file, parses it and validates it.
 """
@@ -11,6 +12,7 @@ import json
 import statistics
 import sys
 import time
+from importlib.metadata import version
 
 import jsonschema
 import yaml
@@ -34,6 +36,8 @@ def main() -> None:
         json.dumps(
             {
                 "loader": loader.__name__,
+                "jsonschema": version("jsonschema"),
+                "pyyaml": yaml.__version__,
                 "median_ms": statistics.median(times),
                 "min_ms": min(times),
                 "errors": errors,

@@ -3,13 +3,18 @@
 //! the semantic rules. Target: ≤ 20 ms on a 2-core machine.
 //!
 //! `cargo bench -p elspeth-schema --bench validate`
+//!
+//! After criterion's report it prints the `figure` line of
+//! `benches/support/figure.rs`: the criterion median of the end-to-end case.
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use elspeth_schema::yaml::{Limits, parse};
 use elspeth_schema::{ValidateOptions, validate_file, validate_str};
 
 #[path = "common.rs"]
 mod common;
+#[path = "../../benches/support/figure.rs"]
+mod figure;
 
 fn bench(c: &mut Criterion) {
     let path = common::pipeline_file();
@@ -34,4 +39,23 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    let Some(started) = figure::criterion_main(benches) else {
+        return;
+    };
+    let (id, target) = ("schema.validate", "≤ 20 ms");
+    let what = "validate a 1,000-transform pipeline end to end (read, YAML, ${VAR}, JSON Schema, rules), criterion median";
+    match figure::criterion_median_ns(
+        "validate 1000 transforms/end to end (validate_file)",
+        started,
+    ) {
+        Ok(ns) => {
+            let ms = ns / 1e6;
+            figure::Figure::new(id, what, format!("{ms:.2}"), "ms")
+                .target(target, ms <= 20.0)
+                .print();
+        }
+        Err(why) => figure::Figure::skipped(id, what, target, why).print(),
+    }
+}

@@ -5,6 +5,9 @@
 //! accounted for exactly (`sent + dropped + failed + pending = recorded`).
 //!
 //! `cargo bench -p elspeth-telemetry --bench memory`
+//!
+//! It also prints the `figure` lines of `benches/support/figure.rs`
+//! (`telemetry.memory_growth`, `telemetry.spans_accounted`).
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +16,15 @@ use elspeth_telemetry::call::{GenAiSystem, LlmRequest, LlmResponse, Usage};
 use elspeth_telemetry::export::ExportConfig;
 use elspeth_telemetry::langfuse::{LangfuseSettings, langfuse_exporter};
 use elspeth_telemetry::{GenerationStart, SpanSink, TraceStart, Tracer, TracerOptions};
+
+#[path = "../../benches/support/figure.rs"]
+mod figure;
+
+const GROWTH_WHAT: &str = "peak RSS growth while recording 100,000 generations (200,000 spans) with the Langfuse backend down, default queue of 10,000 spans";
+const GROWTH_TARGET: &str = "≤ 50 MB";
+const ACCOUNTED_WHAT: &str =
+    "spans accounted for after shutdown: sent + dropped + failed + pending";
+const ACCOUNTED_TARGET: &str = "= recorded";
 
 /// `VmRSS` and `VmHWM` from /proc/self/status, in KiB.
 fn rss_kib() -> Option<(u64, u64)> {
@@ -36,7 +48,16 @@ fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
     const GENERATIONS: u64 = 100_000;
     let Some((rss_start, _)) = rss_kib() else {
-        println!("memory bench skipped: /proc/self/status is not available on this system");
+        let why = "/proc/self/status is not available on this system";
+        println!("memory bench skipped: {why}");
+        figure::Figure::skipped("telemetry.memory_growth", GROWTH_WHAT, GROWTH_TARGET, why).print();
+        figure::Figure::skipped(
+            "telemetry.spans_accounted",
+            ACCOUNTED_WHAT,
+            ACCOUNTED_TARGET,
+            why,
+        )
+        .print();
         return;
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -126,6 +147,39 @@ fn main() {
         "  spans recorded {recorded}: sent {}, dropped {}, failed {}, pending {} (sum {accounted})",
         summary.sent, summary.dropped, summary.failed, summary.pending
     );
+    let growth_bytes = hwm.max(rss_after).saturating_sub(rss_before) * 1024;
+    let growth_what = if peak_reset {
+        GROWTH_WHAT.to_string()
+    } else {
+        format!("{GROWTH_WHAT} (peak since process start: clear_refs not writable)")
+    };
+    figure::Figure::new(
+        "telemetry.memory_growth",
+        &growth_what,
+        format!("{:.1}", growth_bytes as f64 / 1e6),
+        "MB",
+    )
+    .anchor(
+        "RSS before recording",
+        format!("{:.1} MB", rss_before as f64 * 1024.0 / 1e6),
+    )
+    .target(GROWTH_TARGET, growth_bytes <= 50_000_000)
+    .print();
+    figure::Figure::new(
+        "telemetry.spans_accounted",
+        &format!(
+            "{ACCOUNTED_WHAT} ({} + {} + {} + {})",
+            summary.sent, summary.dropped, summary.failed, summary.pending
+        ),
+        accounted,
+        "spans",
+    )
+    .anchor("spans recorded (2 per generation)", recorded)
+    .target(
+        ACCOUNTED_TARGET,
+        recorded == 2 * GENERATIONS && accounted == recorded,
+    )
+    .print();
     let mut ok = true;
     if recorded != 2 * GENERATIONS || accounted != recorded {
         println!("  FAIL: spans are not accounted for exactly");

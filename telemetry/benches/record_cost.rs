@@ -14,17 +14,23 @@
 //! - `tracing off`: a disabled tracer, for reference.
 //!
 //! `cargo bench -p elspeth-telemetry --bench record_cost`
+//!
+//! After criterion's report it prints the `figure` lines of
+//! `benches/support/figure.rs`: the criterion medians of the three cases.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use elspeth_mock::langfuse::LangfuseMock;
 use elspeth_schema::config::TracingProvider;
 use elspeth_telemetry::call::{GenAiSystem, LlmRequest, LlmResponse, Usage};
 use elspeth_telemetry::export::ExportConfig;
 use elspeth_telemetry::langfuse::{LangfuseSettings, langfuse_exporter};
 use elspeth_telemetry::{GenerationStart, SpanSink, TraceStart, Tracer, TracerOptions};
+
+#[path = "../../benches/support/figure.rs"]
+mod figure;
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -144,4 +150,46 @@ criterion_group! {
     config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
     targets = bench
 }
-criterion_main!(benches);
+
+fn main() {
+    let Some(started) = figure::criterion_main(benches) else {
+        return;
+    };
+    // criterion's result folders: its ids with ':' replaced by '_'.
+    let median_us = |dir: &str| figure::criterion_median_ns(dir, started).map(|ns| ns / 1e3);
+    let off = median_us("record trace+generation (tracing off)");
+    let off = off.map_or_else(|_| "-".to_string(), |us| format!("{us:.3} µs"));
+    for (id, dir, what, target) in [
+        (
+            "telemetry.record_cost",
+            "sustained_ trace+generation (langfuse, content on)",
+            "record one trace + generation, Langfuse exporter active in the background, content on (criterion median)",
+            Some("≤ 2 µs"),
+        ),
+        (
+            "telemetry.record_cost_content_off",
+            "sustained_ trace+generation (langfuse, content off)",
+            "the same with content recording off (criterion median)",
+            Some("≤ 2 µs"),
+        ),
+        (
+            "telemetry.record_cost_saturated",
+            "saturated_ trace+generation (langfuse, content on)",
+            "worst case: tight loop, export queue always full, exporter and mock on the same cores (criterion median)",
+            None,
+        ),
+    ] {
+        match median_us(dir) {
+            Ok(us) => {
+                let f = figure::Figure::new(id, what, format!("{us:.3}"), "µs")
+                    .anchor("tracing off (disabled tracer)", &off);
+                match target {
+                    Some(t) => f.target(t, us <= 2.0),
+                    None => f,
+                }
+                .print();
+            }
+            Err(why) => figure::Figure::skipped(id, what, target.unwrap_or("-"), why).print(),
+        }
+    }
+}

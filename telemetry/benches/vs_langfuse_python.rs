@@ -8,6 +8,9 @@
 //! Python, venv or network access to PyPI it prints why and skips.
 //!
 //! `cargo bench -p elspeth-telemetry --bench vs_langfuse_python`
+//!
+//! It also prints the `figure` line of `benches/support/figure.rs`
+//! (`telemetry.vs_langfuse_python`), or a skipped one saying why.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,6 +22,9 @@ use elspeth_telemetry::call::{GenAiSystem, LlmRequest, LlmResponse, Usage};
 use elspeth_telemetry::export::ExportConfig;
 use elspeth_telemetry::langfuse::{LangfuseSettings, langfuse_exporter};
 use elspeth_telemetry::{GenerationStart, SpanSink, TraceStart, Tracer, TracerOptions};
+
+#[path = "../../benches/support/figure.rs"]
+mod figure;
 
 const PK: &str = "pk-lf-bench";
 const SK: &str = "sk-lf-bench";
@@ -102,13 +108,26 @@ fn python() -> Result<PathBuf, String> {
     Ok(python)
 }
 
+const FIGURE_ID: &str = "telemetry.vs_langfuse_python";
+/// What the figure measures.
+fn figure_what() -> String {
+    format!(
+        "record one trace + generation to a local Langfuse mock, median per call over {CALLS} calls, both in one run"
+    )
+}
+const FIGURE_TARGET: &str = "≥ 50×";
+
+/// Says why the comparison is skipped, for people and for the report.
+fn skip(why: &str) {
+    println!("vs_langfuse_python skipped: {why}");
+    let first_line = why.lines().find(|l| !l.trim().is_empty()).unwrap_or(why);
+    figure::Figure::skipped(FIGURE_ID, &figure_what(), FIGURE_TARGET, first_line).print();
+}
+
 fn main() {
     let python = match python() {
         Ok(p) => p,
-        Err(why) => {
-            println!("vs_langfuse_python skipped: {why}");
-            return;
-        }
+        Err(why) => return skip(&why),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -128,11 +147,10 @@ fn main() {
         .output()
         .expect("run python");
     if !output.status.success() {
-        println!(
-            "vs_langfuse_python skipped: the Python script failed:\n{}",
+        return skip(&format!(
+            "the Python script failed:\n{}",
             String::from_utf8_lossy(&output.stderr)
-        );
-        return;
+        ));
     }
     let py: serde_json::Value = match serde_json::from_slice(
         output
@@ -142,10 +160,7 @@ fn main() {
             .unwrap_or_default(),
     ) {
         Ok(v) => v,
-        Err(e) => {
-            println!("vs_langfuse_python skipped: unexpected Python output ({e})");
-            return;
-        }
+        Err(e) => return skip(&format!("unexpected Python output ({e})")),
     };
     let py_median_ns = py["median_ns"].as_f64().unwrap_or(f64::NAN);
     let py_spans = mock.span_count();
@@ -234,4 +249,21 @@ fn main() {
             "  BELOW TARGET"
         }
     );
+    let ratio = py_median_ns / ours_ns;
+    figure::Figure::new(
+        FIGURE_ID,
+        &figure_what(),
+        format!("{:.3}", ours_ns / 1000.0),
+        "µs",
+    )
+    .anchor(
+        &format!(
+            "Langfuse Python SDK {}",
+            py["version"].as_str().unwrap_or("?")
+        ),
+        format!("{:.2} µs", py_median_ns / 1000.0),
+    )
+    .ratio(format!("{ratio:.0}×"))
+    .target(FIGURE_TARGET, ratio >= 50.0)
+    .print();
 }
