@@ -160,7 +160,7 @@ fn main() {
         let secs = |d: Duration| format!("{:.3}", d.as_secs_f64());
         figure::Figure::new("runtime.throughput_untraced", &what("tracing off"), secs(off_m), "s")
             .anchor("ideal (rows × latency / pool_size)", format!("{ideal:.3} s"))
-            .ratio(format!("{:.1}%", 100.0 * ratio(off_m)))
+            .ratio(format!("{:.2}%", 100.0 * ratio(off_m)))
             .target("≥ 90% of ideal", ratio(off_m) >= 0.90)
             .print();
         for (id, tracing, traced) in [
@@ -170,7 +170,7 @@ fn main() {
             let of_off = off_m.as_secs_f64() / traced.as_secs_f64();
             figure::Figure::new(id, &what(tracing), secs(traced), "s")
                 .anchor("untraced run (tracing off, same run)", format!("{} s", secs(off_m)))
-                .ratio(format!("{:.1}%", 100.0 * of_off))
+                .ratio(format!("{:.2}%", 100.0 * of_off))
                 .target("≥ 97% of untraced", of_off >= 0.97)
                 .print();
         }

@@ -263,7 +263,7 @@ fn main() {
         ),
         format!("{:.2} µs", py_median_ns / 1000.0),
     )
-    .ratio(format!("{ratio:.0}×"))
+    .ratio(format!("{ratio:.1}×"))
     .target(FIGURE_TARGET, ratio >= 50.0)
     .print();
 }
