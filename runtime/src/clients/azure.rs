@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
 use super::ClientSettings;
-use super::chat::{ChatBody, classify_chat};
+use super::chat::{acquire_slot, classify_chat, encode_chat};
 use super::http::{Backend, shared_client};
 use super::send::Sender;
 
@@ -94,19 +94,8 @@ impl AzureChatClient {
 
     /// Makes one chat call, retrying transient failures.
     pub async fn chat(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
-        let _permit = self.limiter.acquire().await.map_err(|_| {
-            LlmError::new(
-                elspeth_telemetry::call::LlmErrorKind::Cancelled,
-                "client closed",
-            )
-        })?;
-        let body = serde_json::to_vec(&ChatBody::new(request, None)).map_err(|e| {
-            LlmError::new(
-                elspeth_telemetry::call::LlmErrorKind::Client,
-                format!("could not encode the request: {e}"),
-            )
-        })?;
-        let body = bytes::Bytes::from(body);
+        let _permit = acquire_slot(&self.limiter).await?;
+        let body = encode_chat(request, None)?;
         self.sender
             .execute(
                 "llm.chat",

@@ -29,6 +29,31 @@ pub(crate) struct ResponseFormatWire {
     pub kind: &'static str,
 }
 
+/// Waits for a free slot of a client's concurrency limit.
+pub(crate) async fn acquire_slot(
+    limiter: &tokio::sync::Semaphore,
+) -> Result<tokio::sync::SemaphorePermit<'_>, LlmError> {
+    limiter
+        .acquire()
+        .await
+        .map_err(|_| LlmError::new(LlmErrorKind::Cancelled, "client closed"))
+}
+
+/// The JSON body of a chat call, encoded once (retries re-send the bytes).
+pub(crate) fn encode_chat(
+    request: &LlmRequest,
+    model: Option<&str>,
+) -> Result<bytes::Bytes, LlmError> {
+    serde_json::to_vec(&ChatBody::new(request, model))
+        .map(bytes::Bytes::from)
+        .map_err(|e| {
+            LlmError::new(
+                LlmErrorKind::Client,
+                format!("could not encode the request: {e}"),
+            )
+        })
+}
+
 impl<'a> ChatBody<'a> {
     /// The body for `request`; `model` is sent when the endpoint needs it
     /// (OpenRouter, Batch API lines), not to Azure's per-deployment URL.

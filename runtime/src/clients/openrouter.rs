@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use elspeth_telemetry::call::{LlmError, LlmErrorKind, LlmRequest, LlmResponse};
+use elspeth_telemetry::call::{LlmError, LlmRequest, LlmResponse};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
 use super::ClientSettings;
 use super::azure::parse_endpoint;
-use super::chat::{ChatBody, classify_chat};
+use super::chat::{acquire_slot, classify_chat, encode_chat};
 use super::http::{Backend, shared_client};
 use super::send::Sender;
 
@@ -104,23 +104,13 @@ impl OpenRouterClient {
     /// Makes one chat call, retrying transient failures. The request's
     /// `model` is sent as is (falls back to the configured model when empty).
     pub async fn chat(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
-        let _permit = self
-            .limiter
-            .acquire()
-            .await
-            .map_err(|_| LlmError::new(LlmErrorKind::Cancelled, "client closed"))?;
+        let _permit = acquire_slot(&self.limiter).await?;
         let model = if request.model.is_empty() {
             &self.model
         } else {
             &request.model
         };
-        let body = serde_json::to_vec(&ChatBody::new(request, Some(model))).map_err(|e| {
-            LlmError::new(
-                LlmErrorKind::Client,
-                format!("could not encode the request: {e}"),
-            )
-        })?;
-        let body = bytes::Bytes::from(body);
+        let body = encode_chat(request, Some(model))?;
         self.sender
             .execute(
                 "llm.chat",
