@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use super::ClientSettings;
 use super::chat::{acquire_slot, classify_chat, encode_chat};
-use super::http::{Backend, shared_client};
+use super::http::Backend;
 use super::send::Sender;
 
 /// Service name used in messages.
@@ -67,15 +67,13 @@ impl AzureChatClient {
         url.query_pairs_mut()
             .append_pair("api-version", &target.api_version);
         Ok(Self {
-            sender: Sender {
-                http: shared_client(Backend::AzureOpenAi)?,
-                policy: settings.retry.clone(),
-                timeout: settings.timeout,
-                service: SERVICE,
-                key: target.api_key,
-                tier1: settings.tier1.clone(),
-                host: base.host_str().unwrap_or_default().to_string(),
-            },
+            sender: Sender::new(
+                Backend::AzureOpenAi,
+                SERVICE,
+                target.api_key,
+                &base,
+                settings,
+            )?,
             host: base.host_str().unwrap_or_default().to_string(),
             url,
             limiter: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::ClientSettings;
 use super::azure::{AzureTarget, parse_endpoint};
 use super::chat::{ChatBody, describe_error, response_from_value};
-use super::http::{Backend, shared_client};
+use super::http::Backend;
 use super::send::{Answer, Sender, Verdict, classify_status, truncate};
 
 const SERVICE: &str = "Azure OpenAI Batch API";
@@ -226,15 +226,13 @@ impl AzureBatchClient {
             ));
         }
         Ok(Self {
-            sender: Sender {
-                http: shared_client(Backend::AzureOpenAi)?,
-                policy: settings.retry.clone(),
-                timeout: settings.timeout,
-                service: SERVICE,
-                key: target.api_key,
-                tier1: settings.tier1.clone(),
-                host: base.host_str().unwrap_or_default().to_string(),
-            },
+            sender: Sender::new(
+                Backend::AzureOpenAi,
+                SERVICE,
+                target.api_key,
+                &base,
+                settings,
+            )?,
             base,
             api_version: target.api_version,
             deployment: target.deployment,

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use super::ClientSettings;
 use super::azure::parse_endpoint;
 use super::chat::{acquire_slot, classify_chat, encode_chat};
-use super::http::{Backend, shared_client};
+use super::http::Backend;
 use super::send::Sender;
 
 /// Service name used in messages.
@@ -73,15 +73,13 @@ impl OpenRouterClient {
             .transpose()
         };
         Ok(Self {
-            sender: Sender {
-                http: shared_client(Backend::OpenRouter)?,
-                policy: settings.retry.clone(),
-                timeout: settings.timeout,
-                service: SERVICE,
-                key: target.api_key,
-                tier1: settings.tier1.clone(),
-                host: base.host_str().unwrap_or_default().to_string(),
-            },
+            sender: Sender::new(
+                Backend::OpenRouter,
+                SERVICE,
+                target.api_key,
+                &base,
+                settings,
+            )?,
             host: base.host_str().unwrap_or_default().to_string(),
             url,
             model: target.model,

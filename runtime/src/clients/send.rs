@@ -8,6 +8,8 @@ use elspeth_telemetry::call::{LlmError, LlmErrorKind};
 use http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 
+use super::ClientSettings;
+use super::http::{Backend, shared_client};
 use super::retry::{RetryPolicy, retry_after};
 use crate::tier1::Tier1;
 
@@ -58,6 +60,27 @@ impl std::fmt::Debug for Sender {
 }
 
 impl Sender {
+    /// The sender of one backend's client: the shared HTTP client of
+    /// `backend`, the retry policy, timeout and Tier 1 handle of `settings`,
+    /// and `base`'s host for the Tier 1 spans.
+    pub fn new(
+        backend: Backend,
+        service: &'static str,
+        key: SecretString,
+        base: &reqwest::Url,
+        settings: &ClientSettings,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            http: shared_client(backend)?,
+            policy: settings.retry.clone(),
+            timeout: settings.timeout,
+            service,
+            key,
+            tier1: settings.tier1.clone(),
+            host: base.host_str().unwrap_or_default().to_string(),
+        })
+    }
+
     /// Sends what `build` makes until `classify` says done or fail, or the
     /// retries run out. Each attempt is one Tier 1 span named `call`;
     /// `body` is the request body (hashed there, never exported).
