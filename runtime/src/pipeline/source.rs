@@ -115,7 +115,13 @@ impl Source {
                     }
                 }
                 *line += 1;
-                let text = buf.trim_ascii();
+                let mut text = buf.trim_ascii();
+                if *line == 1 {
+                    // Editors on Windows save UTF-8 with a byte order mark;
+                    // it is not part of the first row (the CSV reader drops
+                    // it too).
+                    text = strip_bom(text).trim_ascii();
+                }
                 if text.is_empty() {
                     continue;
                 }
@@ -190,6 +196,11 @@ impl Source {
     }
 }
 
+/// `bytes` without a leading UTF-8 byte order mark.
+fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
 fn csv_message(e: &csv::Error) -> String {
     match e.kind() {
         csv::ErrorKind::UnequalLengths {
@@ -240,12 +251,19 @@ pub(crate) fn count_rows(config: &SourceConfig, path: &Path, limit: Option<u64>)
         SourceConfig::Jsonl { .. } => {
             let mut reader = BufReader::with_capacity(64 * 1024, File::open(path).ok()?);
             let mut buf = Vec::new();
+            let mut first = true;
             loop {
                 buf.clear();
                 if reader.read_until(b'\n', &mut buf).ok()? == 0 {
                     break;
                 }
-                if !buf.trim_ascii().is_empty() {
+                let text = if first {
+                    first = false;
+                    strip_bom(buf.trim_ascii())
+                } else {
+                    &buf
+                };
+                if !text.trim_ascii().is_empty() {
                     n += 1;
                 }
                 if limit.is_some_and(|l| n >= l) {
@@ -268,4 +286,72 @@ pub(crate) fn count_rows(config: &SourceConfig, path: &Path, limit: Option<u64>)
         }
     }
     Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch file holding `bytes`.
+    fn file(name: &str, bytes: &[u8]) -> PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "elspeth-source-{name}-{}.jsonl",
+            std::process::id()
+        ));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn jsonl() -> SourceConfig {
+        SourceConfig::Jsonl {
+            path: "unused".into(),
+        }
+    }
+
+    fn read_all(path: &Path) -> Vec<Record> {
+        let mut source = Source::open(&jsonl(), path).unwrap();
+        std::iter::from_fn(|| source.next_record().map(Result::unwrap)).collect()
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_first_jsonl_row_is_skipped() {
+        let path = file(
+            "bom",
+            b"\xEF\xBB\xBF{\"id\": 1, \"subject\": \"first\"}\n{\"id\": 2}\n",
+        );
+        let records = read_all(&path);
+        assert_eq!(records.len(), 2);
+        match &records[0] {
+            Record::Row(row) => {
+                assert_eq!(row["id"], 1, "row 1 is read");
+                assert_eq!(row["subject"], "first");
+                assert_eq!(row.len(), 2, "no stray BOM key: {row:?}");
+            }
+            Record::Bad(m) => panic!("row 1 lost: {m}"),
+        }
+        assert!(matches!(&records[1], Record::Row(r) if r["id"] == 2));
+        assert_eq!(count_rows(&jsonl(), &path, None), Some(2));
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn a_byte_order_mark_elsewhere_is_still_bad_json() {
+        // Only the file's first bytes can be a byte order mark; anywhere
+        // else it is corrupt data and must be reported, not hidden.
+        let path = file("bom-late", b"{\"id\": 1}\n\xEF\xBB\xBF{\"id\": 2}\n");
+        let records = read_all(&path);
+        assert!(matches!(&records[0], Record::Row(_)));
+        assert!(matches!(&records[1], Record::Bad(m) if m.contains(":2: not valid JSON")));
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn a_file_holding_only_a_byte_order_mark_has_no_rows() {
+        let path = file("bom-only", b"\xEF\xBB\xBF\n");
+        assert!(read_all(&path).is_empty());
+        assert_eq!(count_rows(&jsonl(), &path, None), Some(0));
+        let source = Source::open(&jsonl(), &path).unwrap();
+        assert_eq!(source.pump(None, || false, |_| true).unwrap(), 0);
+        let _ = std::fs::remove_file(path);
+    }
 }
