@@ -163,6 +163,34 @@ fn failed_rows_exit_1_and_are_written() {
 }
 
 #[test]
+fn an_empty_source_warns_with_its_path_and_exits_0() {
+    let dir = quickstart("empty", Some(String::new()));
+    let out = command(&[
+        "run",
+        dir.join("ticket-triage.yaml").to_str().unwrap(),
+        "--with-mocks",
+    ])
+    // The default filter (warnings), whatever the caller's environment says.
+    .env("ELSPETH_LOG", "warn")
+    .output()
+    .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let source = dir.join("tickets.jsonl");
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("0 rows read from"))
+        .unwrap_or_else(|| panic!("no empty-source warning:\n{stderr}"));
+    assert!(warning.contains("WARN"), "a warning: {warning}");
+    assert!(
+        warning.contains(&format!("0 rows read from {}", source.display())),
+        "names the file: {warning}"
+    );
+    assert!(stdout.contains("rows:    0 ok, 0 failed"), "{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn dry_run_describes_without_calling() {
     let dir = quickstart("dry", None);
     let out = elspeth(&[

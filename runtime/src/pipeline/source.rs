@@ -171,8 +171,19 @@ impl Source {
         }
     }
 
+    /// The file this source reads.
+    pub fn path(&self) -> &Path {
+        match self {
+            Self::Jsonl { path, .. } | Self::Csv { path, .. } => path,
+        }
+    }
+
     /// Reads every record into `send` (stops when it returns false, at
     /// `limit` rows, or when `stop` says so). Returns the rows read.
+    ///
+    /// A source that ends before its first row is logged as a warning: the
+    /// run still succeeds (there is nothing to fail), but an empty output
+    /// is rarely what was meant.
     pub fn pump(
         mut self,
         limit: Option<u64>,
@@ -182,7 +193,15 @@ impl Source {
         let mut index = 0u64;
         while limit.is_none_or(|l| index < l) && !stop() {
             let item = match self.next_record() {
-                None => break,
+                None => {
+                    if index == 0 {
+                        tracing::warn!(
+                            "0 rows read from {}: the source has no rows",
+                            self.path().display()
+                        );
+                    }
+                    break;
+                }
                 Some(Err(e)) => return Err(e),
                 Some(Ok(Record::Row(row))) => Item::new(index, row),
                 Some(Ok(Record::Bad(message))) => Item::unreadable(index, message),
