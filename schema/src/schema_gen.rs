@@ -7,7 +7,11 @@
 //!   description;
 //! - non-standard `format`s that schemars emits for Rust number types
 //!   (`double`, `uint32`, ...) are dropped;
-//! - only draft-07 keywords are used (`definitions`, `$ref`).
+//! - the tag of an internally or adjacently tagged enum (`plugin`, `name`)
+//!   and its `options` get a description from their branch (schemars
+//!   leaves them bare, so editors would show nothing on hover);
+//! - only draft-07 keywords are used (`definitions`, `$ref`), and
+//!   `definitions` appear once, at the root.
 //!
 //! The result is committed at `schema/pipeline.schema.json`; regenerate it
 //! with `cargo run -- schema --out schema/pipeline.schema.json`.
@@ -82,6 +86,7 @@ fn postprocess(value: &mut Value) {
                 map.remove("format");
             }
             const_one_of_to_enum(map);
+            describe_tagged_branches(map);
         }
         Value::Array(items) => items.iter_mut().for_each(postprocess),
         _ => {}
@@ -126,6 +131,77 @@ fn const_one_of_to_enum(map: &mut Map<String, Value>) {
             format!("{base}\n\n{}", docs.join("\n"))
         };
         map.insert("description".into(), text.into());
+    }
+}
+
+/// In each `oneOf` branch, a property holding a string `const` (the enum's
+/// tag) and an `options` `$ref` without a description get one built from
+/// the branch's own description.
+fn describe_tagged_branches(map: &mut Map<String, Value>) {
+    let Some(Value::Array(branches)) = map.get_mut("oneOf") else {
+        return;
+    };
+    // The tag key and the values it takes, for "one of ..." in each branch.
+    let tags: Vec<(String, String)> = branches
+        .iter()
+        .filter_map(|b| {
+            b.get("properties")?
+                .as_object()?
+                .iter()
+                .find_map(|(k, p)| Some((k.clone(), p.get("const")?.as_str()?.to_string())))
+        })
+        .collect();
+    for branch in branches.iter_mut() {
+        let Some(obj) = branch.as_object_mut() else {
+            continue;
+        };
+        let summary = obj
+            .get("description")
+            .and_then(Value::as_str)
+            .map(|d| d.trim_end_matches('.').to_string());
+        let Some(Value::Object(props)) = obj.get_mut("properties") else {
+            continue;
+        };
+        let Some((tag, value)) = props
+            .iter()
+            .find_map(|(k, p)| Some((k.clone(), p.get("const")?.as_str()?.to_string())))
+        else {
+            continue;
+        };
+        let values: Vec<&str> = tags
+            .iter()
+            .filter(|(k, _)| *k == tag)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        let what = summary.as_deref().unwrap_or("this variant");
+        if let Some(Value::Object(p)) = props.get_mut(&tag)
+            && !p.contains_key("description")
+        {
+            let text = if values.len() > 1 {
+                format!(
+                    "`{value}`: {what}. `{tag}` is one of {}.",
+                    crate::suggest::list_or(&values)
+                )
+            } else {
+                format!("`{value}`: {what}.")
+            };
+            p.insert("description".into(), text.into());
+        }
+        if let Some(Value::Object(p)) = props.get_mut("options")
+            && !p.contains_key("description")
+            && let Some(target) = p.remove("$ref")
+        {
+            // A description beside a `$ref` is ignored in draft-07: wrap
+            // the reference like schemars does for documented fields.
+            p.insert(
+                "description".into(),
+                format!("Options of `{value}`: {what}.").into(),
+            );
+            p.insert(
+                "allOf".into(),
+                Value::Array(vec![serde_json::json!({ "$ref": target })]),
+            );
+        }
     }
 }
 
@@ -180,6 +256,68 @@ mod tests {
             }
         }
         assert!(closed > 15, "only {closed} closed objects");
+    }
+
+    /// What editors show on hover and what validators resolve: every
+    /// property documented, and one `definitions` table, at the root.
+    #[test]
+    fn every_property_is_described_and_definitions_are_only_at_the_root() {
+        let schema = pipeline_schema();
+        let mut stack = vec![("#".to_string(), &schema)];
+        let (mut properties, mut undocumented, mut nested) = (0, Vec::new(), Vec::new());
+        while let Some((at, v)) = stack.pop() {
+            match v {
+                Value::Object(map) => {
+                    if at != "#" && map.contains_key("definitions") {
+                        nested.push(at.clone());
+                    }
+                    if let Some(Value::Object(props)) = map.get("properties") {
+                        for (name, p) in props {
+                            properties += 1;
+                            let described = p
+                                .get("description")
+                                .and_then(Value::as_str)
+                                .is_some_and(|d| !d.trim().is_empty());
+                            if !described {
+                                undocumented.push(format!("{at}/properties/{name}"));
+                            }
+                        }
+                    }
+                    for (k, child) in map {
+                        stack.push((format!("{at}/{k}"), child));
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, child) in items.iter().enumerate() {
+                        stack.push((format!("{at}/{i}"), child));
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert!(properties > 100, "only {properties} properties walked");
+        assert!(undocumented.is_empty(), "no description: {undocumented:#?}");
+        assert!(nested.is_empty(), "nested `definitions`: {nested:#?}");
+        // Every reference resolves in the one table.
+        let text = schema.to_string();
+        for r in text.split("\"$ref\":\"").skip(1) {
+            let name = r.split('"').next().unwrap();
+            let name = name
+                .strip_prefix("#/definitions/")
+                .unwrap_or_else(|| panic!("{name}"));
+            assert!(schema["definitions"][name].is_object(), "dangling {name}");
+        }
+        let langfuse = &schema["definitions"]["TracingConfig"]["oneOf"][2];
+        assert_eq!(langfuse["properties"]["provider"]["const"], "langfuse");
+        assert!(langfuse["properties"]["public_key"].is_object());
+        let plugin = &schema["definitions"]["TransformConfig"]["oneOf"][0]["properties"]["plugin"];
+        assert_eq!(plugin["const"], "azure_llm");
+        assert!(
+            plugin["description"].as_str().unwrap().starts_with(
+                "`azure_llm`: One Azure OpenAI chat call per row. `plugin` is one of `azure_llm`, "
+            ),
+            "{plugin}"
+        );
     }
 
     #[test]

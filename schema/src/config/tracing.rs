@@ -338,14 +338,17 @@ impl JsonSchema for TracingConfig {
             },
             "additionalProperties": false
         });
+        // The structs' own schemas, inline: their nested types go to the
+        // root `definitions` through `generator` (a `root_schema_for`
+        // would embed a second copy of the definitions in each branch).
         let azure = provider_branch(
-            generator.root_schema_for::<AzureAiTracingConfig>(),
+            AzureAiTracingConfig::json_schema(generator),
             "azure_ai",
             "Azure AI / Application Insights",
             &["connection_string"],
         );
         let langfuse = provider_branch(
-            generator.root_schema_for::<LangfuseTracingConfig>(),
+            LangfuseTracingConfig::json_schema(generator),
             "langfuse",
             "Langfuse",
             &["public_key", "secret_key"],

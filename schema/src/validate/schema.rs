@@ -477,7 +477,11 @@ impl<'a> Checker<'_, 'a> {
                 .map(|bs| {
                     bs.iter()
                         .filter(|b| {
-                            let r = b.pointer("/properties/options/$ref").and_then(Json::as_str);
+                            // `options` is a `$ref`, wrapped in `allOf` to carry a description.
+                            let r = b
+                                .pointer("/properties/options/allOf/0/$ref")
+                                .or_else(|| b.pointer("/properties/options/$ref"))
+                                .and_then(Json::as_str);
                             r.and_then(|r| doc.pointer(r.strip_prefix('#')?))
                                 .and_then(|o| o.pointer(&format!("/properties/{plugin_field}")))
                                 .is_some()
