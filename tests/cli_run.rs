@@ -226,6 +226,31 @@ fn dry_run_describes_without_calling() {
 }
 
 #[test]
+fn dry_run_catches_a_template_field_the_rows_lack() {
+    let dir = quickstart("dry-typo", None);
+    let yaml = dir.join("ticket-triage.yaml");
+    let original = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(&yaml, original.replace("{{ subject }}", "{{ subjcet }}")).unwrap();
+    let out = elspeth(&["run", yaml.to_str().unwrap(), "--with-mocks", "--dry-run"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "error: unknown field `subjcet` in `prompt_template`\n  --> {}:21:18\n",
+            yaml.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("= help: did you mean `subject`?"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was run"), "{stderr}");
+    assert!(!stdout.contains("dry run"), "{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn invalid_or_unresolvable_config_exits_1() {
     let out = elspeth(&["run", "examples/invalid/unknown-plugin.yaml"]);
     let stderr = text(&out.stderr);

@@ -82,6 +82,41 @@ fn an_invalid_file_exits_1_with_the_rendered_diagnostics() {
 }
 
 #[test]
+fn a_template_field_the_source_rows_lack_is_an_error_and_an_absent_source_a_note() {
+    let out = elspeth(
+        &["validate", "examples/invalid/unknown-template-field.yaml"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let expected =
+        std::fs::read_to_string(repo().join("examples/invalid/unknown-template-field.expected"))
+            .unwrap();
+    assert_eq!(
+        stderr(&out),
+        format!("{expected}\nerror: 1 of 1 file invalid (2 errors)\n")
+    );
+
+    // Without its rows the same file is checked for everything else, and
+    // says that the fields were not.
+    let dir = std::env::temp_dir().join(format!("elspeth-validate-norows-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let yaml = dir.join("triage.yaml");
+    std::fs::copy(repo().join("examples/quickstart/ticket-triage.yaml"), &yaml).unwrap();
+    let out = elspeth(&["validate", yaml.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "1 file valid\n", "a note is not a warning");
+    assert!(
+        stderr(&out).starts_with(
+            "note: the fields used in prompt templates were not checked: `tickets.jsonl` does not exist (yet)\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn all_problems_of_all_files_in_file_order() {
     let out = elspeth(
         &[

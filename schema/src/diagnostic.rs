@@ -38,14 +38,17 @@ pub enum Severity {
     Error,
     /// The file is valid, but probably not what was meant.
     Warning,
+    /// Information: something was not checked, and why. Not a problem.
+    Note,
 }
 
 impl Severity {
-    /// `error` or `warning`.
+    /// `error`, `warning` or `note`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Error => "error",
             Self::Warning => "warning",
+            Self::Note => "note",
         }
     }
 }
@@ -160,7 +163,7 @@ impl Diagnostic {
         self
     }
 
-    /// Whether this is an error (not a warning).
+    /// Whether this is an error (not a warning or a note).
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
@@ -187,6 +190,7 @@ impl Diagnostic {
         let (level_color, caret_color) = match self.severity {
             Severity::Error => (BOLD_RED, BOLD_RED),
             Severity::Warning => (BOLD_YELLOW, BOLD_YELLOW),
+            Severity::Note => (BOLD, BOLD_BLUE),
         };
         let mut out = String::new();
         let _ = writeln!(

@@ -10,7 +10,10 @@
 //! 4. the generated JSON Schema (draft-07, compiled once per process), with
 //!    each error translated and pointed at the offending key or value;
 //! 5. semantic rules on the typed config, per transform, so one bad
-//!    transform does not hide problems in the others.
+//!    transform does not hide problems in the others; among them, with a
+//!    base folder ([`ValidateOptions::base_dir`]), that each `{{ field }}`
+//!    of a prompt template is a field of the source rows (read from the
+//!    source file) or of an earlier transform.
 //!
 //! The same problem is never reported twice.
 //!
@@ -39,6 +42,7 @@
 //! ```
 
 mod env;
+mod fields;
 mod instance;
 pub(crate) mod locate;
 pub(crate) mod nav;
@@ -48,7 +52,7 @@ mod schema;
 use std::fmt;
 use std::io::IsTerminal as _;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Deserialize as _;
@@ -72,6 +76,11 @@ pub struct ValidateOptions {
     pub env: Arc<dyn Env + Send + Sync>,
     /// Size, depth and alias limits.
     pub limits: Limits,
+    /// The folder a relative source `path` resolves against, for the check
+    /// that prompt templates name fields the source rows have. `None`:
+    /// [`validate_file`] uses the pipeline file's folder (as the runtime
+    /// does) and [`validate_str`], which has no file, skips the check.
+    pub base_dir: Option<PathBuf>,
 }
 
 impl Default for ValidateOptions {
@@ -80,6 +89,7 @@ impl Default for ValidateOptions {
             resolve_env: false,
             env: Arc::new(ProcessEnv),
             limits: Limits::default(),
+            base_dir: None,
         }
     }
 }
@@ -89,6 +99,7 @@ impl fmt::Debug for ValidateOptions {
         f.debug_struct("ValidateOptions")
             .field("resolve_env", &self.resolve_env)
             .field("limits", &self.limits)
+            .field("base_dir", &self.base_dir)
             .finish_non_exhaustive()
     }
 }
@@ -128,7 +139,17 @@ impl Validated {
 
     /// The warnings.
     pub fn warnings(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| !d.is_error())
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+    }
+
+    /// The notes: what was not checked, and why (neither errors nor
+    /// warnings).
+    pub fn notes(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Note)
     }
 
     /// Renders every diagnostic rustc-style, without colour, separated by
@@ -285,6 +306,18 @@ pub fn validate_file(path: &Path, opts: &ValidateOptions) -> Validated {
         Err(e) => return io_failure(format!("cannot read `{label}`: {e}"), None),
     };
     match String::from_utf8(bytes) {
+        Ok(text) if opts.base_dir.is_none() => {
+            // Relative source paths resolve against the pipeline's folder.
+            let folder = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let opts = ValidateOptions {
+                base_dir: Some(folder),
+                ..opts.clone()
+            };
+            validate_str(&label, &text, &opts)
+        }
         Ok(text) => validate_str(&label, &text, opts),
         Err(e) => {
             let bytes = e.into_bytes();

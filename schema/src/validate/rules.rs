@@ -3,10 +3,12 @@
 //! a part with schema errors is skipped without hiding the others.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 
 use crate::yaml::{Node, Value};
 use serde::Deserialize;
 
+use super::fields;
 use super::locate::{Found, Seg, anchor_span, find, provider_span, scalar_range, segs};
 use super::{Finding, Phase, ValidateOptions};
 use crate::config::{
@@ -118,6 +120,9 @@ impl Rules<'_, '_> {
             }
         }
         self.across_transforms(&transforms);
+        if let (Some(source), Some(dir)) = (&source, self.opts.base_dir.as_deref()) {
+            self.row_fields(source, dir, &transforms, count);
+        }
         let name = root.get("name")?.as_str()?.to_string();
         if transforms.len() != count || count == 0 || has_telemetry != telemetry.is_some() {
             return None;
@@ -700,6 +705,45 @@ impl Rules<'_, '_> {
     }
 
     // ---- across transforms ----
+
+    /// Each template's `{{ field }}` against the source's fields and the
+    /// fields earlier transforms add (see [`fields`]).
+    fn row_fields(
+        &mut self,
+        source: &SourceConfig,
+        base_dir: &Path,
+        transforms: &[(usize, TransformConfig)],
+        count: usize,
+    ) {
+        let Some(source_span) = self.found(&segs!["source", "path"]).map(|f| f.node.span) else {
+            return;
+        };
+        let root = self.phase.root;
+        let checked: Vec<Option<fields::Checked<'_>>> = (0..count)
+            .map(|i| {
+                let (_, config) = transforms.iter().find(|(j, _)| *j == i)?;
+                Some(fields::Checked {
+                    config,
+                    template: find(root, &segs!["transforms", i, "options", "prompt_template"]),
+                })
+            })
+            .collect();
+        let written = source.path();
+        let path = Path::new(written);
+        let path = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            base_dir.join(path)
+        };
+        // Read lazily: no file access when no template reads a row field.
+        let findings = fields::check(
+            self.phase.index,
+            &checked,
+            || fields::source_fields(source, &path, written),
+            source_span,
+        );
+        self.phase.findings.extend(findings);
+    }
 
     fn across_transforms(&mut self, transforms: &[(usize, TransformConfig)]) {
         // Application Insights is process-wide: the first connection string wins.
