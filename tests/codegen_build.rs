@@ -95,10 +95,20 @@ impl Fixture {
         if !dir.join("Cargo.lock").exists() {
             std::fs::copy(workspace().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
         }
+        // The source rows the templates read (the build step checks their
+        // fields); not pipelines, so `set_pipelines` leaves them alone.
+        for file in ["pipelines/in.jsonl", "pipelines/data/tickets.csv"] {
+            std::fs::create_dir_all(dir.join(file).parent().unwrap()).unwrap();
+            write_if_changed(
+                &dir.join(file),
+                &std::fs::read_to_string(src.join(file)).unwrap(),
+            );
+        }
         let fixture = Self { dir, package };
         let originals: Vec<(String, String)> = std::fs::read_dir(src.join("pipelines"))
             .unwrap()
             .map(|e| e.unwrap().path())
+            .filter(|p| is_pipeline(p))
             .map(|p| {
                 (
                     p.file_name().unwrap().to_string_lossy().into_owned(),
@@ -114,15 +124,15 @@ impl Fixture {
         fixture
     }
 
-    /// Makes `pipelines/` hold exactly `files` (unchanged files keep their
-    /// modification time).
+    /// Makes `pipelines/` hold exactly `files` as its pipeline files
+    /// (unchanged files keep their modification time).
     fn set_pipelines(&self, files: &[(&str, &str)]) {
         let dir = self.dir.join("pipelines");
         std::fs::create_dir_all(&dir).unwrap();
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            if !files.iter().any(|(n, _)| *n == name) {
+            if is_pipeline(&path) && !files.iter().any(|(n, _)| *n == name) {
                 std::fs::remove_file(path).unwrap();
             }
         }
@@ -178,6 +188,11 @@ impl Fixture {
         }
         out
     }
+}
+
+/// A `*.yaml` or `*.yml` file (what the build step reads in `pipelines/`).
+fn is_pipeline(path: &Path) -> bool {
+    path.is_file() && path.extension().is_some_and(|e| e == "yaml" || e == "yml")
 }
 
 fn write_if_changed(path: &Path, text: &str) {

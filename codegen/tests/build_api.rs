@@ -18,6 +18,9 @@ transforms:
 sink: { plugin: jsonl, path: out.jsonl }
 ";
 
+/// Source rows of `GOOD` (at `data/in.jsonl` next to the YAML file).
+const ROWS: &str = "{\"id\": 1, \"text\": \"refund please\"}\n";
+
 /// A scratch crate root with the given files.
 fn crate_root(case: &str, files: &[(&str, &str)]) -> PathBuf {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -46,6 +49,9 @@ fn valid_files_generate_code_and_rerun_triggers_only() {
             ("pipelines/a.yml", &GOOD.replace("ticket-triage", "Other")),
             ("pipelines/notes.txt", "not a pipeline"),
             ("extra/one.yaml", &GOOD.replace("ticket-triage", "one")),
+            // The rows the templates read (checked by the build step).
+            ("pipelines/data/in.jsonl", ROWS),
+            ("extra/data/in.jsonl", ROWS),
         ],
     );
     let report = build(&root)
@@ -111,6 +117,7 @@ fn every_problem_of_every_file_is_reported_and_nothing_is_written() {
             ("pipelines/a.yaml", &missing_secret),
             ("pipelines/b.yaml", "name: [unclosed\n"),
             ("pipelines/c.yaml", GOOD),
+            ("pipelines/data/in.jsonl", ROWS),
         ],
     );
     let report = build(&root).pipelines("pipelines").run();
@@ -232,4 +239,46 @@ fn warnings_of_valid_files_are_cargo_warnings_and_do_not_fail_the_build() {
         &"cargo::warning=warning: `prompt_template` uses no row field, so every row gets the same prompt".to_string()
     ));
     assert!(!directives.iter().any(|d| d.starts_with("cargo::error=")));
+}
+
+#[test]
+fn a_template_field_the_rows_lack_fails_the_build() {
+    let root = crate_root(
+        "row-fields",
+        &[
+            (
+                "p.yaml",
+                &GOOD.replace("'Classify: {{ text }}'", "'Classify: {{ txet }}'"),
+            ),
+            ("data/in.jsonl", ROWS),
+        ],
+    );
+    let report = build(&root).pipeline("p.yaml").run();
+    assert!(report.has_errors());
+    let text = report.errors().join("\n");
+    assert!(
+        text.starts_with("error: unknown field `txet` in `prompt_template`\n --> p.yaml:8:35\n"),
+        "{text}"
+    );
+    assert!(text.contains("= help: did you mean `text`?"), "{text}");
+    assert!(report.generated().is_none());
+}
+
+#[test]
+fn a_source_absent_at_build_time_is_a_note_not_an_error() {
+    let root = crate_root("no-rows-yet", &[("p.yaml", GOOD)]);
+    let report = build(&root).pipeline("p.yaml").run();
+    assert!(!report.has_errors(), "{:?}", report.errors());
+    assert!(report.generated().is_some(), "the code is generated");
+    assert_eq!(report.warnings().len(), 1, "{:?}", report.warnings());
+    assert!(
+        report.warnings()[0].starts_with(
+            "note: the fields used in prompt templates were not checked: `data/in.jsonl` does not exist (yet)\n --> p.yaml:2:32\n"
+        ),
+        "{}",
+        report.warnings()[0]
+    );
+    assert!(report.directives().contains(
+        &"cargo::warning=note: the fields used in prompt templates were not checked: `data/in.jsonl` does not exist (yet)".to_string()
+    ));
 }
