@@ -159,7 +159,22 @@ impl Validated {
 }
 
 /// Validates pipeline YAML `text`; `file_label` names it in diagnostics.
+///
+/// With no file behind the text, the source and sink paths are compared
+/// (by [file identity](crate::paths)) relative to the current folder, and
+/// the sink cannot be checked against the pipeline file:
+/// [`validate_file`] does both against the file's folder.
 pub fn validate_str(file_label: &str, text: &str, opts: &ValidateOptions) -> Validated {
+    validate_text(file_label, text, opts, None)
+}
+
+/// [`validate_str`] for the text of the pipeline file at `file`, when known.
+fn validate_text(
+    file_label: &str,
+    text: &str,
+    opts: &ValidateOptions,
+    file: Option<&Path>,
+) -> Validated {
     // A UTF-8 byte order mark is invisible in editors: drop it so columns
     // on the first line match what the user sees.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -216,7 +231,7 @@ pub fn validate_str(file_label: &str, text: &str, opts: &ValidateOptions) -> Val
     };
     env::check(&mut phase, opts);
     schema::check(&mut phase);
-    let typed = rules::check(&mut phase, opts);
+    let typed = rules::check(&mut phase, opts, file);
     let has_errors = phase.findings.iter().any(|f| f.severity == Severity::Error);
     if !has_errors {
         match typed.map_or_else(|| PipelineConfig::deserialize(&root).map_err(|_| ()), Ok) {
@@ -285,7 +300,7 @@ pub fn validate_file(path: &Path, opts: &ValidateOptions) -> Validated {
         Err(e) => return io_failure(format!("cannot read `{label}`: {e}"), None),
     };
     match String::from_utf8(bytes) {
-        Ok(text) => validate_str(&label, &text, opts),
+        Ok(text) => validate_text(&label, &text, opts, Some(path)),
         Err(e) => {
             let bytes = e.into_bytes();
             let good =
