@@ -107,6 +107,8 @@ pub struct Validated {
     redact: Vec<Range<usize>>,
     /// The file could not be read (missing, a directory, I/O failure).
     io_error: bool,
+    /// An output (sink, `error_path`) is the same file as an input.
+    path_clash: bool,
 }
 
 impl Validated {
@@ -119,6 +121,14 @@ impl Validated {
     /// directory, a read failure). The CLI exits with code 2 for these.
     pub fn is_io_error(&self) -> bool {
         self.io_error
+    }
+
+    /// Whether an error says that an output (the sink, `error_path`) is the
+    /// same file as an input (the source, the pipeline file) or as the
+    /// other output. `elspeth run` exits with code 2 for these: running
+    /// would destroy a file.
+    pub fn has_path_clash(&self) -> bool {
+        self.path_clash
     }
 
     /// The errors.
@@ -184,6 +194,7 @@ fn validate_text(
         source: text.to_string(),
         redact: Vec::new(),
         io_error: false,
+        path_clash: false,
     };
     if text.len() > opts.limits.max_file_bytes {
         out.diagnostics.push(too_large(
@@ -228,6 +239,7 @@ fn validate_text(
         findings,
         bad_paths: Vec::new(),
         redact: Vec::new(),
+        path_clash: false,
     };
     env::check(&mut phase, opts);
     schema::check(&mut phase);
@@ -248,6 +260,7 @@ fn validate_text(
         }
     }
     out.redact = phase.redact;
+    out.path_clash = phase.path_clash;
     out.diagnostics = to_diagnostics(file_label, phase.findings);
     out
 }
@@ -268,6 +281,7 @@ pub fn validate_file(path: &Path, opts: &ValidateOptions) -> Validated {
             source: String::new(),
             redact: Vec::new(),
             io_error: true,
+            path_clash: false,
         }
     };
     let meta = match std::fs::metadata(path) {
@@ -293,6 +307,7 @@ pub fn validate_file(path: &Path, opts: &ValidateOptions) -> Validated {
             source: String::new(),
             redact: Vec::new(),
             io_error: false,
+            path_clash: false,
         };
     }
     let bytes = match std::fs::read(path) {
@@ -324,6 +339,7 @@ pub fn validate_file(path: &Path, opts: &ValidateOptions) -> Validated {
                 source,
                 redact: Vec::new(),
                 io_error: false,
+                path_clash: false,
             }
         }
     }
@@ -383,6 +399,8 @@ pub(crate) struct Phase<'a> {
     pub bad_paths: Vec<Vec<Seg>>,
     /// Byte ranges of literal secrets.
     pub redact: Vec<Range<usize>>,
+    /// The rules found an output that is the same file as an input.
+    pub path_clash: bool,
 }
 
 impl Phase<'_> {

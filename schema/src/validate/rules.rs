@@ -238,6 +238,7 @@ impl Rules<'_, '_> {
                     "remove `error_path` to write failed rows with the others, or name another file",
                 ),
             };
+            self.phase.path_clash = true;
             if let Some(f) = self.at_value(&at, Severity::Error, message) {
                 f.help = Some(help.into());
                 match (clash.how(), other_written) {
