@@ -33,10 +33,18 @@ its folder. Ctrl-C stops taking rows and lets calls in flight finish (up to
 30 s); a second Ctrl-C cancels them. Everything read is written, traces are
 flushed.
 
+Outputs are written atomically: rows go to a hidden temporary file next to
+each output (`.NAME.elspeth-tmp-PID`), renamed over it when the run ends
+(also after Ctrl-C). Until then, and whenever the run fails or is killed,
+the output keeps its previous content; `--limit 0` writes nothing. An output
+that is the same file as the source or the pipeline file (through `..`, a
+symlink or a hard link) is refused before anything is written.
+
 Exit codes: 0 every row succeeded; 1 the config is invalid, a transform
 could not start, or rows failed (they are in the output with an `error`
-field); 2 usage or I/O error (unreadable pipeline, source or sink);
-130 interrupted.";
+field); 2 usage or I/O error (unreadable pipeline, source or sink, an
+output that would overwrite an input, a write failure such as a full disk:
+the summary of what was done and paid is printed first); 130 interrupted.";
 
 /// Run a pipeline: rows from its source, through its LLM transforms, into
 /// its sink.
@@ -126,6 +134,14 @@ async fn run_async(args: RunArgs) -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     }
     let Some(config) = validated.config else {
+        if validated.has_path_clash() {
+            // Running would overwrite an input: refused like an I/O error.
+            eprintln!(
+                "error: an output of {} would overwrite an input; nothing was run",
+                args.pipeline.display()
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
         let n = validated.errors().count();
         eprintln!(
             "error: {} is invalid ({n} error{}); nothing was run",
@@ -135,7 +151,7 @@ async fn run_async(args: RunArgs) -> ExitCode {
         return ExitCode::from(EXIT_INVALID);
     };
     let base_dir = base_dir(&args.pipeline);
-    let pipeline = Pipeline::new(config, base_dir);
+    let pipeline = Pipeline::new(config, base_dir).with_file(&args.pipeline);
 
     let cancel = CancelToken::new();
     let mut options = RunOptions::default()
@@ -169,7 +185,7 @@ async fn run_async(args: RunArgs) -> ExitCode {
 
     match result {
         Ok(summary) => {
-            print_summary(&summary, mocks.as_ref());
+            print_summary(&summary, mocks.as_ref(), false);
             if let Some(stack) = mocks {
                 stack.stop().await;
             }
@@ -182,6 +198,14 @@ async fn run_async(args: RunArgs) -> ExitCode {
             }
         }
         Err(e) => {
+            // A run that started and then failed (a full disk) still says
+            // what was done and paid for.
+            if let Some(summary) = e.summary() {
+                print_summary(summary, mocks.as_ref(), true);
+            }
+            if let Some(stack) = mocks {
+                stack.stop().await;
+            }
             eprintln!("error: {e}");
             ExitCode::from(exit_code_of(&e))
         }
@@ -197,9 +221,9 @@ fn base_dir(pipeline: &Path) -> PathBuf {
 }
 
 fn exit_code_of(e: &RunError) -> u8 {
-    match e {
+    match e.cause() {
         RunError::Build(_) | RunError::Start(_) => EXIT_INVALID,
-        RunError::Source { .. } | RunError::Sink { .. } => EXIT_USAGE,
+        _ => EXIT_USAGE,
     }
 }
 
@@ -399,7 +423,8 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn print_summary(s: &RunSummary, mocks: Option<&MockStack>) {
+/// `stopped`: the run stopped on an error (the summary says what was paid).
+fn print_summary(s: &RunSummary, mocks: Option<&MockStack>, stopped: bool) {
     let mut out = std::io::stdout().lock();
     // The rate is the rows' own: the final trace flush is shown apart.
     let secs = s.rows_elapsed.as_secs_f64();
@@ -417,7 +442,9 @@ fn print_summary(s: &RunSummary, mocks: Option<&MockStack>) {
     let _ = writeln!(
         out,
         "{} `{}`: {} rows in {secs:.1} s ({rate:.1} rows/s){flush}",
-        if s.interrupted {
+        if stopped {
+            "stopped"
+        } else if s.interrupted {
             "interrupted"
         } else {
             "finished"
