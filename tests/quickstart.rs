@@ -90,11 +90,9 @@ fn readme_first_command_runs_verbatim_in_a_clean_copy() {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let path = std::env::join_paths(
-        std::iter::once(cargo_dir).chain(std::env::split_paths(
-            &std::env::var_os("PATH").unwrap_or_default(),
-        )),
-    )
+    let path = std::env::join_paths(std::iter::once(cargo_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
     .unwrap();
     let mut cmd = Command::new("bash");
     cmd.args(["-c", &command])
