@@ -429,6 +429,11 @@ impl Pipeline {
 
         let counts = written?;
         let rows_read = read?;
+        if rows_read == 0 && options.limit != Some(0) {
+            // An empty input is legal but almost always a mistake (wrong
+            // path, a file still being written): say so, naming the file.
+            tracing::warn!("0 rows read from {}", paths.source.display());
+        }
         let usage = meter.snapshot();
         let summary = RunSummary {
             pipeline: self.config.name.clone(),
