@@ -406,3 +406,18 @@ fn unset_tracing_variables_run_untraced_with_warnings() {
     assert_eq!(written.lines().count(), 12);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn an_empty_source_warns_naming_the_file_and_exits_0() {
+    let dir = quickstart("empty-source", Some(String::new()));
+    let yaml = dir.join("ticket-triage.yaml");
+    let out = elspeth(&["run", yaml.to_str().unwrap(), "--with-mocks"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let warning = format!("0 rows read from {}", dir.join("tickets.jsonl").display());
+    assert!(
+        stderr.contains(&warning) || stdout.contains(&warning),
+        "expected `{warning}`:\n{stdout}\n{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

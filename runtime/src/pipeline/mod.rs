@@ -11,6 +11,9 @@
 //!   flight finish; [`CancelToken::abort`] (a second Ctrl-C, or the grace
 //!   period running out) cancels them. Everything read is written (stopped
 //!   rows as failed with kind `cancelled`) and traces are flushed.
+//! - Fail fast (`fail_fast:` in the config): a transform's first 401 / 403,
+//!   or its last N rows all failing, cancels the run with a [`StopReason`]
+//!   that the [`RunSummary`] carries.
 //!
 //! ```no_run
 //! # async fn demo(config: elspeth_schema::config::PipelineConfig) -> Result<(), elspeth_runtime::pipeline::RunError> {
@@ -37,7 +40,7 @@ use elspeth_schema::paths::{PathClash, check_outputs, resolve_against};
 use elspeth_telemetry::{ExportSummary, TracingRegistry, TransformLabel};
 use tokio::sync::mpsc;
 
-pub use cancel::CancelToken;
+pub use cancel::{CancelToken, StopReason, StopSignal};
 pub use dry_run::{DryRun, TransformPlan};
 pub use report::{Progress, RunObserver, RunStart, RunSummary};
 pub use sink::ERROR_FIELD;
@@ -49,7 +52,7 @@ use crate::usage::UsageMeter;
 use item::Item;
 use sink::Sink;
 use source::Source;
-use stage::{Mode, Stage};
+use stage::{Breaker, Mode, Stage};
 
 /// Why a run could not start or had to stop. Row failures are not errors:
 /// they are counted in the [`RunSummary`].
@@ -381,6 +384,7 @@ impl Pipeline {
         });
         let run_span = tier1.start_run(&self.config.name);
         let checkpoint_dir = paths.sink.parent().map(Path::to_path_buf);
+        let fail_fast = self.config.fail_fast.clone().unwrap_or_default();
         let mut stages: Vec<Stage> = Vec::with_capacity(built.len());
         for (label, mut transform, mode) in built {
             let mut start = StartContext::new(label.clone(), registry.clone());
@@ -390,6 +394,11 @@ impl Pipeline {
             start.usage = meter.clone();
             match transform.on_start(&start).await {
                 Ok(tracer) => stages.push(Stage {
+                    breaker: Arc::new(Breaker::new(
+                        label.clone(),
+                        fail_fast.consecutive_failures,
+                        fail_fast.on_auth_error,
+                    )),
                     label_text: label.to_string(),
                     tier1: tier1.clone(),
                     label,
@@ -532,6 +541,11 @@ impl Pipeline {
         }
         let exporters = close_all(stages, &registry, &tier1, options.flush_deadline).await;
 
+        if failure.is_none() && rows_read == 0 && options.limit != Some(0) {
+            // An empty input is legal but almost always a mistake (wrong
+            // path, a file still being written): say so, naming the file.
+            tracing::warn!("0 rows read from {}", paths.source.display());
+        }
         let usage = meter.snapshot();
         let summary = RunSummary {
             pipeline: self.config.name.clone(),
@@ -548,6 +562,7 @@ impl Pipeline {
             elapsed: started.elapsed(),
             rows_elapsed,
             interrupted,
+            stop_reason: cancel.stop_reason(),
             output: paths.sink,
             error_output: paths.errors,
         };

@@ -115,7 +115,13 @@ impl Source {
                     }
                 }
                 *line += 1;
-                let text = buf.trim_ascii();
+                // A UTF-8 byte order mark (as Windows editors write it) is
+                // not part of the first row.
+                let text = match buf.strip_prefix(UTF8_BOM) {
+                    Some(rest) if *line == 1 => rest,
+                    _ => buf.as_slice(),
+                }
+                .trim_ascii();
                 if text.is_empty() {
                     continue;
                 }
@@ -224,6 +230,9 @@ pub(crate) fn io_message(e: &std::io::Error) -> String {
     }
 }
 
+/// The UTF-8 byte order mark.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Files larger than this are not pre-counted (progress shows no total).
 const COUNT_LIMIT_BYTES: u64 = 512 * 1024 * 1024;
 
@@ -268,4 +277,30 @@ pub(crate) fn count_rows(config: &SourceConfig, path: &Path, limit: Option<u64>)
         }
     }
     Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bom_before_the_first_jsonl_row_is_skipped() {
+        let dir = std::env::temp_dir().join(format!("elspeth-bom-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("in.jsonl");
+        std::fs::write(&path, b"\xEF\xBB\xBF{\"a\":1}\n{\"a\":2}\n").unwrap();
+        let config: SourceConfig =
+            serde_json::from_value(serde_json::json!({"plugin": "jsonl", "path": "in.jsonl"}))
+                .unwrap();
+        let mut source = Source::open(&config, &path).unwrap();
+        let mut rows = Vec::new();
+        while let Some(record) = source.next_record() {
+            match record.unwrap() {
+                Record::Row(row) => rows.push(row["a"].clone()),
+                Record::Bad(message) => panic!("row lost: {message}"),
+            }
+        }
+        assert_eq!(rows, [serde_json::json!(1), serde_json::json!(2)]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

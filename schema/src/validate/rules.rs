@@ -11,8 +11,8 @@ use serde::Deserialize;
 use super::locate::{Found, Seg, anchor_span, find, provider_span, scalar_range, segs};
 use super::{Finding, Phase, ValidateOptions};
 use crate::config::{
-    EnvString, LangfuseTracingConfig, PipelineConfig, QueryMatrix, ResponseFormat, SinkConfig,
-    SourceConfig, TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig,
+    EnvString, FailFastConfig, LangfuseTracingConfig, PipelineConfig, QueryMatrix, ResponseFormat,
+    SinkConfig, SourceConfig, TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig,
     langfuse_environment_problem,
 };
 use crate::diagnostic::Severity;
@@ -120,8 +120,20 @@ impl Rules<'_, '_> {
             }
         }
         self.across_transforms(&transforms);
+        let has_fail_fast = root
+            .get("fail_fast")
+            .is_some_and(|t| !matches!(t.value, Value::Null));
+        let fail_fast = if has_fail_fast {
+            typed::<FailFastConfig>(self.phase, root, &segs!["fail_fast"])
+        } else {
+            None
+        };
         let name = root.get("name")?.as_str()?.to_string();
-        if transforms.len() != count || count == 0 || has_telemetry != telemetry.is_some() {
+        if transforms.len() != count
+            || count == 0
+            || has_telemetry != telemetry.is_some()
+            || has_fail_fast != fail_fast.is_some()
+        {
             return None;
         }
         Some(PipelineConfig {
@@ -130,6 +142,7 @@ impl Rules<'_, '_> {
             telemetry,
             transforms: transforms.into_iter().map(|(_, t)| t).collect(),
             sink: sink?,
+            fail_fast,
         })
     }
 
