@@ -24,11 +24,11 @@ use std::collections::BTreeMap;
 use elspeth_schema::config::{
     AzureAiTracingConfig, AzureBatchLlmOptions, AzureBatchOptions, AzureConnection,
     AzureLlmOptions, AzureMultiQueryLlmOptions, CallOptions, CompletionWindow, EnvString,
-    Granularity, LangfuseTracingConfig, OpenRouterBatchLlmOptions, OpenRouterBatchOptions,
-    OpenRouterConnection, OpenRouterLlmOptions, OpenRouterMultiQueryLlmOptions,
-    OtlpExporterOptions, OtlpProtocol, PipelineConfig, PromptOptions, QueryItem, QueryMatrix,
-    ResponseFormat, SecretRef, SinkConfig, SourceConfig, TelemetryConfig, TelemetryExporter,
-    TracingConfig, TransformConfig,
+    FailFastConfig, Granularity, LangfuseTracingConfig, OpenRouterBatchLlmOptions,
+    OpenRouterBatchOptions, OpenRouterConnection, OpenRouterLlmOptions,
+    OpenRouterMultiQueryLlmOptions, OtlpExporterOptions, OtlpProtocol, PipelineConfig,
+    PromptOptions, QueryItem, QueryMatrix, ResponseFormat, SecretRef, SinkConfig, SourceConfig,
+    TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig,
 };
 use proc_macro2::{Literal, TokenStream};
 use quote::{ToTokens, format_ident, quote};
@@ -294,7 +294,12 @@ struct_to_rust!(PipelineConfig {
     source,
     telemetry,
     transforms,
-    sink
+    sink,
+    fail_fast
+});
+struct_to_rust!(FailFastConfig {
+    consecutive_failures,
+    on_auth_error
 });
 struct_to_rust!(TelemetryConfig {
     enabled,

@@ -12,6 +12,7 @@
 pub mod config;
 pub mod diagnostic;
 pub mod interpolate;
+pub mod paths;
 pub mod schema_gen;
 pub mod span;
 pub mod suggest;

@@ -11,6 +11,7 @@ use elspeth_mock::all::{MockStack, StackOptions};
 use elspeth_runtime::env::OverlayEnv;
 use elspeth_runtime::pipeline::{
     CancelToken, Pipeline, Progress, RunError, RunObserver, RunOptions, RunStart, RunSummary,
+    StopReason, StopSignal,
 };
 use elspeth_schema::config::{Env, ProcessEnv};
 use elspeth_schema::{ValidateOptions, validate_file};
@@ -18,8 +19,16 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 
-/// Exit code: the run was interrupted (Ctrl-C).
+/// Exit code: the run was interrupted by Ctrl-C (SIGINT), or cancelled.
 pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// The exit code of a run stopped by `signal`: the shell convention,
+/// 128 + the signal number (130 SIGINT, 143 SIGTERM, 129 SIGHUP), so a
+/// supervisor sees the same code as if the signal had killed the process,
+/// but only after the output was written and the summary printed.
+pub fn exit_code_of_signal(signal: StopSignal) -> u8 {
+    128 + signal.number()
+}
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -29,14 +38,35 @@ Examples:
 
 The file is validated first (same diagnostics as `elspeth validate`,
 `${VAR}` references resolved). Relative paths in it are resolved against
-its folder. Ctrl-C stops taking rows and lets calls in flight finish (up to
-30 s); a second Ctrl-C cancels them. Everything read is written, traces are
-flushed.
+its folder.
+
+Signals: Ctrl-C (SIGINT), SIGTERM (docker stop, Kubernetes, systemd) and
+SIGHUP all stop the run the same way: no new row is taken, calls in flight
+get up to 30 s to finish, then everything read is written (unfinished rows
+with an `error` of kind `cancelled`), traces are flushed (up to 10 s) and
+the summary is printed. A second signal cancels the calls in flight at once
+and goes straight to writing, flushing and the summary; a third exits
+immediately.
+
+Fail fast: a transform's first authentication error (HTTP 401 / 403), or
+25 rows in a row failing in one transform (after their retries), stops the
+run the same way; the summary names the transform and its last error.
+`fail_fast:` in the pipeline changes this.
+
+Outputs are written atomically: rows go to a hidden temporary file next to
+each output (`.NAME.elspeth-tmp-PID`), renamed over it when the run ends
+(also after Ctrl-C). Until then, and whenever the run fails or is killed,
+the output keeps its previous content; `--limit 0` writes nothing. An output
+that is the same file as the source or the pipeline file (through `..`, a
+symlink or a hard link) is refused before anything is written.
 
 Exit codes: 0 every row succeeded; 1 the config is invalid, a transform
-could not start, or rows failed (they are in the output with an `error`
-field); 2 usage or I/O error (unreadable pipeline, source or sink);
-130 interrupted.";
+could not start, rows failed (they are in the output with an `error`
+field), or fail fast stopped the run; 2 usage or I/O error (unreadable
+pipeline, source or sink, an output that would overwrite an input, a write
+failure such as a full disk: the summary of what was done and paid is
+printed first); 130 interrupted by Ctrl-C (SIGINT); 143 stopped by SIGTERM;
+129 stopped by SIGHUP.";
 
 /// Run a pipeline: rows from its source, through its LLM transforms, into
 /// its sink.
@@ -126,6 +156,14 @@ async fn run_async(args: RunArgs) -> ExitCode {
         return ExitCode::from(EXIT_USAGE);
     }
     let Some(config) = validated.config else {
+        if validated.has_path_clash() {
+            // Running would overwrite an input: refused like an I/O error.
+            eprintln!(
+                "error: an output of {} would overwrite an input; nothing was run",
+                args.pipeline.display()
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
         let n = validated.errors().count();
         eprintln!(
             "error: {} is invalid ({n} error{}); nothing was run",
@@ -135,7 +173,7 @@ async fn run_async(args: RunArgs) -> ExitCode {
         return ExitCode::from(EXIT_INVALID);
     };
     let base_dir = base_dir(&args.pipeline);
-    let pipeline = Pipeline::new(config, base_dir);
+    let pipeline = Pipeline::new(config, base_dir).with_file(&args.pipeline);
 
     let cancel = CancelToken::new();
     let mut options = RunOptions::default()
@@ -162,27 +200,38 @@ async fn run_async(args: RunArgs) -> ExitCode {
 
     let observer = Arc::new(Display::new(bar.clone()));
     options = options.with_observer(observer.clone());
-    let ctrl_c = tokio::spawn(watch_ctrl_c(cancel));
+    // Registered before the run starts: a signal sent as soon as the run
+    // is visible (its first progress line) must not kill the process.
+    let signals = match StopSignals::register() {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("error: could not watch for signals: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let watcher = tokio::spawn(watch_signals(signals, cancel));
     let result = pipeline.run(options).await;
-    ctrl_c.abort();
+    watcher.abort();
     observer.finish();
 
     match result {
         Ok(summary) => {
-            print_summary(&summary, mocks.as_ref());
+            print_summary(&summary, mocks.as_ref(), false);
             if let Some(stack) = mocks {
                 stack.stop().await;
             }
-            if summary.interrupted {
-                ExitCode::from(EXIT_INTERRUPTED)
-            } else if summary.rows_failed > 0 {
-                ExitCode::from(EXIT_INVALID)
-            } else {
-                ExitCode::from(EXIT_OK)
-            }
+            ExitCode::from(exit_code_of_summary(&summary))
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            // A run that started and then failed (a full disk) still says
+            // what was done and paid for.
+            if let Some(summary) = e.summary() {
+                print_summary(summary, mocks.as_ref(), true);
+            }
+            if let Some(stack) = mocks {
+                stack.stop().await;
+            }
+            note(&format!("error: {e}"));
             ExitCode::from(exit_code_of(&e))
         }
     }
@@ -197,31 +246,106 @@ fn base_dir(pipeline: &Path) -> PathBuf {
 }
 
 fn exit_code_of(e: &RunError) -> u8 {
-    match e {
+    match e.cause() {
         RunError::Build(_) | RunError::Start(_) => EXIT_INVALID,
-        RunError::Source { .. } | RunError::Sink { .. } => EXIT_USAGE,
+        _ => EXIT_USAGE,
     }
 }
 
-/// First Ctrl-C: stop taking rows. Second: cancel calls in flight. Third: quit.
-async fn watch_ctrl_c(cancel: CancelToken) {
-    let mut presses = 0;
-    while tokio::signal::ctrl_c().await.is_ok() {
-        presses += 1;
-        match presses {
-            1 => {
-                eprintln!(
-                    "\nstopping: no new rows are taken; calls in flight finish (Ctrl-C again to cancel them)"
-                );
-                cancel.cancel();
-            }
+/// The exit code of a finished (or stopped) run.
+fn exit_code_of_summary(summary: &RunSummary) -> u8 {
+    match &summary.stop_reason {
+        Some(StopReason::Signal(signal)) => exit_code_of_signal(*signal),
+        Some(reason) if reason.is_breaker() => EXIT_INVALID,
+        Some(_) => EXIT_INTERRUPTED,
+        None if summary.interrupted => EXIT_INTERRUPTED,
+        None if summary.rows_failed > 0 => EXIT_INVALID,
+        None => EXIT_OK,
+    }
+}
+
+/// Writes a line to stderr, ignoring failures: after a SIGHUP the terminal
+/// may be gone, and `eprintln!` would panic instead of letting the run
+/// write its output.
+fn note(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// The signals that stop a run: SIGINT, SIGTERM and SIGHUP on Unix,
+/// Ctrl-C elsewhere.
+struct StopSignals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers (from now on these signals no longer kill the
+    /// process).
+    #[cfg(unix)]
+    fn register() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn register() -> std::io::Result<Self> {
+        Ok(Self {})
+    }
+
+    /// The next signal (`None`: no more can arrive).
+    #[cfg(unix)]
+    async fn next(&mut self) -> Option<StopSignal> {
+        tokio::select! {
+            s = self.interrupt.recv() => s.map(|()| StopSignal::Interrupt),
+            s = self.terminate.recv() => s.map(|()| StopSignal::Terminate),
+            s = self.hangup.recv() => s.map(|()| StopSignal::Hangup),
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) -> Option<StopSignal> {
+        tokio::signal::ctrl_c()
+            .await
+            .ok()
+            .map(|()| StopSignal::Interrupt)
+    }
+}
+
+/// First signal (SIGINT, SIGTERM or SIGHUP): stop taking rows and let the
+/// calls in flight finish. Second: cancel the calls in flight, then write,
+/// flush and summarise as usual. Third: quit now, with the first signal's
+/// exit code. When a fail-fast breaker already stopped the run, the first
+/// signal counts as the second (the user wants it faster).
+async fn watch_signals(mut signals: StopSignals, cancel: CancelToken) {
+    let mut first: Option<StopSignal> = None;
+    let mut count = 0;
+    while let Some(signal) = signals.next().await {
+        count += 1;
+        if count == 1 && !cancel.cancel_with(StopReason::Signal(signal)) {
+            count = 2;
+        }
+        let first = *first.get_or_insert(signal);
+        match count {
+            1 => note(&format!(
+                "\nstopping ({signal}): no new rows are taken; calls in flight finish \
+                 (send it again to cancel them)"
+            )),
             2 => {
-                eprintln!(
-                    "\ncancelling the calls in flight; writing what is done and flushing traces (Ctrl-C again to quit now)"
-                );
+                note(&format!(
+                    "\ncancelling the calls in flight ({signal}); writing the rows read and \
+                     flushing traces (send it again to quit now)"
+                ));
                 cancel.abort();
             }
-            _ => std::process::exit(i32::from(EXIT_INTERRUPTED)),
+            _ => std::process::exit(i32::from(exit_code_of_signal(first))),
         }
     }
 }
@@ -348,12 +472,12 @@ impl RunObserver for Display {
                     .total_rows
                     .map(|t| format!("{t} rows"))
                     .unwrap_or_else(|| "rows".into());
-                eprintln!(
+                note(&format!(
                     "running `{}`: {total} through {} → {}",
                     start.pipeline,
                     start.transforms.join(", "),
                     start.output.display()
-                );
+                ));
             }
         }
     }
@@ -370,11 +494,11 @@ impl RunObserver for Display {
                 if s.last.elapsed() >= Duration::from_secs(5) || done {
                     s.last = Instant::now();
                     let of = s.total.map(|t| format!("/{t}")).unwrap_or_default();
-                    eprintln!(
+                    note(&format!(
                         "progress: {}{of} rows · {}",
                         p.rows_done,
                         progress_message(p)
-                    );
+                    ));
                 }
             }
         }
@@ -399,7 +523,8 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn print_summary(s: &RunSummary, mocks: Option<&MockStack>) {
+/// `stopped`: the run stopped on an error (the summary says what was paid).
+fn print_summary(s: &RunSummary, mocks: Option<&MockStack>, stopped: bool) {
     let mut out = std::io::stdout().lock();
     // The rate is the rows' own: the final trace flush is shown apart.
     let secs = s.rows_elapsed.as_secs_f64();
@@ -414,21 +539,29 @@ fn print_summary(s: &RunSummary, mocks: Option<&MockStack>) {
     } else {
         String::new()
     };
+    let how = match &s.stop_reason {
+        _ if stopped => format!("stopped `{}`", s.pipeline),
+        Some(StopReason::Signal(signal)) => format!("interrupted `{}` ({signal})", s.pipeline),
+        Some(reason) if reason.is_breaker() => format!("stopped `{}`", s.pipeline),
+        _ if s.interrupted => format!("interrupted `{}`", s.pipeline),
+        _ => format!("finished `{}`", s.pipeline),
+    };
     let _ = writeln!(
         out,
-        "{} `{}`: {} rows in {secs:.1} s ({rate:.1} rows/s){flush}",
-        if s.interrupted {
-            "interrupted"
-        } else {
-            "finished"
-        },
-        s.pipeline,
+        "{how}: {} rows in {secs:.1} s ({rate:.1} rows/s){flush}",
         s.rows_read
     );
+    if let Some(reason) = s.stop_reason.as_ref().filter(|r| r.is_breaker()) {
+        let _ = writeln!(out, "  stopped: {reason}");
+        let _ = writeln!(
+            out,
+            "           fix the cause and rerun the same command: the run resumes"
+        );
+    }
     let mut rows = format!("  rows:    {} ok, {} failed", s.rows_ok, s.rows_failed);
     if s.rows_cancelled > 0 {
         rows.push_str(&format!(
-            " ({} cancelled by the interruption)",
+            " ({} not processed: the run stopped early)",
             s.rows_cancelled
         ));
     }

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use elspeth_telemetry::TransformLabel;
 
+use super::cancel::StopReason;
 use crate::row::Row;
 use crate::transform::RowError;
 
@@ -48,15 +49,19 @@ impl Item {
         self.error = Some(error.to_json(transform));
     }
 
-    /// Marks the row cancelled before `transform` finished it.
-    pub fn cancel(&mut self, transform: &TransformLabel) {
-        self.fail(
-            transform,
-            &RowError::new(
-                CANCELLED,
-                "the run was interrupted before this row was processed",
-            ),
-        );
+    /// Marks the row cancelled before `transform` finished it, saying why
+    /// the run stopped (`None`: no reason recorded).
+    pub fn cancel(&mut self, transform: &TransformLabel, reason: Option<&StopReason>) {
+        let message = match reason {
+            Some(reason) if reason.is_breaker() => {
+                format!("not processed: the run stopped because {reason}")
+            }
+            Some(StopReason::Signal(signal)) => {
+                format!("not processed: the run was interrupted ({signal})")
+            }
+            _ => "the run was interrupted before this row was processed".to_string(),
+        };
+        self.fail(transform, &RowError::new(CANCELLED, message));
     }
 
     /// Whether the row was stopped by a cancellation.
@@ -66,5 +71,48 @@ impl Item {
             .and_then(|e| e.get("kind"))
             .and_then(Value::as_str)
             == Some(CANCELLED)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::StopSignal;
+
+    #[test]
+    fn cancelled_rows_say_why_the_run_stopped() {
+        let label = TransformLabel {
+            index: 1,
+            plugin: "openrouter_llm".into(),
+        };
+        let message = |reason: Option<&StopReason>| {
+            let mut item = Item::new(0, Row::new());
+            item.cancel(&label, reason);
+            assert!(item.is_cancelled());
+            let e = item.error.unwrap();
+            assert_eq!(e["transform"], "transforms[1] (openrouter_llm)");
+            e["message"].as_str().unwrap().to_string()
+        };
+        assert_eq!(
+            message(None),
+            "the run was interrupted before this row was processed"
+        );
+        assert_eq!(
+            message(Some(&StopReason::Signal(StopSignal::Terminate))),
+            "not processed: the run was interrupted (SIGTERM)"
+        );
+        let mut error = RowError::new("llm", "OpenRouter answered HTTP 401");
+        error.http_status = Some(401);
+        let reason = StopReason::AuthFailed {
+            transform: TransformLabel {
+                index: 0,
+                plugin: "azure_llm".into(),
+            },
+            error,
+        };
+        assert_eq!(
+            message(Some(&reason)),
+            "not processed: the run stopped because transforms[0] (azure_llm) got an authentication error (HTTP 401): OpenRouter answered HTTP 401"
+        );
     }
 }

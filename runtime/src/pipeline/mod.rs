@@ -11,6 +11,9 @@
 //!   flight finish; [`CancelToken::abort`] (a second Ctrl-C, or the grace
 //!   period running out) cancels them. Everything read is written (stopped
 //!   rows as failed with kind `cancelled`) and traces are flushed.
+//! - Fail fast (`fail_fast:` in the config): a transform's first 401 / 403,
+//!   or its last N rows all failing, cancels the run with a [`StopReason`]
+//!   that the [`RunSummary`] carries.
 //!
 //! ```no_run
 //! # async fn demo(config: elspeth_schema::config::PipelineConfig) -> Result<(), elspeth_runtime::pipeline::RunError> {
@@ -33,10 +36,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use elspeth_schema::config::{Env, PipelineConfig, ProcessEnv};
+use elspeth_schema::paths::{PathClash, check_outputs, resolve_against};
 use elspeth_telemetry::{ExportSummary, TracingRegistry, TransformLabel};
 use tokio::sync::mpsc;
 
-pub use cancel::CancelToken;
+pub use cancel::{CancelToken, StopReason, StopSignal};
 pub use dry_run::{DryRun, TransformPlan};
 pub use report::{Progress, RunObserver, RunStart, RunSummary};
 pub use sink::ERROR_FIELD;
@@ -48,7 +52,7 @@ use crate::usage::UsageMeter;
 use item::Item;
 use sink::Sink;
 use source::Source;
-use stage::{Mode, Stage};
+use stage::{Breaker, Mode, Stage};
 
 /// Why a run could not start or had to stop. Row failures are not errors:
 /// they are counted in the [`RunSummary`].
@@ -76,6 +80,38 @@ pub enum RunError {
         /// What went wrong.
         message: String,
     },
+    /// An output is the same file as an input (or as another output):
+    /// refused before anything is opened for writing.
+    #[error("{0}; nothing was run")]
+    PathClash(#[from] PathClash),
+    /// The run started, then stopped on `error` (a write failure such as a
+    /// full disk, an unreadable source): `summary` says what was done and
+    /// paid for. The outputs keep their previous content.
+    #[error("{error}")]
+    Stopped {
+        /// What stopped the run (a [`RunError::Sink`] or [`RunError::Source`]).
+        error: Box<RunError>,
+        /// The rows done and the calls paid before it stopped.
+        summary: Box<RunSummary>,
+    },
+}
+
+impl RunError {
+    /// The summary of a run that started and then failed, when there is one.
+    pub fn summary(&self) -> Option<&RunSummary> {
+        match self {
+            Self::Stopped { summary, .. } => Some(summary),
+            _ => None,
+        }
+    }
+
+    /// The error itself, under any [`RunError::Stopped`] wrapper.
+    pub fn cause(&self) -> &RunError {
+        match self {
+            Self::Stopped { error, .. } => error.cause(),
+            other => other,
+        }
+    }
 }
 
 /// How to run a pipeline.
@@ -180,6 +216,9 @@ impl RunOptions {
 pub struct Pipeline {
     config: PipelineConfig,
     base_dir: PathBuf,
+    /// The pipeline file, when the config comes from one: no output may
+    /// overwrite it.
+    file: Option<PathBuf>,
     custom: Vec<Box<dyn DynTransform>>,
 }
 
@@ -188,6 +227,7 @@ impl std::fmt::Debug for Pipeline {
         f.debug_struct("Pipeline")
             .field("name", &self.config.name)
             .field("base_dir", &self.base_dir)
+            .field("file", &self.file)
             .field(
                 "custom",
                 &self
@@ -218,8 +258,22 @@ impl Pipeline {
         Self {
             config,
             base_dir: base_dir.into(),
+            file: None,
             custom: Vec::new(),
         }
+    }
+
+    /// Names the pipeline file the config was read from, so that
+    /// [`run`](Self::run) refuses an output that would overwrite it (the
+    /// base folder is not changed).
+    pub fn with_file(mut self, file: impl Into<PathBuf>) -> Self {
+        self.file = Some(file.into());
+        self
+    }
+
+    /// The pipeline file, when set with [`with_file`](Self::with_file).
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
     }
 
     /// Appends a custom transform after the configured ones (it runs on
@@ -241,19 +295,31 @@ impl Pipeline {
 
     /// Source, sink and error paths, resolved against the base folder.
     pub fn paths(&self) -> ResolvedPaths {
-        let resolve = |p: &str| {
-            let p = Path::new(p);
-            if p.is_absolute() {
-                p.to_path_buf()
-            } else {
-                self.base_dir.join(p)
-            }
-        };
+        let resolve = |p: &str| resolve_against(&self.base_dir, p);
         ResolvedPaths {
             source: resolve(self.config.source.path()),
             sink: resolve(self.config.sink.path()),
             errors: self.config.sink.error_path().map(resolve),
         }
+    }
+
+    /// Checks, by file identity ([`elspeth_schema::paths`]), that no output
+    /// is the same file as an input (the source, the pipeline file) or as
+    /// another output. The outputs are the sink, its `error_path` and
+    /// `extra_outputs` (e.g. `("run store", path)`): [`run`](Self::run)
+    /// calls this before it opens anything for writing.
+    pub fn check_outputs(&self, extra_outputs: &[(&str, &Path)]) -> Result<(), PathClash> {
+        let paths = self.paths();
+        let mut inputs: Vec<(&str, &Path)> = vec![("source", paths.source.as_path())];
+        if let Some(file) = &self.file {
+            inputs.push(("pipeline file", file.as_path()));
+        }
+        let mut outputs: Vec<(&str, &Path)> = vec![("sink", paths.sink.as_path())];
+        if let Some(errors) = &paths.errors {
+            outputs.push(("error_path", errors.as_path()));
+        }
+        outputs.extend_from_slice(extra_outputs);
+        check_outputs(&inputs, &outputs)
     }
 
     fn build(&mut self, ctx: &BuildContext) -> Result<Vec<Unstarted>, BuildError> {
@@ -292,6 +358,9 @@ impl Pipeline {
         let meter = ctx.meter.clone();
         let built = self.build(&ctx)?;
         let paths = self.paths();
+        // Before anything is opened for writing. (The run store, when there
+        // is one, is passed here too.)
+        self.check_outputs(&[])?;
         let source = Source::open(&self.config.source, &paths.source)?;
         let sink = Sink::create(&self.config.sink, &paths.sink, paths.errors.as_deref())?;
         let total = {
@@ -315,6 +384,7 @@ impl Pipeline {
         });
         let run_span = tier1.start_run(&self.config.name);
         let checkpoint_dir = paths.sink.parent().map(Path::to_path_buf);
+        let fail_fast = self.config.fail_fast.clone().unwrap_or_default();
         let mut stages: Vec<Stage> = Vec::with_capacity(built.len());
         for (label, mut transform, mode) in built {
             let mut start = StartContext::new(label.clone(), registry.clone());
@@ -324,6 +394,11 @@ impl Pipeline {
             start.usage = meter.clone();
             match transform.on_start(&start).await {
                 Ok(tracer) => stages.push(Stage {
+                    breaker: Arc::new(Breaker::new(
+                        label.clone(),
+                        fail_fast.consecutive_failures,
+                        fail_fast.on_auth_error,
+                    )),
                     label_text: label.to_string(),
                     tier1: tier1.clone(),
                     label,
@@ -396,12 +471,16 @@ impl Pipeline {
             })
         };
 
-        let written = writer.await.unwrap_or_else(|e| {
-            Err(RunError::Sink {
+        let (counts, written) = writer.await.unwrap_or_else(|e| {
+            let error = RunError::Sink {
                 path: paths.sink.clone(),
                 message: format!("the writer thread failed: {e}"),
-            })
+            };
+            (Counts::default(), Err(error))
         });
+        // Whether the run was interrupted (Ctrl-C), as opposed to stopped by
+        // the write failure below.
+        let interrupted_before = cancel.is_cancelled();
         if written.is_err() {
             // Nothing can be written any more: stop everything now.
             cancel.abort();
@@ -416,19 +495,52 @@ impl Pipeline {
             })
         });
         watchdog.abort();
-        let interrupted = cancel.is_cancelled();
+        let interrupted = if written.is_err() {
+            interrupted_before
+        } else {
+            cancel.is_cancelled()
+        };
+        let committed = match (written, &read) {
+            (Err(e), _) => Err(e),
+            // The source failed: the output would miss rows, so the previous
+            // one stays.
+            (Ok(sink), Err(_)) => {
+                sink.discard();
+                Ok(())
+            }
+            // `--limit 0`, or interrupted before any row was written: an
+            // empty file must not replace a previous output.
+            (Ok(sink), Ok(_))
+                if counts.ok + counts.failed == 0 && (interrupted || options.limit == Some(0)) =>
+            {
+                sink.discard();
+                Ok(())
+            }
+            (Ok(sink), Ok(_)) => tokio::task::spawn_blocking(move || sink.commit())
+                .await
+                .unwrap_or_else(|e| {
+                    Err(RunError::Sink {
+                        path: paths.sink.clone(),
+                        message: format!("the writer thread failed: {e}"),
+                    })
+                }),
+        };
+        let (rows_read, failure) = match (read, committed) {
+            (_, Err(e)) | (Err(e), Ok(())) => (counts.ok + counts.failed, Some(e)),
+            (Ok(n), Ok(())) => (n, None),
+        };
 
         let rows_elapsed = started.elapsed();
         let stages: Vec<Stage> = stages.into_iter().filter_map(Arc::into_inner).collect();
-        if interrupted {
+        if failure.is_some() {
+            run_span.fail("io_error");
+        } else if interrupted {
             run_span.fail("interrupted");
         } else {
             run_span.end();
         }
         let exporters = close_all(stages, &registry, &tier1, options.flush_deadline).await;
 
-        let counts = written?;
-        let rows_read = read?;
         let usage = meter.snapshot();
         let summary = RunSummary {
             pipeline: self.config.name.clone(),
@@ -445,13 +557,20 @@ impl Pipeline {
             elapsed: started.elapsed(),
             rows_elapsed,
             interrupted,
+            stop_reason: cancel.stop_reason(),
             output: paths.sink,
             error_output: paths.errors,
         };
         if let Some(o) = &observer {
             o.finished(&summary);
         }
-        Ok(summary)
+        match failure {
+            Some(error) => Err(RunError::Stopped {
+                error: Box::new(error),
+                summary: Box::new(summary),
+            }),
+            None => Ok(summary),
+        }
     }
 }
 
@@ -512,15 +631,29 @@ struct Counts {
 }
 
 /// The writer thread: writes every row in arrival (= input) order, flushing
-/// whenever it would otherwise wait.
+/// whenever it would otherwise wait. Returns the rows written so far with
+/// the sink, or with the error that stopped it (the sink then dropped, so
+/// its temporary files are gone and the destinations untouched).
 fn write_all(
     mut sink: Sink,
-    mut rx: mpsc::Receiver<Item>,
+    rx: mpsc::Receiver<Item>,
     meter: &UsageMeter,
     observer: Option<&dyn RunObserver>,
     started: Instant,
-) -> Result<Counts, RunError> {
+) -> (Counts, Result<Sink, RunError>) {
     let mut counts = Counts::default();
+    let result = write_rows(&mut sink, rx, &mut counts, meter, observer, started);
+    (counts, result.map(|()| sink))
+}
+
+fn write_rows(
+    sink: &mut Sink,
+    mut rx: mpsc::Receiver<Item>,
+    counts: &mut Counts,
+    meter: &UsageMeter,
+    observer: Option<&dyn RunObserver>,
+    started: Instant,
+) -> Result<(), RunError> {
     loop {
         let item = match rx.try_recv() {
             Ok(item) => item,
@@ -554,6 +687,5 @@ fn write_all(
             });
         }
     }
-    sink.flush()?;
-    Ok(counts)
+    sink.flush()
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use elspeth_telemetry::ExportSummary;
 
+use super::cancel::StopReason;
+
 /// Facts known when the run starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunStart {
@@ -58,7 +60,8 @@ pub trait RunObserver: Send + Sync {
     fn row_written(&self, progress: &Progress) {
         let _ = progress;
     }
-    /// The run was asked to stop (Ctrl-C): no new rows are taken.
+    /// The run was asked to stop (a signal, a cancel or a fail-fast
+    /// breaker): no new rows are taken.
     fn stopping(&self) {}
     /// The run is over.
     fn finished(&self, summary: &RunSummary) {
@@ -96,8 +99,12 @@ pub struct RunSummary {
     /// Wall time until the last row was written (before closing and the
     /// final trace flush, bounded by the flush deadline).
     pub rows_elapsed: Duration,
-    /// Whether the run was interrupted (Ctrl-C / cancelled).
+    /// Whether the run stopped before the end of its source (a signal, a
+    /// cancel or a fail-fast breaker; [`stop_reason`](Self::stop_reason)
+    /// says which).
     pub interrupted: bool,
+    /// Why the run stopped early, when it did.
+    pub stop_reason: Option<StopReason>,
     /// Output file.
     pub output: PathBuf,
     /// File of failed rows, when configured.

@@ -8,10 +8,15 @@
 //! rows. Failed rows are passed on untouched (they skip the remaining
 //! transforms). After a cancel no new row is started; after an abort the
 //! calls in flight are dropped (their rows are written as cancelled).
+//!
+//! Each stage has a fail-fast [`Breaker`]: it sees every row's result as the
+//! call finishes and stops the run (a cancel with a [`StopReason`]) at the
+//! first authentication error, or once the last N rows all failed.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
 
 use elspeth_telemetry::{Tracer, TransformLabel};
@@ -20,7 +25,7 @@ use futures_util::stream::FuturesOrdered;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{JoinError, JoinHandle};
 
-use super::cancel::CancelToken;
+use super::cancel::{CancelToken, StopReason};
 use super::item::Item;
 use crate::row::RowContext;
 use crate::tier1::Tier1;
@@ -49,6 +54,91 @@ pub(crate) struct Stage {
     pub tracer: Tracer,
     pub concurrency: usize,
     pub mode: Mode,
+    /// Stops the run when this transform's calls cannot succeed.
+    pub breaker: Arc<Breaker>,
+}
+
+/// The fail-fast breaker of one stage. Results are recorded in the order
+/// the calls finish (inside each row's task, not behind slower rows in the
+/// ordered output), so it trips as soon as the evidence is in and no row is
+/// started after that.
+#[derive(Debug)]
+pub(crate) struct Breaker {
+    label: TransformLabel,
+    /// Rows failed in a row that stop the run (0 = never).
+    limit: u32,
+    /// Stop at the first 401 / 403.
+    on_auth_error: bool,
+    /// Rows failed in a row so far (reset by a success).
+    run: AtomicU32,
+}
+
+impl Breaker {
+    pub fn new(label: TransformLabel, limit: u32, on_auth_error: bool) -> Self {
+        Self {
+            label,
+            limit,
+            on_auth_error,
+            run: AtomicU32::new(0),
+        }
+    }
+
+    /// Whether `e` is an authentication failure: the key or its rights are
+    /// wrong, so every further call fails the same way. A 403 carrying a
+    /// content-filter verdict is about the row, not the key.
+    fn is_auth(e: &RowError) -> bool {
+        matches!(e.http_status, Some(401 | 403)) && e.kind != "content_filter"
+    }
+
+    /// Whether `e` says the backend or the config is broken rather than
+    /// this row being refused: a content-filter verdict is a real answer,
+    /// and a cancelled row did not run to a verdict at all.
+    fn counts(e: &RowError) -> bool {
+        e.kind != "content_filter" && e.kind != super::item::CANCELLED
+    }
+
+    /// Records one row's result (after its retries); trips `cancel` when
+    /// the run must stop.
+    pub fn record(&self, result: Result<(), &RowError>, cancel: &CancelToken) {
+        let e = match result {
+            Ok(()) => {
+                self.run.store(0, Ordering::Relaxed);
+                return;
+            }
+            Err(e) => e,
+        };
+        if self.on_auth_error && Self::is_auth(e) {
+            self.trip(
+                StopReason::AuthFailed {
+                    transform: self.label.clone(),
+                    error: e.clone(),
+                },
+                cancel,
+            );
+            return;
+        }
+        if !Self::counts(e) {
+            return;
+        }
+        let run = self.run.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        if self.limit > 0 && run >= self.limit {
+            self.trip(
+                StopReason::ConsecutiveFailures {
+                    transform: self.label.clone(),
+                    count: self.limit,
+                    last_error: e.clone(),
+                },
+                cancel,
+            );
+        }
+    }
+
+    fn trip(&self, reason: StopReason, cancel: &CancelToken) {
+        let message = reason.to_string();
+        if cancel.cancel_with(reason) {
+            tracing::warn!("stopping the run: {message}");
+        }
+    }
 }
 
 type ItemFuture = Pin<Box<dyn Future<Output = Item> + Send>>;
@@ -115,7 +205,7 @@ impl Stage {
             return Box::pin(std::future::ready(item));
         }
         if cancel.is_cancelled() {
-            item.cancel(&self.label);
+            item.cancel(&self.label, cancel.stop_reason().as_ref());
             return Box::pin(std::future::ready(item));
         }
         let Item {
@@ -132,6 +222,7 @@ impl Stage {
         let task_cancel = cancel.clone();
         let tier1 = self.tier1.clone();
         let label_text = self.label_text.clone();
+        let breaker = self.breaker.clone();
         let handle = AbortOnDrop(tokio::spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
                 return Outcome::Cancelled;
@@ -151,9 +242,16 @@ impl Stage {
                 Outcome::Done(Err(e)) => span.fail(&e.kind),
                 Outcome::Cancelled => span.fail("cancelled"),
             }
+            match &outcome {
+                Outcome::Done(result) => {
+                    breaker.record(result.as_ref().map(|_| ()), &task_cancel);
+                }
+                Outcome::Cancelled => {}
+            }
             outcome
         }));
         let label = self.label.clone();
+        let cancel = cancel.clone();
         Box::pin(async move {
             let mut item = Item {
                 index,
@@ -164,7 +262,7 @@ impl Stage {
             match handle.await {
                 Ok(Outcome::Done(Ok(row))) => item.row = row,
                 Ok(Outcome::Done(Err(e))) => item.fail(&label, &e),
-                Ok(Outcome::Cancelled) => item.cancel(&label),
+                Ok(Outcome::Cancelled) => item.cancel(&label, cancel.stop_reason().as_ref()),
                 Err(e) => item.fail(&label, &panic_error(e)),
             }
             item
@@ -232,8 +330,9 @@ impl Stage {
     fn start_chunk(&self, items: Vec<Item>, cancel: &CancelToken) -> ChunkFuture {
         let mut items = items;
         if cancel.is_cancelled() {
+            let reason = cancel.stop_reason();
             for item in items.iter_mut().filter(|i| i.error.is_none()) {
-                item.cancel(&self.label);
+                item.cancel(&self.label, reason.as_ref());
             }
             return Box::pin(std::future::ready(items));
         }
@@ -253,14 +352,22 @@ impl Stage {
         let transform = self.transform.clone();
         let tracer = self.tracer.clone();
         let task_cancel = cancel.clone();
+        let breaker = self.breaker.clone();
         let handle = AbortOnDrop(tokio::spawn(async move {
-            tokio::select! {
+            let outcome = tokio::select! {
                 biased;
                 () = task_cancel.aborted() => Outcome::Cancelled,
                 results = transform.process_batch(rows, &tracer) => Outcome::Done(results),
+            };
+            if let Outcome::Done(results) = &outcome {
+                for result in results {
+                    breaker.record(result.as_ref().map(|_| ()), &task_cancel);
+                }
             }
+            outcome
         }));
         let label = self.label.clone();
+        let cancel = cancel.clone();
         Box::pin(async move {
             let outcome = handle.await;
             let mut results = match outcome {
@@ -281,8 +388,9 @@ impl Stage {
                     None
                 }
                 Ok(Outcome::Cancelled) => {
+                    let reason = cancel.stop_reason();
                     for item in items.iter_mut().filter(|i| i.error.is_none()) {
-                        item.cancel(&label);
+                        item.cancel(&label, reason.as_ref());
                     }
                     None
                 }
@@ -349,5 +457,67 @@ impl Stage {
                 else => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label() -> TransformLabel {
+        TransformLabel {
+            index: 0,
+            plugin: "azure_llm".into(),
+        }
+    }
+
+    fn status(kind: &str, code: u16) -> RowError {
+        let mut e = RowError::new(kind, format!("HTTP {code}"));
+        e.http_status = Some(code);
+        e
+    }
+
+    #[test]
+    fn failures_in_a_row_trip_and_a_success_resets() {
+        let cancel = CancelToken::new();
+        let breaker = Breaker::new(label(), 3, true);
+        let e500 = status("llm", 500);
+        for _ in 0..2 {
+            breaker.record(Err(&e500), &cancel);
+        }
+        breaker.record(Ok(()), &cancel);
+        for _ in 0..2 {
+            breaker.record(Err(&e500), &cancel);
+        }
+        // Neither refusals nor cancelled rows count (or reset).
+        breaker.record(Err(&status("content_filter", 403)), &cancel);
+        breaker.record(Err(&RowError::new("cancelled", "stopped")), &cancel);
+        assert!(!cancel.is_cancelled());
+        breaker.record(Err(&RowError::new("parse", "not JSON")), &cancel);
+        assert!(cancel.is_cancelled());
+        assert_eq!(
+            cancel.stop_reason(),
+            Some(StopReason::ConsecutiveFailures {
+                transform: label(),
+                count: 3,
+                last_error: RowError::new("parse", "not JSON"),
+            })
+        );
+    }
+
+    #[test]
+    fn auth_errors_trip_at_once_unless_disabled() {
+        let cancel = CancelToken::new();
+        Breaker::new(label(), 0, true).record(Err(&status("llm", 403)), &cancel);
+        assert!(matches!(
+            cancel.stop_reason(),
+            Some(StopReason::AuthFailed { error, .. }) if error.http_status == Some(403)
+        ));
+        let cancel = CancelToken::new();
+        let off = Breaker::new(label(), 0, false);
+        for _ in 0..100 {
+            off.record(Err(&status("llm", 401)), &cancel);
+        }
+        assert!(!cancel.is_cancelled(), "both breakers off");
     }
 }

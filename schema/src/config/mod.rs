@@ -18,6 +18,7 @@
 //! assert!(cfg.transforms[0].tracing().is_none());
 //! ```
 
+mod fail_fast;
 mod io;
 mod llm;
 mod telemetry;
@@ -28,6 +29,7 @@ mod values;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use fail_fast::{DEFAULT_CONSECUTIVE_FAILURES, FailFastConfig};
 pub use io::{SinkConfig, SourceConfig};
 pub use llm::{
     API_VERSION_PATTERN, AzureBatchOptions, AzureConnection, CallOptions, CompletionWindow,
@@ -75,4 +77,8 @@ pub struct PipelineConfig {
     pub transforms: Vec<TransformConfig>,
     /// Where rows go.
     pub sink: SinkConfig,
+    /// When the run stops early (a dead API key, a backend failing every
+    /// row). Unset: at the first 401 / 403, or after 25 rows in a row failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_fast: Option<FailFastConfig>,
 }

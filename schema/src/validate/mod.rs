@@ -118,6 +118,8 @@ pub struct Validated {
     redact: Vec<Range<usize>>,
     /// The file could not be read (missing, a directory, I/O failure).
     io_error: bool,
+    /// An output (sink, `error_path`) is the same file as an input.
+    path_clash: bool,
 }
 
 impl Validated {
@@ -130,6 +132,14 @@ impl Validated {
     /// directory, a read failure). The CLI exits with code 2 for these.
     pub fn is_io_error(&self) -> bool {
         self.io_error
+    }
+
+    /// Whether an error says that an output (the sink, `error_path`) is the
+    /// same file as an input (the source, the pipeline file) or as the
+    /// other output. `elspeth run` exits with code 2 for these: running
+    /// would destroy a file.
+    pub fn has_path_clash(&self) -> bool {
+        self.path_clash
     }
 
     /// The errors.
@@ -180,7 +190,22 @@ impl Validated {
 }
 
 /// Validates pipeline YAML `text`; `file_label` names it in diagnostics.
+///
+/// With no file behind the text, the source and sink paths are compared
+/// (by [file identity](crate::paths)) relative to the current folder, and
+/// the sink cannot be checked against the pipeline file:
+/// [`validate_file`] does both against the file's folder.
 pub fn validate_str(file_label: &str, text: &str, opts: &ValidateOptions) -> Validated {
+    validate_text(file_label, text, opts, None)
+}
+
+/// [`validate_str`] for the text of the pipeline file at `file`, when known.
+fn validate_text(
+    file_label: &str,
+    text: &str,
+    opts: &ValidateOptions,
+    file: Option<&Path>,
+) -> Validated {
     // A UTF-8 byte order mark is invisible in editors: drop it so columns
     // on the first line match what the user sees.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -190,6 +215,7 @@ pub fn validate_str(file_label: &str, text: &str, opts: &ValidateOptions) -> Val
         source: text.to_string(),
         redact: Vec::new(),
         io_error: false,
+        path_clash: false,
     };
     if text.len() > opts.limits.max_file_bytes {
         out.diagnostics.push(too_large(
@@ -234,10 +260,11 @@ pub fn validate_str(file_label: &str, text: &str, opts: &ValidateOptions) -> Val
         findings,
         bad_paths: Vec::new(),
         redact: Vec::new(),
+        path_clash: false,
     };
     env::check(&mut phase, opts);
     schema::check(&mut phase);
-    let typed = rules::check(&mut phase, opts);
+    let typed = rules::check(&mut phase, opts, file);
     let has_errors = phase.findings.iter().any(|f| f.severity == Severity::Error);
     if !has_errors {
         match typed.map_or_else(|| PipelineConfig::deserialize(&root).map_err(|_| ()), Ok) {
@@ -254,6 +281,7 @@ pub fn validate_str(file_label: &str, text: &str, opts: &ValidateOptions) -> Val
         }
     }
     out.redact = phase.redact;
+    out.path_clash = phase.path_clash;
     out.diagnostics = to_diagnostics(file_label, phase.findings);
     out
 }
@@ -274,6 +302,7 @@ pub fn validate_file(path: &Path, opts: &ValidateOptions) -> Validated {
             source: String::new(),
             redact: Vec::new(),
             io_error: true,
+            path_clash: false,
         }
     };
     let meta = match std::fs::metadata(path) {
@@ -299,6 +328,7 @@ pub fn validate_file(path: &Path, opts: &ValidateOptions) -> Validated {
             source: String::new(),
             redact: Vec::new(),
             io_error: false,
+            path_clash: false,
         };
     }
     let bytes = match std::fs::read(path) {
@@ -316,9 +346,9 @@ pub fn validate_file(path: &Path, opts: &ValidateOptions) -> Validated {
                 base_dir: Some(folder),
                 ..opts.clone()
             };
-            validate_str(&label, &text, &opts)
+            validate_text(&label, &text, &opts, Some(path))
         }
-        Ok(text) => validate_str(&label, &text, opts),
+        Ok(text) => validate_text(&label, &text, opts, Some(path)),
         Err(e) => {
             let bytes = e.into_bytes();
             let good =
@@ -342,6 +372,7 @@ pub fn validate_file(path: &Path, opts: &ValidateOptions) -> Validated {
                 source,
                 redact: Vec::new(),
                 io_error: false,
+                path_clash: false,
             }
         }
     }
@@ -401,6 +432,8 @@ pub(crate) struct Phase<'a> {
     pub bad_paths: Vec<Vec<Seg>>,
     /// Byte ranges of literal secrets.
     pub redact: Vec<Range<usize>>,
+    /// The rules found an output that is the same file as an input.
+    pub path_clash: bool,
 }
 
 impl Phase<'_> {

@@ -3,7 +3,7 @@
 //! a part with schema errors is skipped without hiding the others.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::yaml::{Node, Value};
 use serde::Deserialize;
@@ -12,11 +12,12 @@ use super::fields;
 use super::locate::{Found, Seg, anchor_span, find, provider_span, scalar_range, segs};
 use super::{Finding, Phase, ValidateOptions};
 use crate::config::{
-    EnvString, LangfuseTracingConfig, PipelineConfig, QueryMatrix, ResponseFormat, SinkConfig,
-    SourceConfig, TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig,
+    EnvString, FailFastConfig, LangfuseTracingConfig, PipelineConfig, QueryMatrix, ResponseFormat,
+    SinkConfig, SourceConfig, TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig,
     langfuse_environment_problem,
 };
 use crate::diagnostic::Severity;
+use crate::paths::{PathClash, Sameness, find_clashes, resolve_against};
 use crate::span::Span;
 use crate::suggest::{did_you_mean, list_or};
 use crate::template;
@@ -26,15 +27,22 @@ pub(crate) const MAX_QUERIES: usize = crate::config::MAX_QUERIES;
 
 /// Runs the semantic rules. Returns the typed config when every part of it
 /// could be read (so it need not be deserialized twice).
-pub(super) fn check(phase: &mut Phase<'_>, opts: &ValidateOptions) -> Option<PipelineConfig> {
+/// `file` is the pipeline file, when the text comes from one: relative
+/// paths resolve against its folder, and no output may overwrite it.
+pub(super) fn check(
+    phase: &mut Phase<'_>,
+    opts: &ValidateOptions,
+    file: Option<&Path>,
+) -> Option<PipelineConfig> {
     let root = phase.root;
-    let mut rules = Rules { phase, opts };
+    let mut rules = Rules { phase, opts, file };
     rules.run(root)
 }
 
 struct Rules<'p, 'a> {
     phase: &'p mut Phase<'a>,
     opts: &'p ValidateOptions,
+    file: Option<&'p Path>,
 }
 
 /// A typed part of the config, if the schema phase found it clean.
@@ -86,15 +94,8 @@ impl Rules<'_, '_> {
         if let Some(sink) = &sink {
             self.sink(sink);
         }
-        if let (Some(source), Some(sink)) = (&source, &sink)
-            && same_path(source.path(), sink.path())
-            && let Some(f) = self.at_value(
-                &segs!["sink", "path"],
-                Severity::Error,
-                "the sink writes to the file the source reads".into(),
-            )
-        {
-            f.help = Some("write the output to another file".into());
+        if let Some(sink) = &sink {
+            self.outputs_vs_inputs(source.as_ref(), sink);
         }
         let has_telemetry = root
             .get("telemetry")
@@ -123,8 +124,20 @@ impl Rules<'_, '_> {
         if let (Some(source), Some(dir)) = (&source, self.opts.base_dir.as_deref()) {
             self.row_fields(source, dir, &transforms, count);
         }
+        let has_fail_fast = root
+            .get("fail_fast")
+            .is_some_and(|t| !matches!(t.value, Value::Null));
+        let fail_fast = if has_fail_fast {
+            typed::<FailFastConfig>(self.phase, root, &segs!["fail_fast"])
+        } else {
+            None
+        };
         let name = root.get("name")?.as_str()?.to_string();
-        if transforms.len() != count || count == 0 || has_telemetry != telemetry.is_some() {
+        if transforms.len() != count
+            || count == 0
+            || has_telemetry != telemetry.is_some()
+            || has_fail_fast != fail_fast.is_some()
+        {
             return None;
         }
         Some(PipelineConfig {
@@ -133,6 +146,7 @@ impl Rules<'_, '_> {
             telemetry,
             transforms: transforms.into_iter().map(|(_, t)| t).collect(),
             sink: sink?,
+            fail_fast,
         })
     }
 
@@ -168,18 +182,92 @@ impl Rules<'_, '_> {
                 }
             }
         }
-        if let Some(error_path) = sink.error_path()
-            && same_path(error_path, sink.path())
-            && let Some(f) = self.at_value(
-                &segs!["sink", "error_path"],
-                Severity::Error,
-                "`error_path` is the same file as `path`".into(),
-            )
-        {
-            f.help = Some(
-                "remove `error_path` to write failed rows with the others, or name another file"
-                    .into(),
+    }
+
+    /// No output (the sink, its `error_path`) is the same file as an input
+    /// (the source, the pipeline file) or as the other output, by file
+    /// identity ([`crate::paths`]): `out/../in.jsonl`, a symlink or a hard
+    /// link to the source are caught, not only the same spelling.
+    fn outputs_vs_inputs(&mut self, source: Option<&SourceConfig>, sink: &SinkConfig) {
+        let base = match self.file.and_then(Path::parent) {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        // (role, path resolved, path as written)
+        let mut inputs: Vec<(&str, PathBuf, String)> = Vec::new();
+        if let Some(source) = source {
+            inputs.push((
+                "source",
+                resolve_against(&base, source.path()),
+                source.path().to_string(),
+            ));
+        }
+        if let Some(file) = self.file {
+            let name = file.file_name().map_or_else(
+                || file.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
             );
+            inputs.push(("pipeline file", file.to_path_buf(), name));
+        }
+        let mut outputs: Vec<(&str, PathBuf, String)> = vec![(
+            "sink",
+            resolve_against(&base, sink.path()),
+            sink.path().to_string(),
+        )];
+        if let Some(e) = sink.error_path() {
+            outputs.push(("error_path", resolve_against(&base, e), e.to_string()));
+        }
+        let ins: Vec<(&str, &Path)> = inputs.iter().map(|(r, p, _)| (*r, p.as_path())).collect();
+        let outs: Vec<(&str, &Path)> = outputs.iter().map(|(r, p, _)| (*r, p.as_path())).collect();
+        for clash in find_clashes(&ins, &outs) {
+            let i = clash.output_index();
+            let (role, _, written) = &outputs[i];
+            let at = if *role == "sink" {
+                segs!["sink", "path"].to_vec()
+            } else {
+                segs!["sink", "error_path"].to_vec()
+            };
+            let subject = if *role == "sink" {
+                "the sink"
+            } else {
+                "`error_path`"
+            };
+            let (message, other_written, help) = match &clash {
+                PathClash::Input { input_role, .. } => {
+                    let j = inputs
+                        .iter()
+                        .position(|(r, ..)| r == input_role)
+                        .unwrap_or(0);
+                    let message = if input_role == "source" {
+                        format!("{subject} writes to the file the source reads")
+                    } else {
+                        format!("{subject} writes to the pipeline file itself")
+                    };
+                    (
+                        message,
+                        inputs.get(j).map(|x| x.2.clone()),
+                        "write the output to another file",
+                    )
+                }
+                PathClash::Outputs { other_index, .. } => (
+                    "`error_path` is the same file as `path`".to_string(),
+                    outputs.get(*other_index).map(|x| x.2.clone()),
+                    "remove `error_path` to write failed rows with the others, or name another file",
+                ),
+            };
+            self.phase.path_clash = true;
+            if let Some(f) = self.at_value(&at, Severity::Error, message) {
+                f.help = Some(help.into());
+                match (clash.how(), other_written) {
+                    (Sameness::HardLink, Some(other)) => f
+                        .notes
+                        .push(format!("`{written}` is a hard link to `{other}`")),
+                    (Sameness::SamePath, Some(other)) if *written != other => f.notes.push(
+                        format!("`{written}` resolves to the same file as `{other}`"),
+                    ),
+                    _ => {}
+                }
+            }
         }
     }
 
@@ -811,11 +899,6 @@ impl Rules<'_, '_> {
             }
         }
     }
-}
-
-fn same_path(a: &str, b: &str) -> bool {
-    let norm = |p: &str| p.trim_start_matches("./").to_string();
-    norm(a) == norm(b)
 }
 
 fn is_identifier(s: &str) -> bool {
