@@ -8,25 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-const VARS: [&str; 9] = [
-    "AZURE_OPENAI_ENDPOINT",
-    "AZURE_OPENAI_KEY",
-    "OPENROUTER_API_KEY",
-    "OPENROUTER_BASE_URL",
-    "LANGFUSE_PUBLIC_KEY",
-    "LANGFUSE_SECRET_KEY",
-    "LANGFUSE_HOST",
-    "APPLICATIONINSIGHTS_CONNECTION_STRING",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-];
+mod support;
 
 fn command(program: &str, dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.args(args).current_dir(dir).env("NO_COLOR", "1");
-    for var in VARS {
-        cmd.env_remove(var);
-    }
-    cmd
+    support::clean_command(program, dir, args)
 }
 
 fn elspeth(dir: &Path, args: &[&str]) -> Output {

@@ -6,29 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+mod support;
+
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-const VARS: [&str; 9] = [
-    "AZURE_OPENAI_ENDPOINT",
-    "AZURE_OPENAI_KEY",
-    "OPENROUTER_API_KEY",
-    "OPENROUTER_BASE_URL",
-    "LANGFUSE_PUBLIC_KEY",
-    "LANGFUSE_SECRET_KEY",
-    "LANGFUSE_HOST",
-    "APPLICATIONINSIGHTS_CONNECTION_STRING",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-];
-
 fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_elspeth"));
-    cmd.args(args).current_dir(repo()).env("NO_COLOR", "1");
-    for var in VARS {
-        cmd.env_remove(var);
-    }
-    cmd
+    support::clean_command(env!("CARGO_BIN_EXE_elspeth"), repo(), args)
 }
 
 fn elspeth(args: &[&str]) -> Output {

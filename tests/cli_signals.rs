@@ -11,6 +11,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod support;
+
 /// Upper bound of every wait (a hung run fails the test, it never hangs it).
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -18,25 +20,8 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-const VARS: [&str; 9] = [
-    "AZURE_OPENAI_ENDPOINT",
-    "AZURE_OPENAI_KEY",
-    "OPENROUTER_API_KEY",
-    "OPENROUTER_BASE_URL",
-    "LANGFUSE_PUBLIC_KEY",
-    "LANGFUSE_SECRET_KEY",
-    "LANGFUSE_HOST",
-    "APPLICATIONINSIGHTS_CONNECTION_STRING",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-];
-
 fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_elspeth"));
-    cmd.args(args).current_dir(repo()).env("NO_COLOR", "1");
-    for var in VARS {
-        cmd.env_remove(var);
-    }
-    cmd
+    support::clean_command(env!("CARGO_BIN_EXE_elspeth"), repo(), args)
 }
 
 /// The quick start in a fresh folder with `n` tickets; `edit` rewrites its YAML.

@@ -11,6 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod support;
+
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -94,29 +96,13 @@ fn readme_first_command_runs_verbatim_in_a_clean_copy() {
         &std::env::var_os("PATH").unwrap_or_default(),
     )))
     .unwrap();
-    let mut cmd = Command::new("bash");
-    cmd.args(["-c", &command])
-        .current_dir(&copy)
-        .env("PATH", path)
-        .env("CARGO_TARGET_DIR", &target)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null());
     // The user's shell has none of the variables the mocks stand in for.
-    for var in [
-        "AZURE_OPENAI_ENDPOINT",
-        "AZURE_OPENAI_KEY",
-        "OPENROUTER_API_KEY",
-        "OPENROUTER_BASE_URL",
-        "LANGFUSE_PUBLIC_KEY",
-        "LANGFUSE_SECRET_KEY",
-        "LANGFUSE_HOST",
-        "APPLICATIONINSIGHTS_CONNECTION_STRING",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "CARGO_MANIFEST_DIR",
-        "CARGO_PKG_NAME",
-    ] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = support::clean_command("bash", &copy, &["-c", &command]);
+    cmd.env("PATH", path)
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("CARGO_MANIFEST_DIR")
+        .env_remove("CARGO_PKG_NAME")
+        .stdin(Stdio::null());
     let out = cmd.output().expect("bash runs the README command");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
