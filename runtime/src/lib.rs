@@ -6,6 +6,7 @@ pub mod env;
 pub mod llm;
 pub mod pipeline;
 pub mod row;
+pub mod store;
 pub mod tier1;
 pub mod transform;
 pub mod transforms;

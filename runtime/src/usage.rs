@@ -23,6 +23,9 @@ pub struct UsageMeter {
     tokens_out: AtomicU64,
     cost_bits: AtomicU64,
     has_cost: AtomicBool,
+    cached_calls: AtomicU64,
+    saved_tokens: AtomicU64,
+    saved_cost_bits: AtomicU64,
 }
 
 /// A copy of a [`UsageMeter`]'s counters.
@@ -38,6 +41,12 @@ pub struct UsageSnapshot {
     pub tokens_out: u64,
     /// Cost in USD, when any backend reported one.
     pub cost_usd: Option<f64>,
+    /// Calls served from the run store (not paid again).
+    pub cached_calls: u64,
+    /// Tokens (in + out) of the calls served from the store.
+    pub saved_tokens: u64,
+    /// Cost in USD of the calls served from the store, where it was known.
+    pub saved_cost_usd: f64,
 }
 
 impl UsageMeter {
@@ -55,11 +64,20 @@ impl UsageMeter {
         }
         if let Some(cost) = response.cost.filter(|c| c.is_finite()) {
             self.has_cost.store(true, Ordering::Relaxed);
-            let _ = self
-                .cost_bits
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                    Some((f64::from_bits(bits) + cost).to_bits())
-                });
+            add_f64(&self.cost_bits, cost);
+        }
+    }
+
+    /// Counts a call served from the run store: not paid, its tokens and
+    /// cost counted as saved.
+    pub fn record_cached(&self, response: &LlmResponse) {
+        self.cached_calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(u) = response.usage {
+            self.saved_tokens
+                .fetch_add(u.input + u.output, Ordering::Relaxed);
+        }
+        if let Some(cost) = response.cost.filter(|c| c.is_finite()) {
+            add_f64(&self.saved_cost_bits, cost);
         }
     }
 
@@ -84,8 +102,18 @@ impl UsageMeter {
                 .has_cost
                 .load(Ordering::Relaxed)
                 .then(|| f64::from_bits(self.cost_bits.load(Ordering::Relaxed))),
+            cached_calls: self.cached_calls.load(Ordering::Relaxed),
+            saved_tokens: self.saved_tokens.load(Ordering::Relaxed),
+            saved_cost_usd: f64::from_bits(self.saved_cost_bits.load(Ordering::Relaxed)),
         }
     }
+}
+
+/// Adds `x` to the `f64` held as bits in `cell`.
+fn add_f64(cell: &AtomicU64, x: f64) {
+    let _ = cell.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+        Some((f64::from_bits(bits) + x).to_bits())
+    });
 }
 
 #[cfg(test)]

@@ -1,0 +1,670 @@
+//! The run store: one SQLite file (WAL mode) that records each run and every
+//! finished LLM call's result, so that a rerun after any interruption pays
+//! only for the calls that had not finished.
+//!
+//! A result is keyed by two [`Fingerprint`]s: the transform's (what it calls:
+//! plugin, endpoint, deployment or model, API version, never a key) and the
+//! request's (every message, the model, temperature, max tokens, the
+//! response format). A result is committed before the row that uses it is
+//! emitted; failed calls are never stored.
+//!
+//! WAL with `synchronous = NORMAL`: a committed result survives the process
+//! being killed (`kill -9`); only a power cut can lose the last commits,
+//! which the next run then pays again.
+//!
+//! ```
+//! use elspeth_runtime::store::{Fingerprint, RunStore};
+//! use elspeth_runtime::llm::{LlmRequest, LlmResponse};
+//! let store = RunStore::in_memory().unwrap();
+//! let transform = Fingerprint::of_parts(&[("plugin", "azure_llm")]);
+//! let request = Fingerprint::of_request(&LlmRequest::user("gpt-4o", "hello"));
+//! assert!(store.lookup(&transform, &request).unwrap().is_none());
+//! let reply = LlmResponse { content: "hi".into(), ..LlmResponse::default() };
+//! store.commit(&transform, &request, &reply, None).unwrap();
+//! assert_eq!(store.lookup(&transform, &request).unwrap(), Some(reply));
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use elspeth_telemetry::call::{LlmRequest, LlmResponse, Usage};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Value, json};
+
+use crate::usage::UsageMeter;
+
+/// The schema version this code reads and writes.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Why the store could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused (locked, corrupt, full disk, ...).
+    #[error("run store {}: {source}", path.display())]
+    Sqlite {
+        /// The store file (`:memory:` for an in-memory store).
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The folder of the store could not be created.
+    #[error("run store {}: cannot create its folder: {source}", path.display())]
+    Folder {
+        /// The store file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was written by a newer elspeth.
+    #[error(
+        "run store {}: schema version {found} is newer than this elspeth understands ({SCHEMA_VERSION}); upgrade elspeth or move the store (`--store PATH`)",
+        path.display()
+    )]
+    NewerSchema {
+        /// The store file.
+        path: PathBuf,
+        /// The version in the file.
+        found: i64,
+    },
+    /// A stored result could not be decoded (the row is treated as absent).
+    #[error("run store {}: a stored result is not readable: {message}", path.display())]
+    Corrupt {
+        /// The store file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+/// A SHA-256 fingerprint (of a transform's target, or of a request).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    /// The fingerprint of named parts, each length-prefixed so that
+    /// `("a", "bc")` and `("ab", "c")` differ.
+    pub fn of_parts(parts: &[(&str, &str)]) -> Self {
+        let mut f = Fingerprinter::new();
+        for (name, value) in parts {
+            f.field(name, value.as_bytes());
+        }
+        f.finish()
+    }
+
+    /// The fingerprint of everything in `request` that changes the reply.
+    pub fn of_request(request: &LlmRequest) -> Self {
+        let mut f = Fingerprinter::new();
+        f.field("model", request.model.as_bytes());
+        for m in &request.messages {
+            f.field(m.role.as_str(), m.content.as_bytes());
+        }
+        match request.temperature {
+            Some(t) => f.field("temperature", &t.to_bits().to_le_bytes()),
+            None => f.field("temperature", b"-"),
+        }
+        match request.max_tokens {
+            Some(n) => f.field("max_tokens", &n.to_le_bytes()),
+            None => f.field("max_tokens", b"-"),
+        }
+        f.field("json_response", &[u8::from(request.json_response)]);
+        f.finish()
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+/// Builds a [`Fingerprint`] field by field.
+pub struct Fingerprinter(ring::digest::Context);
+
+impl Default for Fingerprinter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Fingerprinter {
+    /// An empty fingerprint.
+    pub fn new() -> Self {
+        Self(ring::digest::Context::new(&ring::digest::SHA256))
+    }
+
+    /// Adds one named field.
+    pub fn field(&mut self, name: &str, value: &[u8]) {
+        for part in [name.as_bytes(), value] {
+            self.0.update(&(part.len() as u64).to_le_bytes());
+            self.0.update(part);
+        }
+    }
+
+    /// The fingerprint.
+    pub fn finish(self) -> Fingerprint {
+        let digest = self.0.finish();
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest.as_ref());
+        Fingerprint(out)
+    }
+}
+
+/// The id of a run in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunId(pub i64);
+
+/// How a run ended, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Still running, or killed before it could say.
+    Running,
+    /// Every row was processed.
+    Finished,
+    /// Stopped early (a signal, a breaker, a budget).
+    Stopped,
+    /// Stopped by an error (a write failure).
+    Failed,
+}
+
+impl RunStatus {
+    /// The word stored in the `runs.status` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Finished => "finished",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The counts recorded when a run ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunCounts {
+    /// Rows read from the source.
+    pub rows_read: u64,
+    /// Rows written without error.
+    pub rows_ok: u64,
+    /// Rows written with an error.
+    pub rows_failed: u64,
+    /// Calls paid in this run.
+    pub calls: u64,
+    /// Calls served from the store.
+    pub cached_calls: u64,
+}
+
+/// The open store. Cheap to share (`Arc`); calls from many tasks are
+/// serialised on one connection (each lookup or commit takes microseconds).
+pub struct RunStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl fmt::Debug for RunStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn now_s() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+impl RunStore {
+    /// Opens (or creates) the store at `path`, creating its folder.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::init(conn, path.to_path_buf())
+    }
+
+    /// A store in memory (tests, `store: {cache: false}` without a file).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        Self::init(conn, path)
+    }
+
+    fn init(conn: Connection, path: PathBuf) -> Result<Self, StoreError> {
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        // Another elspeth on the same store waits for its turn instead of
+        // failing at once.
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (
+                 key   TEXT PRIMARY KEY,
+                 value INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS runs (
+                 id           INTEGER PRIMARY KEY,
+                 pipeline     TEXT NOT NULL,
+                 config_fp    TEXT NOT NULL,
+                 started_at   REAL NOT NULL,
+                 finished_at  REAL,
+                 status       TEXT NOT NULL,
+                 rows_read    INTEGER,
+                 rows_ok      INTEGER,
+                 rows_failed  INTEGER,
+                 calls        INTEGER,
+                 cached_calls INTEGER
+             );
+             CREATE TABLE IF NOT EXISTS calls (
+                 transform_fp BLOB NOT NULL,
+                 request_fp   BLOB NOT NULL,
+                 response     TEXT NOT NULL,
+                 tokens_in    INTEGER,
+                 tokens_out   INTEGER,
+                 cost_usd     REAL,
+                 run_id       INTEGER,
+                 created_at   REAL NOT NULL,
+                 PRIMARY KEY (transform_fp, request_fp)
+             ) WITHOUT ROWID;",
+        )
+        .map_err(err)?;
+        let found: Option<i64> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(err)?;
+        match found {
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::NewerSchema { path, found: v });
+            }
+            Some(_) => {}
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+                    [SCHEMA_VERSION],
+                )
+                .map_err(err)?;
+            }
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written
+        // (every statement is its own transaction): go on with it.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sqlite(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Records the start of a run.
+    pub fn begin_run(&self, pipeline: &str, config: &Fingerprint) -> Result<RunId, StoreError> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO runs (pipeline, config_fp, started_at, status) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                pipeline,
+                config.to_string(),
+                now_s(),
+                RunStatus::Running.as_str()
+            ],
+        )
+        .map_err(|e| self.sqlite(e))?;
+        Ok(RunId(conn.last_insert_rowid()))
+    }
+
+    /// Records the end of a run.
+    pub fn finish_run(
+        &self,
+        run: RunId,
+        status: RunStatus,
+        counts: &RunCounts,
+    ) -> Result<(), StoreError> {
+        let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.conn()
+            .execute(
+                "UPDATE runs SET finished_at = ?2, status = ?3, rows_read = ?4, rows_ok = ?5,
+                 rows_failed = ?6, calls = ?7, cached_calls = ?8 WHERE id = ?1",
+                params![
+                    run.0,
+                    now_s(),
+                    status.as_str(),
+                    as_i64(counts.rows_read),
+                    as_i64(counts.rows_ok),
+                    as_i64(counts.rows_failed),
+                    as_i64(counts.calls),
+                    as_i64(counts.cached_calls),
+                ],
+            )
+            .map_err(|e| self.sqlite(e))?;
+        Ok(())
+    }
+
+    /// The stored result of `request` for `transform`, if any.
+    pub fn lookup(
+        &self,
+        transform: &Fingerprint,
+        request: &Fingerprint,
+    ) -> Result<Option<LlmResponse>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT response FROM calls WHERE transform_fp = ?1 AND request_fp = ?2",
+            )
+            .map_err(|e| self.sqlite(e))?;
+        let text: Option<String> = stmt
+            .query_row(params![&transform.0[..], &request.0[..]], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.sqlite(e))?;
+        text.map(|t| decode_response(&t).map_err(|message| self.corrupt(message)))
+            .transpose()
+    }
+
+    fn corrupt(&self, message: String) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    /// Stores a finished call's result (replacing an older one).
+    pub fn commit(
+        &self,
+        transform: &Fingerprint,
+        request: &Fingerprint,
+        response: &LlmResponse,
+        run: Option<RunId>,
+    ) -> Result<(), StoreError> {
+        let usage = response.usage.unwrap_or_default();
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO calls
+                 (transform_fp, request_fp, response, tokens_in, tokens_out, cost_usd, run_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .map_err(|e| self.sqlite(e))?;
+        stmt.execute(params![
+            &transform.0[..],
+            &request.0[..],
+            encode_response(response),
+            i64::try_from(usage.input).unwrap_or(i64::MAX),
+            i64::try_from(usage.output).unwrap_or(i64::MAX),
+            response.cost.filter(|c| c.is_finite()),
+            run.map(|r| r.0),
+            now_s(),
+        ])
+        .map_err(|e| self.sqlite(e))?;
+        Ok(())
+    }
+
+    /// How many results the store holds.
+    pub fn stored_calls(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM calls", [], |r| r.get(0))
+            .map_err(|e| self.sqlite(e))?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+}
+
+fn encode_response(r: &LlmResponse) -> String {
+    let mut v = json!({ "content": r.content });
+    if let Some(m) = &r.model {
+        v["model"] = json!(m);
+    }
+    if let Some(u) = r.usage {
+        v["usage"] = json!({"input": u.input, "output": u.output, "total": u.total});
+    }
+    if let Some(f) = &r.finish_reason {
+        v["finish_reason"] = json!(f);
+    }
+    if let Some(id) = &r.id {
+        v["id"] = json!(id);
+    }
+    if let Some(c) = r.cost.filter(|c| c.is_finite()) {
+        v["cost"] = json!(c);
+    }
+    v.to_string()
+}
+
+fn decode_response(text: &str) -> Result<LlmResponse, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let string = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let content = string("content").ok_or("no `content`")?;
+    let usage = v.get("usage").map(|u| {
+        let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or_default();
+        Usage {
+            input: n("input"),
+            output: n("output"),
+            total: n("total"),
+        }
+    });
+    Ok(LlmResponse {
+        content,
+        model: string("model"),
+        usage,
+        finish_reason: string("finish_reason"),
+        id: string("id"),
+        cost: v.get("cost").and_then(Value::as_f64),
+    })
+}
+
+/// One transform's view of the store, handed to the engine with each row:
+/// look a request up before paying for it, commit its result before the row
+/// goes on.
+#[derive(Debug, Clone)]
+pub struct CallCache {
+    store: Arc<RunStore>,
+    transform: Fingerprint,
+    run: Option<RunId>,
+    /// `false` with `--no-cache`: results are still committed, never served.
+    serve: bool,
+    meter: Arc<UsageMeter>,
+}
+
+impl CallCache {
+    /// The cache of the transform whose fingerprint is `transform`.
+    pub fn new(
+        store: Arc<RunStore>,
+        transform: Fingerprint,
+        run: Option<RunId>,
+        serve: bool,
+        meter: Arc<UsageMeter>,
+    ) -> Self {
+        Self {
+            store,
+            transform,
+            run,
+            serve,
+            meter,
+        }
+    }
+
+    /// The stored reply to `request`, counted as a call from the store.
+    /// A store that cannot be read is logged and treated as a miss (the
+    /// call is paid again rather than the row failing).
+    pub fn lookup(&self, request: &LlmRequest) -> Option<LlmResponse> {
+        if !self.serve {
+            return None;
+        }
+        let key = Fingerprint::of_request(request);
+        match self.store.lookup(&self.transform, &key) {
+            Ok(Some(response)) => {
+                self.meter.record_cached(&response);
+                Some(response)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!("{e}; the call is made again");
+                None
+            }
+        }
+    }
+
+    /// Commits a paid reply before it is used.
+    pub fn commit(&self, request: &LlmRequest, response: &LlmResponse) -> Result<(), StoreError> {
+        let key = Fingerprint::of_request(request);
+        self.store.commit(&self.transform, &key, response, self.run)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(content: &str) -> LlmResponse {
+        LlmResponse {
+            content: content.into(),
+            model: Some("gpt-4o-2024-08-06".into()),
+            usage: Some(Usage {
+                input: 12,
+                output: 3,
+                total: 15,
+            }),
+            finish_reason: Some("stop".into()),
+            id: Some("chatcmpl-1".into()),
+            cost: Some(0.00042),
+        }
+    }
+
+    #[test]
+    fn a_committed_result_survives_reopening_the_file() {
+        let dir = std::env::temp_dir().join(format!("elspeth-store-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("nested/p.elspeth.db");
+        let t = Fingerprint::of_parts(&[("plugin", "azure_llm"), ("deployment", "gpt-4o")]);
+        let r = Fingerprint::of_request(&LlmRequest::user("gpt-4o", "hello"));
+        {
+            let store = RunStore::open(&path).unwrap();
+            let run = store.begin_run("p", &t).unwrap();
+            store.commit(&t, &r, &reply("hi"), Some(run)).unwrap();
+            store
+                .finish_run(run, RunStatus::Finished, &RunCounts::default())
+                .unwrap();
+        }
+        let store = RunStore::open(&path).unwrap();
+        assert_eq!(store.lookup(&t, &r).unwrap(), Some(reply("hi")));
+        assert_eq!(store.stored_calls().unwrap(), 1);
+        let other = Fingerprint::of_parts(&[("plugin", "azure_llm"), ("deployment", "gpt-4.1")]);
+        assert_eq!(store.lookup(&other, &r).unwrap(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn every_part_of_a_request_changes_its_fingerprint() {
+        let base = LlmRequest::user("gpt-4o", "hello");
+        let fp = Fingerprint::of_request(&base);
+        let mut changed = Vec::new();
+        let mut r = base.clone();
+        r.model = "gpt-4o-mini".into();
+        changed.push(r);
+        let mut r = base.clone();
+        r.messages[0].content = "hello!".into();
+        changed.push(r);
+        let mut r = base.clone();
+        r.messages
+            .insert(0, elspeth_telemetry::call::ChatMessage::system("be brief"));
+        changed.push(r);
+        let mut r = base.clone();
+        r.temperature = Some(0.0);
+        changed.push(r);
+        let mut r = base.clone();
+        r.max_tokens = Some(10);
+        changed.push(r);
+        let mut r = base.clone();
+        r.json_response = true;
+        changed.push(r);
+        for r in &changed {
+            assert_ne!(Fingerprint::of_request(r), fp, "{r:?}");
+        }
+        assert_eq!(Fingerprint::of_request(&base.clone()), fp);
+        assert_ne!(
+            Fingerprint::of_parts(&[("a", "bc")]),
+            Fingerprint::of_parts(&[("ab", "c")])
+        );
+    }
+
+    #[test]
+    fn no_cache_commits_but_never_serves() {
+        let store = Arc::new(RunStore::in_memory().unwrap());
+        let meter = Arc::new(UsageMeter::new());
+        let t = Fingerprint::of_parts(&[("plugin", "x")]);
+        let request = LlmRequest::user("m", "p");
+        let fresh = CallCache::new(store.clone(), t, None, false, meter.clone());
+        fresh.commit(&request, &reply("a")).unwrap();
+        assert_eq!(fresh.lookup(&request), None);
+        let serving = CallCache::new(store, t, None, true, meter.clone());
+        assert_eq!(serving.lookup(&request), Some(reply("a")));
+        let s = meter.snapshot();
+        assert_eq!((s.calls, s.cached_calls, s.saved_tokens), (0, 1, 15));
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_with_a_fix() {
+        let dir = std::env::temp_dir().join(format!("elspeth-store-new-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("s.db");
+        drop(RunStore::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE meta SET value = 99 WHERE key = 'schema'", [])
+            .unwrap();
+        let e = RunStore::open(&path).unwrap_err();
+        assert!(
+            matches!(e, StoreError::NewerSchema { found: 99, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("--store PATH"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
