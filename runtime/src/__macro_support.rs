@@ -18,6 +18,7 @@ pub use elspeth_telemetry::{GenerationStart, RowGeneration, TraceStart, Tracer, 
 
 pub use crate::llm::{JobLine, LlmCall, LlmError, LlmErrorKind, LlmJob, LlmResponse, PlannedCall};
 pub use crate::row::{Row, RowContext};
+pub use crate::store::CallCache;
 pub use crate::transform::{BatchRow, CloseReport, RowError, StartContext, StartError, Transform};
 
 /// How long `close` waits for the final flush of a transform's traces.
@@ -176,6 +177,11 @@ pub async fn on_start_job<T: LlmJob + TransformMeta>(
 /// → each planned call as a generation (concurrently, at most
 /// [`LlmCall::concurrency`] at once, results kept in plan order) → merge.
 ///
+/// With a run store ([`RowContext::cache`]), a call whose reply is stored
+/// is not made: the stored reply is merged, and not traced again (it was
+/// traced when it was paid); a row whose every reply is stored records no
+/// trace. A paid reply is committed to the store before it is merged.
+///
 /// A failed call is recorded as an error observation and its error still
 /// reaches [`LlmCall::merge`]. A row with no planned call is merged without
 /// a trace. Untraced rows take a path that records nothing and allocates
@@ -190,18 +196,67 @@ pub async fn process_call<T: LlmCall + TransformMeta>(
         // Nothing to call: no trace either (an empty trace is noise).
         return this.merge(row, Vec::new());
     }
+    let cache = ctx.cache;
+    // Replies already in the run store are used as they are: not paid
+    // again, and not traced again (they were traced when they were paid).
+    let mut stored: Vec<Option<(PlannedCall, LlmResponse)>> = Vec::new();
+    if let Some(c) = cache {
+        let mut misses = Vec::with_capacity(calls.len());
+        for call in calls {
+            match c.lookup(&call.request) {
+                Some(hit) => stored.push(Some((call, hit))),
+                None => {
+                    stored.push(None);
+                    misses.push(call);
+                }
+            }
+        }
+        calls = misses;
+        if calls.is_empty() {
+            let results = stored
+                .into_iter()
+                .flatten()
+                .map(|(call, hit)| (call, Ok(hit)))
+                .collect();
+            return this.merge(row, results);
+        }
+    }
+    let paid = paid_calls(this, calls, cache, &ctx).await;
+    let results = if stored.is_empty() {
+        paid
+    } else {
+        // Back into plan order.
+        let mut paid = paid.into_iter();
+        stored
+            .into_iter()
+            .filter_map(|s| match s {
+                Some((call, hit)) => Some((call, Ok(hit))),
+                None => paid.next(),
+            })
+            .collect()
+    };
+    this.merge(row, results)
+}
+
+/// Pays for `calls` (traced when the transform's tracer is on), results in
+/// plan order.
+async fn paid_calls<T: LlmCall + TransformMeta>(
+    this: &T,
+    mut calls: Vec<PlannedCall>,
+    cache: Option<&CallCache>,
+    ctx: &RowContext<'_>,
+) -> Vec<(PlannedCall, Result<LlmResponse, LlmError>)> {
     if !ctx.tracer.is_enabled() {
         if calls.len() == 1 {
             let call = calls.pop().expect("one planned call");
-            let result = this.call(&call.request).await;
-            return this.merge(row, vec![(call, result)]);
+            let result = paid_call(this, cache, &call).await;
+            return vec![(call, result)];
         }
-        let results = run_all(this, calls, |call| async move {
-            let result = this.call(&call.request).await;
+        return run_all(this, calls, |call| async move {
+            let result = paid_call(this, cache, &call).await;
             (call, result)
         })
         .await;
-        return this.merge(row, results);
     }
 
     let (model_key, model) = this.model_label();
@@ -213,18 +268,18 @@ pub async fn process_call<T: LlmCall + TransformMeta>(
     });
     let results = if calls.len() == 1 {
         let call = calls.pop().expect("one planned call");
-        let result = traced_call(this, &trace, &call).await;
+        let result = traced_call(this, &trace, cache, &call).await;
         vec![(call, result)]
     } else {
         let trace = &trace;
         run_all(this, calls, |call| async move {
-            let result = traced_call(this, trace, &call).await;
+            let result = traced_call(this, trace, cache, &call).await;
             (call, result)
         })
         .await
     };
     trace.end();
-    this.merge(row, results)
+    results
 }
 
 /// Runs `f` on every call, at most `concurrency` at once, results in order.
@@ -246,11 +301,30 @@ where
         .await
 }
 
+/// Pays for `call` and, when the run has a store, commits the reply before
+/// it is used. A reply that cannot be committed fails the row (kind
+/// `store`): using it unrecorded would mean paying for it again on resume
+/// without the user knowing.
+async fn paid_call<T: LlmCall>(
+    this: &T,
+    cache: Option<&CallCache>,
+    call: &PlannedCall,
+) -> Result<LlmResponse, LlmError> {
+    let result = this.call(&call.request).await;
+    if let (Some(cache), Ok(response)) = (cache, &result)
+        && let Err(e) = cache.commit(&call.request, response)
+    {
+        return Err(LlmError::new(LlmErrorKind::Store, e.to_string()));
+    }
+    result
+}
+
 /// One call recorded as a generation `llm_call` of `trace`; a multi-query
 /// call carries its query name as observation metadata.
 async fn traced_call<T: LlmCall>(
     this: &T,
     trace: &elspeth_telemetry::Trace,
+    cache: Option<&CallCache>,
     call: &PlannedCall,
 ) -> Result<LlmResponse, LlmError> {
     let generation = trace.generation(GenerationStart {
@@ -262,7 +336,7 @@ async fn traced_call<T: LlmCall>(
             None => Vec::new(),
         },
     });
-    let result = this.call(&call.request).await;
+    let result = paid_call(this, cache, call).await;
     match &result {
         Ok(response) => generation.succeed(response),
         Err(error) => generation.fail(error),

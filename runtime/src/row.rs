@@ -2,6 +2,8 @@
 
 use elspeth_telemetry::Tracer;
 
+use crate::store::CallCache;
+
 /// One row: a JSON object, fields in input order.
 pub type Row = serde_json::Map<String, serde_json::Value>;
 
@@ -15,6 +17,10 @@ pub struct RowContext<'a> {
     pub index: u64,
     /// The transform's tracer (disabled when untraced).
     pub tracer: &'a Tracer,
+    /// The transform's view of the run store: replies are looked up before
+    /// a call is paid and committed before the row goes on. `None` when
+    /// the run has no store (or the transform is not fingerprinted).
+    pub cache: Option<&'a CallCache>,
 }
 
 impl<'a> RowContext<'a> {
@@ -24,6 +30,13 @@ impl<'a> RowContext<'a> {
             token_id,
             index,
             tracer,
+            cache: None,
         }
+    }
+
+    /// The same context, with the run store's `cache`.
+    pub fn with_cache(mut self, cache: Option<&'a CallCache>) -> Self {
+        self.cache = cache;
+        self
     }
 }

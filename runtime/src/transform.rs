@@ -62,6 +62,7 @@ impl From<elspeth_telemetry::call::LlmError> for RowError {
             elspeth_telemetry::call::LlmErrorKind::MalformedResponse => "parse",
             elspeth_telemetry::call::LlmErrorKind::Job => "batch",
             elspeth_telemetry::call::LlmErrorKind::Cancelled => "cancelled",
+            elspeth_telemetry::call::LlmErrorKind::Store => "store",
             _ => "llm",
         };
         Self {

@@ -11,7 +11,7 @@ use elspeth_mock::all::{MockStack, StackOptions};
 use elspeth_runtime::env::OverlayEnv;
 use elspeth_runtime::pipeline::{
     CancelToken, Pipeline, Progress, RunError, RunObserver, RunOptions, RunStart, RunSummary,
-    StopReason, StopSignal,
+    StopReason, StopSignal, StoreOptions,
 };
 use elspeth_schema::config::{Env, ProcessEnv};
 use elspeth_schema::{ValidateOptions, validate_file};
@@ -94,6 +94,15 @@ pub struct RunArgs {
     /// With --with-mocks: fraction (0..=1) of mock LLM calls answered with HTTP 500.
     #[arg(long, value_name = "RATE", default_value_t = 0.0, requires = "with_mocks", value_parser = super::fraction)]
     mock_failure_rate: f64,
+    /// The run store (default: `<pipeline stem>.elspeth.db` beside the
+    /// pipeline file). Every finished call's reply is kept there, so a rerun
+    /// pays only for the calls that had not finished.
+    #[arg(long, value_name = "PATH")]
+    store: Option<PathBuf>,
+    /// Pay for every call again instead of using the replies in the store
+    /// (the new replies are still stored).
+    #[arg(long)]
+    no_cache: bool,
 }
 
 /// Runs `elspeth run`.
@@ -179,7 +188,17 @@ async fn run_async(args: RunArgs) -> ExitCode {
     let mut options = RunOptions::default()
         .with_env(env)
         .with_limit(args.limit)
-        .with_cancel(cancel.clone());
+        .with_cancel(cancel.clone())
+        .with_store(StoreOptions {
+            serve: !args.no_cache,
+            ..match &args.store {
+                Some(path) => StoreOptions {
+                    path: path.clone(),
+                    serve: true,
+                },
+                None => StoreOptions::beside(&args.pipeline),
+            }
+        });
 
     if args.dry_run {
         return match pipeline.dry_run(&options) {
@@ -445,7 +464,11 @@ fn progress_message(p: &Progress) -> String {
         p.rows_failed,
         thousands(p.tokens_in),
         thousands(p.tokens_out)
-    )
+    ) + &if p.cached_calls > 0 {
+        format!(" · {} calls from the store", thousands(p.cached_calls))
+    } else {
+        String::new()
+    }
 }
 
 impl RunObserver for Display {
@@ -585,6 +608,24 @@ fn print_summary(s: &RunSummary, mocks: Option<&MockStack>, stopped: bool) {
         llm.push_str(&format!(", cost ${cost:.6}"));
     }
     let _ = writeln!(out, "{llm}");
+    if let Some(store) = &s.store {
+        let mut line = format!(
+            "  store:   {} calls from {}",
+            thousands(s.llm_calls_cached),
+            store.display()
+        );
+        if s.llm_calls_cached > 0 {
+            line.push_str(&format!(
+                " (not paid again: saved {} tokens",
+                thousands(s.saved_tokens)
+            ));
+            if s.saved_cost_usd > 0.0 {
+                line.push_str(&format!(", ${:.6}", s.saved_cost_usd));
+            }
+            line.push(')');
+        }
+        let _ = writeln!(out, "{line}");
+    }
     if s.exporters.is_empty() {
         let _ = writeln!(out, "  tracing: off");
     } else {

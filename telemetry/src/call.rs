@@ -173,6 +173,8 @@ pub enum LlmErrorKind {
     Job,
     /// The run was cancelled (Ctrl-C).
     Cancelled,
+    /// The reply was paid but could not be committed to the run store.
+    Store,
 }
 
 impl LlmErrorKind {
@@ -189,6 +191,7 @@ impl LlmErrorKind {
             Self::ContentFilter => "content_filter",
             Self::Job => "batch_job_failed",
             Self::Cancelled => "cancelled",
+            Self::Store => "store_error",
         }
     }
 }

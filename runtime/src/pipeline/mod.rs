@@ -45,6 +45,7 @@ pub use dry_run::{DryRun, TransformPlan};
 pub use report::{Progress, RunObserver, RunStart, RunSummary};
 pub use sink::ERROR_FIELD;
 
+use crate::store::{CallCache, Fingerprint, RunCounts, RunStatus, RunStore, StoreError};
 use crate::tier1::Tier1;
 use crate::transform::{DynTransform, StartContext, StartError};
 use crate::transforms::{self, BuildContext, BuildError};
@@ -72,6 +73,9 @@ pub enum RunError {
         /// What went wrong.
         message: String,
     },
+    /// The run store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// The sink could not be written.
     #[error("sink {}: {message}", path.display())]
     Sink {
@@ -135,6 +139,34 @@ pub struct RunOptions {
     pub backoff: Option<(Duration, Duration)>,
     /// Rows buffered between two stages.
     pub channel_capacity: usize,
+    /// The run store (`None`: no store, every call is paid). `elspeth run`
+    /// always has one; a library caller opts in with [`with_store`](Self::with_store).
+    pub store: Option<StoreOptions>,
+}
+
+/// Where the run store lives and whether it serves stored replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// The SQLite file (created with its folder when missing).
+    pub path: PathBuf,
+    /// Serve stored replies (`false` with `--no-cache`: every call is paid
+    /// again, and its reply still stored).
+    pub serve: bool,
+}
+
+impl StoreOptions {
+    /// The default store of the pipeline file `pipeline`: `<stem>.elspeth.db`
+    /// in the same folder.
+    pub fn beside(pipeline: &Path) -> Self {
+        let stem = pipeline
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "pipeline".into());
+        Self {
+            path: pipeline.with_file_name(format!("{stem}.elspeth.db")),
+            serve: true,
+        }
+    }
 }
 
 impl Default for RunOptions {
@@ -149,6 +181,7 @@ impl Default for RunOptions {
             tracing: None,
             backoff: None,
             channel_capacity: 256,
+            store: None,
         }
     }
 }
@@ -193,6 +226,11 @@ impl RunOptions {
     /// Retries back off from `base` up to `max`.
     pub fn with_backoff(mut self, base: Duration, max: Duration) -> Self {
         self.backoff = Some((base, max));
+        self
+    }
+    /// Keeps finished calls in the run store `store` and serves them again.
+    pub fn with_store(mut self, store: StoreOptions) -> Self {
+        self.store = Some(store);
         self
     }
     /// Calls in flight get `grace` to finish after a cancel.
@@ -358,9 +396,24 @@ impl Pipeline {
         let meter = ctx.meter.clone();
         let built = self.build(&ctx)?;
         let paths = self.paths();
-        // Before anything is opened for writing. (The run store, when there
-        // is one, is passed here too.)
-        self.check_outputs(&[])?;
+        // Before anything is opened for writing, the run store included.
+        match &options.store {
+            Some(store) => self.check_outputs(&[("run store", &store.path)])?,
+            None => self.check_outputs(&[])?,
+        }
+        let store = match &options.store {
+            // `--limit 0` writes nothing at all, not even a store.
+            Some(o) if options.limit != Some(0) => {
+                let store = Arc::new(RunStore::open(&o.path)?);
+                let config = serde_json::to_string(&self.config).unwrap_or_default();
+                let run = store.begin_run(
+                    &self.config.name,
+                    &Fingerprint::of_parts(&[("config", &config)]),
+                )?;
+                Some((store, run, o.serve))
+            }
+            _ => None,
+        };
         let source = Source::open(&self.config.source, &paths.source)?;
         let sink = Sink::create(&self.config.sink, &paths.sink, paths.errors.as_deref())?;
         let total = {
@@ -394,6 +447,20 @@ impl Pipeline {
             start.usage = meter.clone();
             match transform.on_start(&start).await {
                 Ok(tracer) => stages.push(Stage {
+                    // Configured transforms are fingerprinted from their
+                    // config; a custom one is not cached.
+                    cache: match (&store, self.config.transforms.get(label.index)) {
+                        (Some((store, run, serve)), Some(config)) => {
+                            Some(Arc::new(CallCache::new(
+                                store.clone(),
+                                transforms::fingerprint(config, options.env.as_ref()),
+                                Some(*run),
+                                *serve,
+                                meter.clone(),
+                            )))
+                        }
+                        _ => None,
+                    },
                     breaker: Arc::new(Breaker::new(
                         label.clone(),
                         fail_fast.consecutive_failures,
@@ -542,6 +609,25 @@ impl Pipeline {
         let exporters = close_all(stages, &registry, &tier1, options.flush_deadline).await;
 
         let usage = meter.snapshot();
+        if let Some((store, run, _)) = &store {
+            let status = if failure.is_some() {
+                RunStatus::Failed
+            } else if interrupted {
+                RunStatus::Stopped
+            } else {
+                RunStatus::Finished
+            };
+            let counts = RunCounts {
+                rows_read,
+                rows_ok: counts.ok,
+                rows_failed: counts.failed,
+                calls: usage.calls,
+                cached_calls: usage.cached_calls,
+            };
+            if let Err(e) = store.finish_run(*run, status, &counts) {
+                tracing::warn!("{e}: the run's end is not recorded (its results are)");
+            }
+        }
         let summary = RunSummary {
             pipeline: self.config.name.clone(),
             rows_read,
@@ -560,6 +646,10 @@ impl Pipeline {
             stop_reason: cancel.stop_reason(),
             output: paths.sink,
             error_output: paths.errors,
+            llm_calls_cached: usage.cached_calls,
+            saved_tokens: usage.saved_tokens,
+            saved_cost_usd: usage.saved_cost_usd,
+            store: store.as_ref().map(|(s, _, _)| s.path().to_path_buf()),
         };
         if let Some(o) = &observer {
             o.finished(&summary);
@@ -683,6 +773,7 @@ fn write_rows(
                 rows_failed: counts.failed,
                 tokens_in: usage.tokens_in,
                 tokens_out: usage.tokens_out,
+                cached_calls: usage.cached_calls,
                 elapsed: started.elapsed(),
             });
         }

@@ -34,6 +34,8 @@ pub struct Progress {
     pub tokens_in: u64,
     /// Completion tokens so far.
     pub tokens_out: u64,
+    /// Calls served from the run store so far (not paid again).
+    pub cached_calls: u64,
     /// Time since the start.
     pub elapsed: Duration,
 }
@@ -107,6 +109,14 @@ pub struct RunSummary {
     pub stop_reason: Option<StopReason>,
     /// Output file.
     pub output: PathBuf,
+    /// Calls served from the run store (not paid again).
+    pub llm_calls_cached: u64,
+    /// Tokens (in + out) of the calls served from the store.
+    pub saved_tokens: u64,
+    /// Cost in USD of the calls served from the store, where known.
+    pub saved_cost_usd: f64,
+    /// The run store, when the run had one.
+    pub store: Option<PathBuf>,
     /// File of failed rows, when configured.
     pub error_output: Option<PathBuf>,
 }

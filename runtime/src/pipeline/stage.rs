@@ -28,6 +28,7 @@ use tokio::task::{JoinError, JoinHandle};
 use super::cancel::{CancelToken, StopReason};
 use super::item::Item;
 use crate::row::RowContext;
+use crate::store::CallCache;
 use crate::tier1::Tier1;
 use crate::transform::{BatchRow, DynTransform, RowError};
 
@@ -52,6 +53,8 @@ pub(crate) struct Stage {
     pub tier1: Tier1,
     pub transform: Arc<dyn DynTransform>,
     pub tracer: Tracer,
+    /// The transform's view of the run store (`None`: every call is paid).
+    pub cache: Option<Arc<CallCache>>,
     pub concurrency: usize,
     pub mode: Mode,
     /// Stops the run when this transform's calls cannot succeed.
@@ -217,6 +220,7 @@ impl Stage {
         let original = row.clone();
         let transform = self.transform.clone();
         let tracer = self.tracer.clone();
+        let cache = self.cache.clone();
         let permits = permits.clone();
         let token = token_id.clone();
         let task_cancel = cancel.clone();
@@ -235,7 +239,7 @@ impl Stage {
             let outcome = tokio::select! {
                 biased;
                 () = task_cancel.aborted() => Outcome::Cancelled,
-                result = transform.process(row, RowContext::new(&token, index, &tracer)) => Outcome::Done(result),
+                result = transform.process(row, RowContext::new(&token, index, &tracer).with_cache(cache.as_deref())) => Outcome::Done(result),
             };
             match &outcome {
                 Outcome::Done(Ok(_)) => span.end(),

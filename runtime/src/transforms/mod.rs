@@ -46,6 +46,7 @@ pub use openrouter_batch::OpenRouterBatchLlm;
 pub use openrouter_llm::OpenRouterLlm;
 pub use openrouter_multi_query::OpenRouterMultiQueryLlm;
 
+use crate::store::Fingerprint;
 use crate::transform::DynTransform;
 
 /// A transform's config cannot be built (bad template, bad query matrix...).
@@ -132,4 +133,135 @@ pub fn build(
             }
         }
     })
+}
+
+/// Option keys that change how a transform runs or merges, never what it
+/// asks: left out of its [`fingerprint`], so that tuning them keeps the
+/// stored results. Keys are left out because a fingerprint never covers a
+/// secret.
+const NOT_FINGERPRINTED: [&str; 9] = [
+    "tracing",
+    "api_key",
+    "pool_size",
+    "timeout_s",
+    "max_retries",
+    "poll_interval_s",
+    "batch_size",
+    "output_field",
+    "output_fields",
+];
+
+/// The fingerprint of what transform `config` calls: its plugin and options
+/// (templates, system prompt, model or deployment, API version, sampling,
+/// response format, queries), with `endpoint` / `base_url` resolved through
+/// `env`. Everything in [`NOT_FINGERPRINTED`] is left out. On a loopback
+/// host the port is left out too: local stand-ins such as `--with-mocks`
+/// start on a new port each time, and their results should still be reused.
+pub fn fingerprint(config: &TransformConfig, env: &dyn elspeth_schema::config::Env) -> Fingerprint {
+    let mut value = serde_json::to_value(config).unwrap_or_default();
+    strip(&mut value, env);
+    Fingerprint::of_parts(&[("transform", &value.to_string())])
+}
+
+fn strip(value: &mut serde_json::Value, env: &dyn elspeth_schema::config::Env) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for key in NOT_FINGERPRINTED {
+                map.remove(key);
+            }
+            for (key, v) in map.iter_mut() {
+                if let ("endpoint" | "base_url", serde_json::Value::String(raw)) =
+                    (key.as_str(), &*v)
+                {
+                    let resolved = elspeth_schema::config::EnvString::new(raw.clone())
+                        .resolve(env)
+                        .unwrap_or_else(|_| raw.clone());
+                    *v = serde_json::Value::String(without_loopback_port(&resolved));
+                } else {
+                    strip(v, env);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| strip(v, env)),
+        _ => {}
+    }
+}
+
+/// `http://127.0.0.1:41234/x` → `http://127.0.0.1/x`; other URLs unchanged.
+fn without_loopback_port(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => return url.to_string(),
+    };
+    if matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+        format!("{scheme}://{host}{path}")
+    } else {
+        url.to_string()
+    }
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::*;
+    use elspeth_schema::config::ProcessEnv;
+
+    fn azure(options: serde_json::Value) -> TransformConfig {
+        let mut o = serde_json::json!({
+            "deployment_name": "gpt-4o", "endpoint": "https://res.openai.azure.com",
+            "api_key": "${AZURE_OPENAI_KEY}", "prompt_template": "Classify: {{ text }}"
+        });
+        o.as_object_mut()
+            .unwrap()
+            .extend(options.as_object().unwrap().clone());
+        serde_json::from_value(serde_json::json!({"plugin": "azure_llm", "options": o})).unwrap()
+    }
+
+    #[test]
+    fn what_is_asked_changes_it_and_how_it_runs_does_not() {
+        let base = fingerprint(&azure(serde_json::json!({})), &ProcessEnv);
+        for same in [
+            serde_json::json!({"pool_size": 3}),
+            serde_json::json!({"api_key": "${OTHER_KEY}"}),
+            serde_json::json!({"max_retries": 9}),
+        ] {
+            assert_eq!(
+                fingerprint(&azure(same.clone()), &ProcessEnv),
+                base,
+                "{same}"
+            );
+        }
+        for different in [
+            serde_json::json!({"deployment_name": "gpt-4.1"}),
+            serde_json::json!({"endpoint": "https://other.openai.azure.com"}),
+            serde_json::json!({"api_version": "2025-01-01-preview"}),
+            serde_json::json!({"temperature": 0.5}),
+        ] {
+            assert_ne!(
+                fingerprint(&azure(different.clone()), &ProcessEnv),
+                base,
+                "{different}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_loopback_port_is_dropped() {
+        assert_eq!(
+            without_loopback_port("http://127.0.0.1:41234/openai"),
+            "http://127.0.0.1/openai"
+        );
+        assert_eq!(
+            without_loopback_port("http://localhost:8"),
+            "http://localhost"
+        );
+        assert_eq!(
+            without_loopback_port("https://res.openai.azure.com:443/x"),
+            "https://res.openai.azure.com:443/x"
+        );
+        assert_eq!(without_loopback_port("not a url"), "not a url");
+    }
 }

@@ -1,0 +1,221 @@
+//! Resume through the run store, tried as a user would with `elspeth run`:
+//! an unchanged rerun pays nothing, editing one transform re-pays only that
+//! transform, `--no-cache` pays again, and a run killed with `kill -9`
+//! mid-way is finished by the next run without paying again for any reply
+//! it had committed, with the same output as an uninterrupted run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use elspeth::store::RunStore;
+
+mod support;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn elspeth(dir: &Path, args: &[&str]) -> Output {
+    support::clean_command(env!("CARGO_BIN_EXE_elspeth"), dir, args)
+        .output()
+        .expect("run elspeth")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The quick start in a fresh folder with `n` tickets.
+fn quickstart(name: &str, n: usize) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("elspeth-resume-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        repo().join("examples/quickstart/ticket-triage.yaml"),
+        dir.join("ticket-triage.yaml"),
+    )
+    .unwrap();
+    let tickets: String = (0..n)
+        .map(|i| {
+            format!(
+                "{}\n",
+                serde_json::json!({"id": i, "subject": format!("ticket {i}"),
+                                   "body": format!("I was charged twice for invoice {i}")})
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("tickets.jsonl"), tickets).unwrap();
+    dir
+}
+
+/// `N` in the summary line that starts with `prefix` (`llm:` → paid calls,
+/// `store:` → calls served from the store).
+fn count(stdout: &str, prefix: &str) -> Option<u64> {
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(prefix))?;
+    line.trim_start()[prefix.len()..]
+        .split_whitespace()
+        .next()?
+        .replace(',', "")
+        .parse()
+        .ok()
+}
+
+fn run(dir: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["run", "ticket-triage.yaml", "--with-mocks"];
+    args.extend_from_slice(extra);
+    let out = elspeth(dir, &args);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    stdout
+}
+
+fn output(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("out/triaged.jsonl")).unwrap()
+}
+
+#[test]
+fn reruns_pay_only_for_what_changed() {
+    let dir = quickstart("rerun", 20);
+    let first = run(&dir, &[]);
+    assert_eq!(count(&first, "llm:"), Some(40), "{first}");
+    assert_eq!(count(&first, "store:"), Some(0), "{first}");
+    assert!(dir.join("ticket-triage.elspeth.db").is_file());
+    let paid_output = output(&dir);
+
+    // Unchanged: nothing is paid, the output is the same, nothing traced.
+    let second = run(&dir, &[]);
+    assert_eq!(count(&second, "llm:"), Some(0), "{second}");
+    assert_eq!(count(&second, "store:"), Some(40), "{second}");
+    assert!(second.contains("not paid again: saved"), "{second}");
+    assert!(
+        second.contains("mocks received: Langfuse 0, Application Insights 0"),
+        "a stored reply is not exported as a new generation: {second}"
+    );
+    assert_eq!(output(&dir), paid_output);
+
+    // Editing the second transform's template re-pays only that transform.
+    let yaml = dir.join("ticket-triage.yaml");
+    let edited = std::fs::read_to_string(&yaml)
+        .unwrap()
+        .replace("Write a one-sentence reply", "Write a short, kind reply");
+    std::fs::write(&yaml, edited).unwrap();
+    let third = run(&dir, &[]);
+    assert_eq!(count(&third, "llm:"), Some(20), "{third}");
+    assert_eq!(count(&third, "store:"), Some(20), "{third}");
+
+    // --no-cache pays for every call again.
+    let fourth = run(&dir, &["--no-cache"]);
+    assert_eq!(count(&fourth, "llm:"), Some(40), "{fourth}");
+    assert_eq!(count(&fourth, "store:"), Some(0), "{fourth}");
+
+    // --store moves it.
+    let elsewhere = dir.join("stores/other.db");
+    let fifth = run(&dir, &["--store", elsewhere.to_str().unwrap()]);
+    assert_eq!(
+        count(&fifth, "llm:"),
+        Some(40),
+        "a new store is empty: {fifth}"
+    );
+    assert!(elsewhere.is_file());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_store_that_is_an_input_is_refused() {
+    let dir = quickstart("store-clash", 2);
+    let out = elspeth(
+        &dir,
+        &[
+            "run",
+            "ticket-triage.yaml",
+            "--with-mocks",
+            "--store",
+            "tickets.jsonl",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("run store"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("tickets.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        2,
+        "the source is untouched"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_run_killed_mid_way_is_finished_without_paying_twice() {
+    const ROWS: usize = 300;
+    const CALLS: u64 = 2 * ROWS as u64;
+    let dir = quickstart("kill9", ROWS);
+    let store_path = dir.join("ticket-triage.elspeth.db");
+    let mut child = support::clean_command(
+        env!("CARGO_BIN_EXE_elspeth"),
+        &dir,
+        &[
+            "run",
+            "ticket-triage.yaml",
+            "--with-mocks",
+            "--mock-latency-ms",
+            "20",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    // Kill once a good part of the calls is committed (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored = RunStore::open(&store_path)
+            .ok()
+            .and_then(|s| s.stored_calls().ok())
+            .unwrap_or_default();
+        if stored >= CALLS / 4 || Instant::now() > deadline {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    let committed = RunStore::open(&store_path).unwrap().stored_calls().unwrap();
+    assert!(
+        committed > 0 && committed < CALLS,
+        "killed mid-way ({committed} of {CALLS} stored)"
+    );
+
+    let rerun = run(&dir, &[]);
+    let paid = count(&rerun, "llm:").unwrap();
+    let served = count(&rerun, "store:").unwrap();
+    assert!(
+        served >= committed,
+        "every committed reply is reused ({served} < {committed}): {rerun}"
+    );
+    assert_eq!(paid + served, CALLS, "{rerun}");
+
+    // The same output as an uninterrupted run: each row once, in order.
+    let clean = quickstart("kill9-clean", ROWS);
+    run(&clean, &[]);
+    assert_eq!(output(&dir), output(&clean));
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(clean);
+}
