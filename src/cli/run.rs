@@ -53,6 +53,11 @@ Fail fast: a transform's first authentication error (HTTP 401 / 403), or
 run the same way; the summary names the transform and its last error.
 `fail_fast:` in the pipeline changes this.
 
+Resume: every paid reply is kept in the run store (`NAME.elspeth.db`
+beside the pipeline, or `--store PATH`), so rerunning the same command
+after any stop or crash pays only for the calls that had not finished;
+`--no-cache` pays for every call again.
+
 Outputs are written atomically: rows go to a hidden temporary file next to
 each output (`.NAME.elspeth-tmp-PID`), renamed over it when the run ends
 (also after Ctrl-C). Until then, and whenever the run fails or is killed,
