@@ -219,3 +219,26 @@ fn a_run_killed_mid_way_is_finished_without_paying_twice() {
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(clean);
 }
+
+#[test]
+fn the_store_block_moves_the_store_and_can_turn_serving_off() {
+    let dir = quickstart("store-block", 3);
+    let yaml = dir.join("ticket-triage.yaml");
+    let text_of = std::fs::read_to_string(&yaml).unwrap();
+    std::fs::write(
+        &yaml,
+        format!("{text_of}store: {{ path: state/runs.db, cache: false }}\n"),
+    )
+    .unwrap();
+    let first = run(&dir, &[]);
+    assert!(dir.join("state/runs.db").is_file(), "{first}");
+    assert!(!dir.join("ticket-triage.elspeth.db").exists());
+    let second = run(&dir, &[]);
+    assert_eq!(
+        count(&second, "llm:"),
+        Some(6),
+        "cache: false pays again: {second}"
+    );
+    assert_eq!(count(&second, "store:"), Some(0), "{second}");
+    let _ = std::fs::remove_dir_all(dir);
+}

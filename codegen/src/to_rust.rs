@@ -28,7 +28,7 @@ use elspeth_schema::config::{
     OpenRouterBatchOptions, OpenRouterConnection, OpenRouterLlmOptions,
     OpenRouterMultiQueryLlmOptions, OtlpExporterOptions, OtlpProtocol, PipelineConfig,
     PromptOptions, QueryItem, QueryMatrix, ResponseFormat, SecretRef, SinkConfig, SourceConfig,
-    TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig,
+    StoreConfig, TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig,
 };
 use proc_macro2::{Literal, TokenStream};
 use quote::{ToTokens, format_ident, quote};
@@ -295,8 +295,10 @@ struct_to_rust!(PipelineConfig {
     telemetry,
     transforms,
     sink,
-    fail_fast
+    fail_fast,
+    store
 });
+struct_to_rust!(StoreConfig { path, cache });
 struct_to_rust!(FailFastConfig {
     consecutive_failures,
     on_auth_error

@@ -13,7 +13,7 @@ use elspeth_runtime::pipeline::{
     CancelToken, Pipeline, Progress, RunError, RunObserver, RunOptions, RunStart, RunSummary,
     StopReason, StopSignal, StoreOptions,
 };
-use elspeth_schema::config::{Env, ProcessEnv};
+use elspeth_schema::config::{Env, ProcessEnv, StoreConfig};
 use elspeth_schema::{ValidateOptions, validate_file};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -187,6 +187,7 @@ async fn run_async(args: RunArgs) -> ExitCode {
         return ExitCode::from(EXIT_INVALID);
     };
     let base_dir = base_dir(&args.pipeline);
+    let store = store_options(&args, config.store.as_ref(), &base_dir);
     let pipeline = Pipeline::new(config, base_dir).with_file(&args.pipeline);
 
     let cancel = CancelToken::new();
@@ -194,16 +195,7 @@ async fn run_async(args: RunArgs) -> ExitCode {
         .with_env(env)
         .with_limit(args.limit)
         .with_cancel(cancel.clone())
-        .with_store(StoreOptions {
-            serve: !args.no_cache,
-            ..match &args.store {
-                Some(path) => StoreOptions {
-                    path: path.clone(),
-                    serve: true,
-                },
-                None => StoreOptions::beside(&args.pipeline),
-            }
-        });
+        .with_store(store);
 
     if args.dry_run {
         return match pipeline.dry_run(&options) {
@@ -258,6 +250,22 @@ async fn run_async(args: RunArgs) -> ExitCode {
             note(&format!("error: {e}"));
             ExitCode::from(exit_code_of(&e))
         }
+    }
+}
+
+/// The run store: `--store PATH`, else the pipeline's `store.path` (relative
+/// to its folder), else `<stem>.elspeth.db` beside it; served unless
+/// `--no-cache` or `store: {cache: false}`.
+fn store_options(args: &RunArgs, config: Option<&StoreConfig>, base_dir: &Path) -> StoreOptions {
+    let configured = config.cloned().unwrap_or_default();
+    let path = match (&args.store, &configured.path) {
+        (Some(path), _) => path.clone(),
+        (None, Some(path)) => base_dir.join(path),
+        (None, None) => StoreOptions::beside(&args.pipeline).path,
+    };
+    StoreOptions {
+        path,
+        serve: configured.cache && !args.no_cache,
     }
 }
 

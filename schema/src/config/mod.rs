@@ -21,6 +21,7 @@
 mod fail_fast;
 mod io;
 mod llm;
+mod store;
 mod telemetry;
 mod tracing;
 mod transform;
@@ -37,6 +38,7 @@ pub use llm::{
     OpenRouterConnection, PromptOptions, QUERY_ITEM_NAME_PATTERN, QueryItem, QueryMatrix,
     ResponseFormat,
 };
+pub use store::StoreConfig;
 pub use telemetry::{
     Granularity, OtlpExporterOptions, OtlpProtocol, TelemetryConfig, TelemetryExporter,
 };
@@ -81,4 +83,9 @@ pub struct PipelineConfig {
     /// row). Unset: at the first 401 / 403, or after 25 rows in a row failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_fast: Option<FailFastConfig>,
+    /// The run store that makes reruns resume without paying again. Unset:
+    /// `<pipeline stem>.elspeth.db` beside the pipeline file, serving
+    /// stored replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreConfig>,
 }

@@ -13,8 +13,8 @@ use super::locate::{Found, Seg, anchor_span, find, provider_span, scalar_range, 
 use super::{Finding, Phase, ValidateOptions};
 use crate::config::{
     EnvString, FailFastConfig, LangfuseTracingConfig, PipelineConfig, QueryMatrix, ResponseFormat,
-    SinkConfig, SourceConfig, TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig,
-    langfuse_environment_problem,
+    SinkConfig, SourceConfig, StoreConfig, TelemetryConfig, TelemetryExporter, TracingConfig,
+    TransformConfig, langfuse_environment_problem,
 };
 use crate::diagnostic::Severity;
 use crate::paths::{PathClash, Sameness, find_clashes, resolve_against};
@@ -132,11 +132,20 @@ impl Rules<'_, '_> {
         } else {
             None
         };
+        let has_store = root
+            .get("store")
+            .is_some_and(|t| !matches!(t.value, Value::Null));
+        let store = if has_store {
+            typed::<StoreConfig>(self.phase, root, &segs!["store"])
+        } else {
+            None
+        };
         let name = root.get("name")?.as_str()?.to_string();
         if transforms.len() != count
             || count == 0
             || has_telemetry != telemetry.is_some()
             || has_fail_fast != fail_fast.is_some()
+            || has_store != store.is_some()
         {
             return None;
         }
@@ -147,6 +156,7 @@ impl Rules<'_, '_> {
             transforms: transforms.into_iter().map(|(_, t)| t).collect(),
             sink: sink?,
             fail_fast,
+            store,
         })
     }
 
