@@ -33,6 +33,7 @@ use elspeth_telemetry::call::{LlmRequest, LlmResponse, Usage};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
+use crate::tier1::Tier1;
 use crate::usage::UsageMeter;
 
 /// The schema version this code reads and writes.
@@ -510,6 +511,8 @@ pub struct CallCache {
     /// `false` with `--no-cache`: results are still committed, never served.
     serve: bool,
     meter: Arc<UsageMeter>,
+    /// Tier 1 records each hit as an `llm.chat` span marked `cache_hit`.
+    tier1: Option<(Tier1, String)>,
 }
 
 impl CallCache {
@@ -527,7 +530,15 @@ impl CallCache {
             run,
             serve,
             meter,
+            tier1: None,
         }
+    }
+
+    /// Records every hit in Tier 1 as an `llm.chat` span of `transform`
+    /// with `elspeth.cache_hit = true`.
+    pub fn with_tier1(mut self, tier1: Tier1, transform: impl Into<String>) -> Self {
+        self.tier1 = Some((tier1, transform.into()));
+        self
     }
 
     /// The stored reply to `request`, counted as a call from the store.
@@ -541,6 +552,9 @@ impl CallCache {
         match self.store.lookup(&self.transform, &key) {
             Ok(Some(response)) => {
                 self.meter.record_cached(&response);
+                if let Some((tier1, transform)) = &self.tier1 {
+                    tier1.record_cache_hit(transform);
+                }
                 Some(response)
             }
             Ok(None) => None,

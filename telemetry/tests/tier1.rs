@@ -386,3 +386,38 @@ async fn dropping_tier1_without_shutdown_does_not_block_the_runtime() {
     }
     assert_eq!(collector.spans().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_served_from_the_store_is_an_llm_chat_span_marked_cache_hit() {
+    let collector = OtlpCollector::spawn().await.unwrap();
+    let tier1 = Tier1::from_config_with(
+        &telemetry(&collector.url(), json!({})),
+        &env(&[]),
+        options(),
+    );
+    tier1.record_cache_hit("transforms[0] (azure_llm)");
+    tier1
+        .start_call("llm.chat", "myresource.openai.azure.com")
+        .succeed(200, REQUEST_BODY.as_bytes(), RESPONSE_BODY.as_bytes());
+    tier1.shutdown(Duration::from_secs(5)).await;
+    let spans = collector.spans();
+    let flag = |s: &DecodedSpan| match s.attr("elspeth.cache_hit") {
+        Some(opentelemetry_proto::tonic::common::v1::any_value::Value::BoolValue(b)) => Some(*b),
+        _ => None,
+    };
+    let hit = spans
+        .iter()
+        .find(|s| flag(s) == Some(true))
+        .expect("a cache-hit span");
+    assert_eq!(hit.span.name, "llm.chat");
+    assert_eq!(
+        hit.str_attr("elspeth.transform"),
+        Some("transforms[0] (azure_llm)")
+    );
+    assert_eq!(hit.str_attr("server.address"), None, "no request was sent");
+    let paid = spans
+        .iter()
+        .find(|s| s.str_attr("server.address").is_some())
+        .unwrap();
+    assert_eq!(flag(paid), Some(false));
+}

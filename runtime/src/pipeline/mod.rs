@@ -450,15 +450,16 @@ impl Pipeline {
                     // Configured transforms are fingerprinted from their
                     // config; a custom one is not cached.
                     cache: match (&store, self.config.transforms.get(label.index)) {
-                        (Some((store, run, serve)), Some(config)) => {
-                            Some(Arc::new(CallCache::new(
+                        (Some((store, run, serve)), Some(config)) => Some(Arc::new(
+                            CallCache::new(
                                 store.clone(),
                                 transforms::fingerprint(config, options.env.as_ref()),
                                 Some(*run),
                                 *serve,
                                 meter.clone(),
-                            )))
-                        }
+                            )
+                            .with_tier1(tier1.clone(), label.to_string()),
+                        )),
                         _ => None,
                     },
                     breaker: Arc::new(Breaker::new(

@@ -287,6 +287,27 @@ impl Tier1 {
         Tier1Call { spans }
     }
 
+    /// Records an LLM call served from the run store instead of paid (at
+    /// granularity `full`): an `llm.chat` span with `elspeth.cache_hit =
+    /// true` and the transform's label, and no HTTP attributes (no request
+    /// was sent).
+    pub fn record_cache_hit(&self, transform: &str) {
+        if self.records(Granularity::Full).is_none() {
+            return;
+        }
+        for mut span in self.start(
+            Granularity::Full,
+            Cow::Borrowed("llm.chat"),
+            SpanKind::Client,
+            vec![
+                KeyValue::new("elspeth.transform", transform.to_string()),
+                KeyValue::new("elspeth.cache_hit", true),
+            ],
+        ) {
+            span.end();
+        }
+    }
+
     /// Starts the span of a pipeline run (every granularity).
     pub fn start_run(&self, pipeline: &str) -> Tier1Span {
         Tier1Span {
@@ -617,6 +638,7 @@ impl Tier1Call {
             return;
         }
         let mut attrs = vec![
+            KeyValue::new("elspeth.cache_hit", false),
             KeyValue::new("elspeth.request.sha256", sha256_hex(outcome.request_body)),
             KeyValue::new("http.request.body.size", outcome.request_body.len() as i64),
         ];
