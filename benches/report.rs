@@ -137,6 +137,17 @@ const BENCHES: &[Bench] = &[
     },
     Bench {
         package: "elspeth-runtime",
+        name: "store",
+        args: &[],
+        criterion: false,
+        figures: &[
+            "runtime.throughput_store",
+            "runtime.stored_rerun",
+            "runtime.store_size",
+        ],
+    },
+    Bench {
+        package: "elspeth-runtime",
         name: "memory",
         args: &[],
         criterion: false,

@@ -312,7 +312,7 @@ async fn paid_call<T: LlmCall>(
 ) -> Result<LlmResponse, LlmError> {
     let result = this.call(&call.request).await;
     if let (Some(cache), Ok(response)) = (cache, &result)
-        && let Err(e) = cache.commit(&call.request, response)
+        && let Err(e) = cache.commit(&call.request, response).await
     {
         return Err(LlmError::new(LlmErrorKind::Store, e.to_string()));
     }

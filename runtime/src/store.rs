@@ -20,7 +20,8 @@
 //! let request = Fingerprint::of_request(&LlmRequest::user("gpt-4o", "hello"));
 //! assert!(store.lookup(&transform, &request).unwrap().is_none());
 //! let reply = LlmResponse { content: "hi".into(), ..LlmResponse::default() };
-//! store.commit(&transform, &request, &reply, None).unwrap();
+//! let rt = tokio::runtime::Runtime::new().unwrap();
+//! rt.block_on(store.commit(&transform, &request, &reply, None)).unwrap();
 //! assert_eq!(store.lookup(&transform, &request).unwrap(), Some(reply));
 //! ```
 
@@ -70,6 +71,14 @@ pub enum StoreError {
         path: PathBuf,
         /// The version in the file.
         found: i64,
+    },
+    /// A batch of results could not be committed (full disk, locked file).
+    #[error("run store {}: could not commit: {message}", path.display())]
+    Write {
+        /// The store file.
+        path: PathBuf,
+        /// SQLite's error.
+        message: String,
     },
     /// A stored result could not be decoded (the row is treated as absent).
     #[error("run store {}: a stored result is not readable: {message}", path.display())]
@@ -215,8 +224,125 @@ pub struct RunCounts {
 /// The open store. Cheap to share (`Arc`); calls from many tasks are
 /// serialised on one connection (each lookup or commit takes microseconds).
 pub struct RunStore {
+    /// Lookups and run records.
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// The thread that commits results in groups, on its own connection
+    /// (WAL lets it write while lookups read); `None` for an in-memory store,
+    /// which commits on `conn`.
+    writer: Option<Writer>,
+}
+
+/// One result waiting to be committed.
+struct Pending {
+    transform: Fingerprint,
+    request: Fingerprint,
+    response: String,
+    tokens_in: i64,
+    tokens_out: i64,
+    cost: Option<f64>,
+    run: Option<i64>,
+    done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+}
+
+impl Pending {
+    fn new(
+        transform: &Fingerprint,
+        request: &Fingerprint,
+        response: &LlmResponse,
+        run: Option<RunId>,
+        done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    ) -> Self {
+        let usage = response.usage.unwrap_or_default();
+        Self {
+            transform: *transform,
+            request: *request,
+            response: encode_response(response),
+            tokens_in: i64::try_from(usage.input).unwrap_or(i64::MAX),
+            tokens_out: i64::try_from(usage.output).unwrap_or(i64::MAX),
+            cost: response.cost.filter(|c| c.is_finite()),
+            run: run.map(|r| r.0),
+            done,
+        }
+    }
+}
+
+const INSERT_CALL: &str = "INSERT OR REPLACE INTO calls
+     (transform_fp, request_fp, response, tokens_in, tokens_out, cost_usd, run_id, created_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+/// Inserts `batch` in one transaction.
+fn insert_all(conn: &Connection, batch: &[Pending]) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(INSERT_CALL)?;
+        let now = now_s();
+        for p in batch {
+            stmt.execute(params![
+                &p.transform.0[..],
+                &p.request.0[..],
+                p.response,
+                p.tokens_in,
+                p.tokens_out,
+                p.cost,
+                p.run,
+                now,
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Most results committed in one transaction.
+const GROUP: usize = 1024;
+
+struct Writer {
+    tx: Option<std::sync::mpsc::Sender<Pending>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Group commit: whatever is waiting when the thread comes round goes
+    /// into one transaction, so that many calls finishing at once cost one
+    /// commit, and no async worker ever waits on SQLite to write.
+    fn start(conn: Connection) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Pending>();
+        let thread = std::thread::Builder::new()
+            .name("elspeth-store".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < GROUP {
+                        match rx.try_recv() {
+                            Ok(p) => batch.push(p),
+                            Err(_) => break,
+                        }
+                    }
+                    let result = insert_all(&conn, &batch).map_err(|e| e.to_string());
+                    for p in batch {
+                        if let Some(done) = p.done {
+                            let _ = done.send(result.clone());
+                        }
+                    }
+                }
+            })
+            .ok();
+        Self {
+            tx: thread.is_some().then_some(tx),
+            thread,
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once every queued result is
+        // committed.
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl fmt::Debug for RunStore {
@@ -243,11 +369,21 @@ impl RunStore {
                 source,
             })?;
         }
-        let conn = Connection::open(path).map_err(|source| StoreError::Sqlite {
+        let sqlite = |source| StoreError::Sqlite {
             path: path.to_path_buf(),
             source,
-        })?;
-        Self::init(conn, path.to_path_buf())
+        };
+        let conn = Connection::open(path).map_err(sqlite)?;
+        let mut store = Self::init(conn, path.to_path_buf())?;
+        let writer = Connection::open(path).map_err(sqlite)?;
+        writer
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(sqlite)?;
+        writer
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite)?;
+        store.writer = Some(Writer::start(writer));
+        Ok(store)
     }
 
     /// A store in memory (tests, `store: {cache: false}` without a file).
@@ -326,6 +462,7 @@ impl RunStore {
         Ok(Self {
             conn: Mutex::new(conn),
             path,
+            writer: None,
         })
     }
 
@@ -417,35 +554,35 @@ impl RunStore {
         }
     }
 
-    /// Stores a finished call's result (replacing an older one).
-    pub fn commit(
+    /// Stores a finished call's result (replacing an older one) and
+    /// returns once it is committed. Many commits in flight at once share
+    /// one transaction.
+    pub async fn commit(
         &self,
         transform: &Fingerprint,
         request: &Fingerprint,
         response: &LlmResponse,
         run: Option<RunId>,
     ) -> Result<(), StoreError> {
-        let usage = response.usage.unwrap_or_default();
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO calls
-                 (transform_fp, request_fp, response, tokens_in, tokens_out, cost_usd, run_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .map_err(|e| self.sqlite(e))?;
-        stmt.execute(params![
-            &transform.0[..],
-            &request.0[..],
-            encode_response(response),
-            i64::try_from(usage.input).unwrap_or(i64::MAX),
-            i64::try_from(usage.output).unwrap_or(i64::MAX),
-            response.cost.filter(|c| c.is_finite()),
-            run.map(|r| r.0),
-            now_s(),
-        ])
-        .map_err(|e| self.sqlite(e))?;
-        Ok(())
+        let (done, committed) = tokio::sync::oneshot::channel();
+        let pending = Pending::new(transform, request, response, run, Some(done));
+        let queued = match self.writer.as_ref().and_then(|w| w.tx.as_ref()) {
+            Some(tx) => tx.send(pending).map_err(|e| e.0),
+            None => Err(pending),
+        };
+        let result = match queued {
+            Ok(()) => committed
+                .await
+                .unwrap_or_else(|_| Err("the store's writer thread stopped".into())),
+            // In memory (or no writer thread): commit here.
+            Err(pending) => {
+                insert_all(&self.conn(), std::slice::from_ref(&pending)).map_err(|e| e.to_string())
+            }
+        };
+        result.map_err(|message| StoreError::Write {
+            path: self.path.clone(),
+            message,
+        })
     }
 
     /// How many results the store holds.
@@ -566,9 +703,15 @@ impl CallCache {
     }
 
     /// Commits a paid reply before it is used.
-    pub fn commit(&self, request: &LlmRequest, response: &LlmResponse) -> Result<(), StoreError> {
+    pub async fn commit(
+        &self,
+        request: &LlmRequest,
+        response: &LlmResponse,
+    ) -> Result<(), StoreError> {
         let key = Fingerprint::of_request(request);
-        self.store.commit(&self.transform, &key, response, self.run)
+        self.store
+            .commit(&self.transform, &key, response, self.run)
+            .await
     }
 }
 
@@ -591,8 +734,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_committed_result_survives_reopening_the_file() {
+    #[tokio::test]
+    async fn a_committed_result_survives_reopening_the_file() {
         let dir = std::env::temp_dir().join(format!("elspeth-store-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("nested/p.elspeth.db");
@@ -601,7 +744,7 @@ mod tests {
         {
             let store = RunStore::open(&path).unwrap();
             let run = store.begin_run("p", &t).unwrap();
-            store.commit(&t, &r, &reply("hi"), Some(run)).unwrap();
+            store.commit(&t, &r, &reply("hi"), Some(run)).await.unwrap();
             store
                 .finish_run(run, RunStatus::Finished, &RunCounts::default())
                 .unwrap();
@@ -648,19 +791,44 @@ mod tests {
         );
     }
 
-    #[test]
-    fn no_cache_commits_but_never_serves() {
+    #[tokio::test]
+    async fn no_cache_commits_but_never_serves() {
         let store = Arc::new(RunStore::in_memory().unwrap());
         let meter = Arc::new(UsageMeter::new());
         let t = Fingerprint::of_parts(&[("plugin", "x")]);
         let request = LlmRequest::user("m", "p");
         let fresh = CallCache::new(store.clone(), t, None, false, meter.clone());
-        fresh.commit(&request, &reply("a")).unwrap();
+        fresh.commit(&request, &reply("a")).await.unwrap();
         assert_eq!(fresh.lookup(&request), None);
         let serving = CallCache::new(store, t, None, true, meter.clone());
         assert_eq!(serving.lookup(&request), Some(reply("a")));
         let s = meter.snapshot();
         assert_eq!((s.calls, s.cached_calls, s.saved_tokens), (0, 1, 15));
+    }
+
+    #[tokio::test]
+    async fn many_commits_at_once_are_all_stored() {
+        let dir = std::env::temp_dir().join(format!("elspeth-store-group-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Arc::new(RunStore::open(&dir.join("g.db")).unwrap());
+        let t = Fingerprint::of_parts(&[("plugin", "x")]);
+        let tasks: Vec<_> = (0..300)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let r = Fingerprint::of_request(&LlmRequest::user("m", format!("p{i}")));
+                    store.commit(&t, &r, &reply(&format!("a{i}")), None).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(store.stored_calls().unwrap(), 300);
+        let r = Fingerprint::of_request(&LlmRequest::user("m", "p299"));
+        assert_eq!(store.lookup(&t, &r).unwrap(), Some(reply("a299")));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
