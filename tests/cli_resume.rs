@@ -242,3 +242,63 @@ fn the_store_block_moves_the_store_and_can_turn_serving_off() {
     assert_eq!(count(&second, "store:"), Some(0), "{second}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_finished_batch_job_is_not_submitted_again() {
+    let dir = std::env::temp_dir().join(format!("elspeth-resume-batch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let tickets: String = (0..7)
+        .map(|i| {
+            format!(
+                "{}\n",
+                serde_json::json!({"subject": format!("ticket {i}"), "body": "I was charged twice"})
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("tickets.jsonl"), tickets).unwrap();
+    std::fs::write(
+        dir.join("batch.yaml"),
+        "name: batch-resume
+source: { plugin: jsonl, path: tickets.jsonl }
+transforms:
+  - plugin: azure_batch_llm
+    options:
+      deployment_name: gpt-4o-mini
+      endpoint: ${AZURE_OPENAI_ENDPOINT}
+      api_key: ${AZURE_OPENAI_KEY}
+      prompt_template: 'Classify: {{ subject }} / {{ body }}'
+      output_field: category
+      batch_size: 3
+      poll_interval_s: 0.05
+sink: { plugin: jsonl, path: out/batch.jsonl }
+",
+    )
+    .unwrap();
+    let go = || {
+        let out = elspeth(&dir, &["run", "batch.yaml", "--with-mocks"]);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}\n{}",
+            text(&out.stderr)
+        );
+        stdout
+    };
+    let first = go();
+    assert_eq!(count(&first, "llm:"), Some(7), "{first}");
+    let written = std::fs::read_to_string(dir.join("out/batch.jsonl")).unwrap();
+    let second = go();
+    assert_eq!(
+        count(&second, "llm:"),
+        Some(0),
+        "no job is submitted for rows whose replies are stored: {second}"
+    );
+    assert_eq!(count(&second, "store:"), Some(7), "{second}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/batch.jsonl")).unwrap(),
+        written
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

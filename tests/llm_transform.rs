@@ -20,8 +20,9 @@ use elspeth::telemetry::record::{
 };
 use elspeth::telemetry::{ExportSummary, TracingRegistry, TransformLabel};
 use elspeth::{
-    BatchRow, CloseReport, DynTransform, HasTracing, JobLine, JobOutcome, LlmCall, LlmJob,
-    PlannedCall, Row, RowContext, RowError, StartContext, StartError, Transform, llm_transform,
+    BatchContext, BatchRow, CloseReport, DynTransform, HasTracing, JobLine, JobOutcome, LlmCall,
+    LlmJob, PlannedCall, Row, RowContext, RowError, StartContext, StartError, Transform,
+    llm_transform,
 };
 use serde_json::{Value, json};
 
@@ -701,7 +702,7 @@ async fn job_mode_records_a_job_span_and_a_generation_per_row() {
     .unwrap();
     assert_eq!(Transform::batch_size(&t), Some(50));
     let rows = batch_rows(&[Some("one"), None, Some("bad"), Some("drop"), Some("two")]);
-    let out = Transform::process_batch(&t, rows, &tracer).await;
+    let out = Transform::process_batch(&t, rows, BatchContext::new(&tracer)).await;
     assert_eq!(t.jobs.load(Ordering::SeqCst), 1, "one job for the chunk");
     assert_eq!(out.len(), 5);
     assert_eq!(out[0].as_ref().unwrap()["llm_response"], "re: one");
@@ -840,7 +841,12 @@ async fn job_that_cannot_run_fails_every_row_and_the_job_span() {
     )
     .await
     .unwrap();
-    let out = Transform::process_batch(&t, batch_rows(&[Some("a"), Some("b")]), &tracer).await;
+    let out = Transform::process_batch(
+        &t,
+        batch_rows(&[Some("a"), Some("b")]),
+        BatchContext::new(&tracer),
+    )
+    .await;
     for r in &out {
         let e = r.as_ref().unwrap_err();
         assert_eq!(

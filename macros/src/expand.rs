@@ -170,11 +170,11 @@ fn job_methods(ms: &TokenStream) -> TokenStream {
         fn process_batch(
             &self,
             __elspeth_rows: ::std::vec::Vec<#ms::BatchRow>,
-            __elspeth_tracer: &#ms::Tracer,
+            __elspeth_ctx: #ms::BatchContext<'_>,
         ) -> impl ::core::future::Future<
             Output = ::std::vec::Vec<::core::result::Result<#ms::Row, #ms::RowError>>,
         > + ::core::marker::Send {
-            #ms::process_job(self, __elspeth_rows, __elspeth_tracer)
+            #ms::process_job(self, __elspeth_rows, __elspeth_ctx)
         }
 
         fn on_start(

@@ -17,7 +17,7 @@ pub use elspeth_schema::config::{TracingConfig, TracingProvider};
 pub use elspeth_telemetry::{GenerationStart, RowGeneration, TraceStart, Tracer, TransformLabel};
 
 pub use crate::llm::{JobLine, LlmCall, LlmError, LlmErrorKind, LlmJob, LlmResponse, PlannedCall};
-pub use crate::row::{Row, RowContext};
+pub use crate::row::{BatchContext, Row, RowContext};
 pub use crate::store::CallCache;
 pub use crate::transform::{BatchRow, CloseReport, RowError, StartContext, StartError, Transform};
 
@@ -360,15 +360,19 @@ pub async fn process_job_row<T: LlmJob + TransformMeta>(
         token_id: ctx.token_id.to_string(),
         index: ctx.index,
     }];
-    process_job(this, batch, ctx.tracer)
-        .await
-        .pop()
-        .unwrap_or_else(|| {
-            Err(RowError::new(
-                "batch",
-                "the batch job returned no result for the row",
-            ))
-        })
+    process_job(
+        this,
+        batch,
+        BatchContext::new(ctx.tracer).with_cache(ctx.cache),
+    )
+    .await
+    .pop()
+    .unwrap_or_else(|| {
+        Err(RowError::new(
+            "batch",
+            "the batch job returned no result for the row",
+        ))
+    })
 }
 
 /// `Transform::process_batch` of a batch-job transform.
@@ -379,25 +383,34 @@ pub async fn process_job_row<T: LlmJob + TransformMeta>(
 /// status; failed when the job did not complete) holding one generation per
 /// row rebuilt from the job's output and timed by the job. A job that could
 /// not run fails all its rows with its error.
+///
+/// With a run store ([`BatchContext::cache`]), rows whose reply is stored are
+/// merged without being sent (a job whose every row is stored is never
+/// submitted again), and each reply of a finished job is committed before
+/// its row is merged.
 pub async fn process_job<T: LlmJob + TransformMeta>(
     this: &T,
     rows: Vec<BatchRow>,
-    tracer: &Tracer,
+    ctx: BatchContext<'_>,
 ) -> Vec<Result<Row, RowError>> {
     let mut out: Vec<Option<Result<Row, RowError>>> = Vec::with_capacity(rows.len());
     let mut pending: Vec<(usize, BatchRow, crate::llm::LlmRequest)> =
         Vec::with_capacity(rows.len());
     for (i, batch_row) in rows.into_iter().enumerate() {
         match this.plan(&batch_row.row) {
-            Ok(request) => {
-                out.push(None);
-                pending.push((i, batch_row, request));
-            }
+            // A row whose reply is in the run store is not sent again.
+            Ok(request) => match ctx.cache.and_then(|c| c.lookup(&request)) {
+                Some(hit) => out.push(Some(this.merge(batch_row.row, Ok(hit)))),
+                None => {
+                    out.push(None);
+                    pending.push((i, batch_row, request));
+                }
+            },
             Err(e) => out.push(Some(Err(e))),
         }
     }
     if !pending.is_empty() {
-        let finished = run_job(this, pending, tracer).await;
+        let finished = run_job(this, pending, ctx).await;
         for (i, result) in finished {
             out[i] = Some(result);
         }
@@ -410,8 +423,9 @@ pub async fn process_job<T: LlmJob + TransformMeta>(
 async fn run_job<T: LlmJob + TransformMeta>(
     this: &T,
     pending: Vec<(usize, BatchRow, crate::llm::LlmRequest)>,
-    tracer: &Tracer,
+    ctx: BatchContext<'_>,
 ) -> Vec<(usize, Result<Row, RowError>)> {
+    let tracer = ctx.tracer;
     let (model_key, model) = this.model_label();
     let mut job = tracer.start_job(T::PLUGIN, model_key, model, pending.len());
     let ids = custom_ids(&pending);
@@ -444,9 +458,15 @@ async fn run_job<T: LlmJob + TransformMeta>(
     let system = this.system();
     let mut merged = Vec::with_capacity(pending.len());
     for ((i, r, request), id) in pending.into_iter().zip(&ids) {
-        let result = results
+        let mut result = results
             .remove(id)
             .unwrap_or_else(|| Err(missing_line(&status)));
+        // Committed before the row goes on, like any paid reply.
+        if let (Some(cache), Ok(response)) = (ctx.cache, &result)
+            && let Err(e) = cache.commit(&request, response).await
+        {
+            result = Err(LlmError::new(LlmErrorKind::Store, e.to_string()));
+        }
         job.record_row(RowGeneration {
             system: system.clone(),
             token_id: &r.token_id,

@@ -17,7 +17,7 @@ pub mod __macro_support;
 
 pub use __macro_support::HasTracing;
 pub use llm::{JobLine, JobOutcome, LlmCall, LlmJob, PlannedCall};
-pub use row::{Row, RowContext};
+pub use row::{BatchContext, Row, RowContext};
 pub use transform::{
     BatchRow, CloseReport, DynTransform, RowError, StartContext, StartError, Transform,
 };

@@ -40,3 +40,34 @@ impl<'a> RowContext<'a> {
         self
     }
 }
+
+/// What a transform knows about a chunk of rows handed to
+/// [`Transform::process_batch`](crate::Transform::process_batch).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchContext<'a> {
+    /// The transform's tracer (disabled when untraced).
+    pub tracer: &'a Tracer,
+    /// The transform's view of the run store (see [`RowContext::cache`]).
+    pub cache: Option<&'a CallCache>,
+}
+
+impl<'a> BatchContext<'a> {
+    /// A context with `tracer` and no run store.
+    pub fn new(tracer: &'a Tracer) -> Self {
+        Self {
+            tracer,
+            cache: None,
+        }
+    }
+
+    /// The same context, with the run store's `cache`.
+    pub fn with_cache(mut self, cache: Option<&'a CallCache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// The context of one row of the chunk.
+    pub fn row(&self, token_id: &'a str, index: u64) -> RowContext<'a> {
+        RowContext::new(token_id, index, self.tracer).with_cache(self.cache)
+    }
+}

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use elspeth_telemetry::{ExportSummary, Tracer, TracingRegistry, TransformLabel};
 use serde_json::{Value, json};
 
-use crate::row::{Row, RowContext};
+use crate::row::{BatchContext, Row, RowContext};
 use crate::tier1::Tier1;
 use crate::usage::UsageMeter;
 use elspeth_schema::config::Env;
@@ -176,15 +176,12 @@ pub trait Transform: Send + Sync + 'static {
     fn process_batch(
         &self,
         rows: Vec<BatchRow>,
-        tracer: &Tracer,
+        ctx: BatchContext<'_>,
     ) -> impl Future<Output = Vec<Result<Row, RowError>>> + Send {
         async move {
             let mut out = Vec::with_capacity(rows.len());
             for r in rows {
-                out.push(
-                    self.process(r.row, RowContext::new(&r.token_id, r.index, tracer))
-                        .await,
-                );
+                out.push(self.process(r.row, ctx.row(&r.token_id, r.index)).await);
             }
             out
         }
@@ -218,7 +215,7 @@ pub trait DynTransform: Send + Sync + 'static {
     fn process_batch<'a>(
         &'a self,
         rows: Vec<BatchRow>,
-        tracer: &'a Tracer,
+        ctx: BatchContext<'a>,
     ) -> BoxFuture<'a, Vec<Result<Row, RowError>>>;
     /// See [`Transform::close`].
     fn close(&mut self, tracer: Tracer) -> BoxFuture<'_, CloseReport>;
@@ -250,9 +247,9 @@ impl<T: Transform> DynTransform for T {
     fn process_batch<'a>(
         &'a self,
         rows: Vec<BatchRow>,
-        tracer: &'a Tracer,
+        ctx: BatchContext<'a>,
     ) -> BoxFuture<'a, Vec<Result<Row, RowError>>> {
-        Box::pin(Transform::process_batch(self, rows, tracer))
+        Box::pin(Transform::process_batch(self, rows, ctx))
     }
     fn close(&mut self, tracer: Tracer) -> BoxFuture<'_, CloseReport> {
         Box::pin(Transform::close(self, tracer))

@@ -27,7 +27,7 @@ use tokio::task::{JoinError, JoinHandle};
 
 use super::cancel::{CancelToken, StopReason};
 use super::item::Item;
-use crate::row::RowContext;
+use crate::row::{BatchContext, RowContext};
 use crate::store::CallCache;
 use crate::tier1::Tier1;
 use crate::transform::{BatchRow, DynTransform, RowError};
@@ -355,13 +355,14 @@ impl Stage {
         let expected = rows.len();
         let transform = self.transform.clone();
         let tracer = self.tracer.clone();
+        let cache = self.cache.clone();
         let task_cancel = cancel.clone();
         let breaker = self.breaker.clone();
         let handle = AbortOnDrop(tokio::spawn(async move {
             let outcome = tokio::select! {
                 biased;
                 () = task_cancel.aborted() => Outcome::Cancelled,
-                results = transform.process_batch(rows, &tracer) => Outcome::Done(results),
+                results = transform.process_batch(rows, BatchContext::new(&tracer).with_cache(cache.as_deref())) => Outcome::Done(results),
             };
             if let Outcome::Done(results) = &outcome {
                 for result in results {

@@ -13,7 +13,9 @@ use elspeth_mock::azure::AzureMock;
 use elspeth_mock::openrouter::{API_PREFIX, OpenRouterMock};
 use elspeth_runtime::transforms::{BuildContext, build};
 use elspeth_runtime::usage::UsageMeter;
-use elspeth_runtime::{BatchRow, DynTransform, Row, RowContext, RowError, StartContext};
+use elspeth_runtime::{
+    BatchContext, BatchRow, DynTransform, Row, RowContext, RowError, StartContext,
+};
 use elspeth_schema::config::TransformConfig;
 use elspeth_telemetry::record::SpanRecord;
 use elspeth_telemetry::{InMemorySink, Tracer, TracingRegistry, TransformLabel};
@@ -156,7 +158,9 @@ impl Harness {
                 index: i as u64,
             })
             .collect();
-        self.transform.process_batch(rows, &self.tracer).await
+        self.transform
+            .process_batch(rows, BatchContext::new(&self.tracer))
+            .await
     }
 
     pub fn spans(&self) -> Vec<SpanRecord> {
