@@ -302,3 +302,82 @@ sink: { plugin: jsonl, path: out/batch.jsonl }
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The bound, counted by the mock itself across both processes:
+/// `kill -9` at 40% of 2,000 rows (two transforms, `pool_size: 8` each),
+/// then a rerun: together they pay at most every call once plus the calls
+/// that were in flight at the kill (at most 2 × the pools).
+#[cfg(unix)]
+#[test]
+fn killed_at_40_percent_the_two_runs_pay_at_most_the_calls_plus_twice_the_pools() {
+    use elspeth_mock::all::{MockStack, StackOptions};
+    const ROWS: usize = 2_000;
+    const CALLS: u64 = 2 * ROWS as u64;
+    const POOLS: u64 = 8 + 8;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let stack = runtime
+        .block_on(MockStack::start(StackOptions {
+            port: 0,
+            latency: Duration::from_millis(5),
+            failure_rate: 0.0,
+        }))
+        .unwrap();
+    let dir = quickstart("bound", ROWS);
+    let store_path = dir.join("ticket-triage.elspeth.db");
+    let command = || {
+        let mut cmd = support::clean_command(
+            env!("CARGO_BIN_EXE_elspeth"),
+            &dir,
+            &["run", "ticket-triage.yaml"],
+        );
+        cmd.envs(stack.env());
+        cmd
+    };
+    let mut child = command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let stored = RunStore::open(&store_path)
+            .ok()
+            .and_then(|s| s.stored_calls().ok())
+            .unwrap_or_default();
+        if stored * 10 >= CALLS * 4 || Instant::now() > deadline {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = command().output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let paid = stack.azure.chat_requests() + stack.openrouter.requests();
+    assert!(
+        paid <= CALLS + 2 * POOLS,
+        "{paid} calls paid for {CALLS} (bound {})",
+        CALLS + 2 * POOLS
+    );
+    assert!(paid >= CALLS, "every call was made at least once ({paid})");
+    let lines: Vec<serde_json::Value> = output(&dir)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<u64> = lines.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert_eq!(
+        ids,
+        (0..ROWS as u64).collect::<Vec<_>>(),
+        "each row once, in order"
+    );
+    assert!(lines.iter().all(|r| r.get("error").is_none()));
+    runtime.block_on(stack.stop());
+    let _ = std::fs::remove_dir_all(dir);
+}
