@@ -158,6 +158,25 @@ fn a_store_that_is_an_input_is_refused() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Sends SIGKILL to `child` once the store at `store` holds `at_least`
+/// replies (or the run ended, or two minutes passed).
+#[cfg(unix)]
+fn kill_when_stored(child: &mut std::process::Child, store: &Path, at_least: u64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let stored = RunStore::open(store)
+            .ok()
+            .and_then(|s| s.stored_calls().ok())
+            .unwrap_or_default();
+        if stored >= at_least || Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[cfg(unix)]
 #[test]
 fn a_run_killed_mid_way_is_finished_without_paying_twice() {
@@ -180,23 +199,7 @@ fn a_run_killed_mid_way_is_finished_without_paying_twice() {
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    // Kill once a good part of the calls is committed (bounded wait).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let stored = RunStore::open(&store_path)
-            .ok()
-            .and_then(|s| s.stored_calls().ok())
-            .unwrap_or_default();
-        if stored >= CALLS / 4 || Instant::now() > deadline {
-            break;
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill(); // SIGKILL
-    let _ = child.wait();
+    kill_when_stored(&mut child, &store_path, CALLS / 4);
     let committed = RunStore::open(&store_path).unwrap().stored_calls().unwrap();
     assert!(
         committed > 0 && committed < CALLS,
@@ -342,22 +345,7 @@ fn killed_at_40_percent_the_two_runs_pay_at_most_the_calls_plus_twice_the_pools(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let stored = RunStore::open(&store_path)
-            .ok()
-            .and_then(|s| s.stored_calls().ok())
-            .unwrap_or_default();
-        if stored * 10 >= CALLS * 4 || Instant::now() > deadline {
-            break;
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    kill_when_stored(&mut child, &store_path, CALLS * 4 / 10);
     let out = command().output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let paid = stack.azure.chat_requests() + stack.openrouter.requests();

@@ -437,6 +437,12 @@ impl RunStore {
                  run_id       INTEGER,
                  created_at   REAL NOT NULL,
                  PRIMARY KEY (transform_fp, request_fp)
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS checkpoints (
+                 scope TEXT NOT NULL,
+                 key   TEXT NOT NULL,
+                 value TEXT NOT NULL,
+                 PRIMARY KEY (scope, key)
              ) WITHOUT ROWID;",
         )
         .map_err(err)?;
@@ -583,6 +589,41 @@ impl RunStore {
             path: self.path.clone(),
             message,
         })
+    }
+
+    /// The checkpoint `key` of `scope` (e.g. a submitted batch job of one
+    /// transform), if any.
+    pub fn load_checkpoint(&self, scope: &str, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn()
+            .query_row(
+                "SELECT value FROM checkpoints WHERE scope = ?1 AND key = ?2",
+                params![scope, key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sqlite(e))
+    }
+
+    /// Saves (or replaces) a checkpoint.
+    pub fn save_checkpoint(&self, scope: &str, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO checkpoints (scope, key, value) VALUES (?1, ?2, ?3)",
+                params![scope, key, value],
+            )
+            .map_err(|e| self.sqlite(e))?;
+        Ok(())
+    }
+
+    /// Removes a checkpoint (a missing one is fine).
+    pub fn remove_checkpoint(&self, scope: &str, key: &str) -> Result<(), StoreError> {
+        self.conn()
+            .execute(
+                "DELETE FROM checkpoints WHERE scope = ?1 AND key = ?2",
+                params![scope, key],
+            )
+            .map_err(|e| self.sqlite(e))?;
+        Ok(())
     }
 
     /// How many results the store holds.

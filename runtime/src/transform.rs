@@ -100,6 +100,9 @@ pub struct StartContext {
     /// Folder for checkpoints (the sink's folder), `None` when not running
     /// from a pipeline file.
     pub checkpoint_dir: Option<std::path::PathBuf>,
+    /// The run store, when the run has one: batch transforms keep their
+    /// checkpoints there instead of in `checkpoint_dir`.
+    pub store: Option<Arc<crate::store::RunStore>>,
     /// Where `${VAR}` references are resolved (the run's environment, e.g.
     /// the mocks' overlay under `--with-mocks`).
     pub env: Arc<dyn Env + Send + Sync>,
@@ -119,6 +122,7 @@ impl StartContext {
             tracing,
             tier1: Tier1::disabled(),
             checkpoint_dir: None,
+            store: None,
             usage: Arc::new(UsageMeter::new()),
         }
     }

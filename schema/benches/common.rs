@@ -53,5 +53,13 @@ pub fn pipeline_file() -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create target/bench-data");
     let path = dir.join("pipeline-1000.yaml");
     std::fs::write(&path, pipeline(1000)).expect("write the bench pipeline");
+    // The source exists, so validation also checks every template's fields
+    // against its rows (as it does for a user's pipeline).
+    std::fs::create_dir_all(dir.join("data")).expect("create target/bench-data/data");
+    std::fs::write(
+        dir.join("data/tickets.jsonl"),
+        "{\"subject\": \"Refund\", \"body\": \"I was charged twice\"}\n",
+    )
+    .expect("write the bench source");
     path
 }

@@ -442,6 +442,7 @@ impl Pipeline {
         for (label, mut transform, mode) in built {
             let mut start = StartContext::new(label.clone(), registry.clone());
             start.checkpoint_dir = checkpoint_dir.clone();
+            start.store = store.as_ref().map(|(s, _, _)| s.clone());
             start.tier1 = tier1.clone();
             start.env = options.env.clone();
             start.usage = meter.clone();

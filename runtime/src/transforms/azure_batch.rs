@@ -75,7 +75,7 @@ impl AzureBatchLlm {
                 tracing::info!(
                     batch_id = %cp.batch_id,
                     status = %job.status,
-                    checkpoint = %store.path(key).display(),
+                    checkpoint = %store.describe(key),
                     "resuming the checkpointed Azure batch job instead of submitting a new one"
                 );
                 let submitted = cp.submitted_at();
@@ -116,7 +116,7 @@ impl AzureBatchLlm {
             let cp = store.record(key, &job.id, &file.id, client.deployment(), rows);
             if let Err(e) = store.save(&cp) {
                 tracing::warn!(
-                    path = %store.path(key).display(),
+                    path = %store.describe(key),
                     error = %e,
                     "could not write the batch checkpoint; a re-run after a crash would submit a new job"
                 );
@@ -256,10 +256,16 @@ impl LlmJob for AzureBatchLlm {
         let settings = self.ctx.client_settings(&self.config.call, &ctx.tier1);
         self.client =
             Some(AzureBatchClient::new(target, &settings).map_err(|m| start_error(&ctx.label, m))?);
-        self.checkpoints = ctx
-            .checkpoint_dir
-            .as_ref()
-            .map(|dir| CheckpointDir::new(dir, PLUGIN, ctx.label.index));
+        // In the run store when there is one; files beside the sink otherwise.
+        self.checkpoints = match (&ctx.store, &ctx.checkpoint_dir) {
+            (Some(store), _) => Some(CheckpointDir::in_store(
+                store.clone(),
+                PLUGIN,
+                ctx.label.index,
+            )),
+            (None, Some(dir)) => Some(CheckpointDir::new(dir, PLUGIN, ctx.label.index)),
+            (None, None) => None,
+        };
         Ok(())
     }
 

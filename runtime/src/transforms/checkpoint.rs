@@ -1,15 +1,21 @@
 //! Checkpoints of submitted batch jobs, so that a re-run after a crash
 //! resumes polling the same job instead of paying for a new one.
 //!
-//! One small JSON file per job, next to the sink:
-//! `.elspeth-<plugin>-t<transform index>-<job key>.checkpoint.json`. The job
-//! key is a hash of the job's input (endpoint host, deployment and every
-//! JSONL line), so a re-run with the same rows and prompt finds it and any
-//! change submits a new job. Written atomically (temp file + rename) right
-//! after the job is created; removed once its results are collected.
+//! With a run store (every `elspeth run`) a checkpoint is a row of the
+//! store's `checkpoints` table (scope `<plugin>/t<transform index>`);
+//! without one (a library run with no store) it is a small JSON file next to
+//! the sink: `.elspeth-<plugin>-t<transform index>-<job key>.checkpoint.json`.
+//! The job key is a hash of the job's input (endpoint host, deployment and
+//! every JSONL line), so a re-run with the same rows and prompt finds it and
+//! any change submits a new job. Written right after the job is created
+//! (atomically: temp file + rename, or one SQLite statement); removed once
+//! its results are collected.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::store::RunStore;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -53,6 +59,8 @@ pub struct CheckpointDir {
     dir: PathBuf,
     plugin: String,
     transform_index: usize,
+    /// The run store: checkpoints go there instead of into `dir`.
+    store: Option<Arc<RunStore>>,
 }
 
 impl CheckpointDir {
@@ -62,6 +70,33 @@ impl CheckpointDir {
             dir: dir.into(),
             plugin: plugin.to_string(),
             transform_index,
+            store: None,
+        }
+    }
+
+    /// Checkpoints of transform `transform_index` (`plugin`) in the run store.
+    pub fn in_store(store: Arc<RunStore>, plugin: &str, transform_index: usize) -> Self {
+        Self {
+            dir: PathBuf::new(),
+            plugin: plugin.to_string(),
+            transform_index,
+            store: Some(store),
+        }
+    }
+
+    fn scope(&self) -> String {
+        format!("{}/t{}", self.plugin, self.transform_index)
+    }
+
+    /// Where the checkpoint of job `key` is, for messages.
+    pub fn describe(&self, key: &str) -> String {
+        match &self.store {
+            Some(store) => format!(
+                "{} (checkpoint {}/{key})",
+                store.path().display(),
+                self.scope()
+            ),
+            None => self.path(key).display().to_string(),
         }
     }
 
@@ -101,12 +136,22 @@ impl CheckpointDir {
     /// The checkpoint of job `key`, if there is a valid one. An unreadable
     /// or foreign file is ignored with a warning (and left in place).
     pub fn load(&self, key: &str) -> Option<BatchCheckpoint> {
-        let path = self.path(key);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        let path = self.describe(key);
+        let read = match &self.store {
+            Some(store) => store
+                .load_checkpoint(&self.scope(), key)
+                .map_err(|e| e.to_string()),
+            None => match std::fs::read_to_string(self.path(key)) {
+                Ok(t) => Ok(Some(t)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        let text = match read {
+            Ok(Some(t)) => t,
+            Ok(None) => return None,
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "could not read batch checkpoint; submitting a new job");
+                tracing::warn!(path = %path, error = %e, "could not read batch checkpoint; submitting a new job");
                 return None;
             }
         };
@@ -115,11 +160,11 @@ impl CheckpointDir {
                 Some(cp)
             }
             Ok(_) => {
-                tracing::warn!(path = %path.display(), "batch checkpoint does not match this job; submitting a new job");
+                tracing::warn!(path = %path, "batch checkpoint does not match this job; submitting a new job");
                 None
             }
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "batch checkpoint is not valid JSON; submitting a new job");
+                tracing::warn!(path = %path, error = %e, "batch checkpoint is not valid JSON; submitting a new job");
                 None
             }
         }
@@ -127,6 +172,12 @@ impl CheckpointDir {
 
     /// Writes `cp` atomically (temp file, then rename).
     pub fn save(&self, cp: &BatchCheckpoint) -> io::Result<()> {
+        if let Some(store) = &self.store {
+            let text = serde_json::to_string(cp).map_err(io::Error::other)?;
+            return store
+                .save_checkpoint(&self.scope(), &cp.job_key, &text)
+                .map_err(io::Error::other);
+        }
         std::fs::create_dir_all(&self.dir)?;
         let path = self.path(&cp.job_key);
         let tmp = path.with_extension("json.tmp");
@@ -137,6 +188,12 @@ impl CheckpointDir {
 
     /// Removes the checkpoint of job `key` (a missing file is fine).
     pub fn remove(&self, key: &str) {
+        if let Some(store) = &self.store {
+            if let Err(e) = store.remove_checkpoint(&self.scope(), key) {
+                tracing::warn!(error = %e, "could not remove batch checkpoint");
+            }
+            return;
+        }
         let path = self.path(key);
         if let Err(e) = std::fs::remove_file(&path)
             && e.kind() != io::ErrorKind::NotFound
@@ -214,6 +271,40 @@ mod tests {
         store.remove("k1");
         store.remove("k1");
         assert!(store.load("k1").is_none());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn in_the_run_store_nothing_is_written_beside_the_sink() {
+        let dir = tmpdir("in-store");
+        let run_store = Arc::new(RunStore::open(&dir.join("runs.db")).unwrap());
+        let store = CheckpointDir::in_store(run_store.clone(), "azure_batch_llm", 2);
+        assert!(store.load("k1").is_none());
+        let cp = store.record("k1", "batch_1", "file-1", "gpt-4o", 3);
+        store.save(&cp).unwrap();
+        assert_eq!(store.load("k1"), Some(cp.clone()));
+        // Another transform (or a reopened store) sees only its own.
+        let reopened = Arc::new(RunStore::open(&dir.join("runs.db")).unwrap());
+        assert_eq!(
+            CheckpointDir::in_store(reopened.clone(), "azure_batch_llm", 2).load("k1"),
+            Some(cp)
+        );
+        assert!(
+            CheckpointDir::in_store(reopened, "azure_batch_llm", 3)
+                .load("k1")
+                .is_none()
+        );
+        assert!(store.describe("k1").contains("azure_batch_llm/t2/k1"));
+        store.remove("k1");
+        assert!(store.load("k1").is_none());
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("checkpoint"))
+            .collect();
+        assert!(files.is_empty(), "{files:?}");
+        drop(run_store);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -266,12 +266,14 @@ pub(crate) fn check(
             break;
         }
     }
-    let uses_row_fields = plans.iter().any(|t| {
-        template::analyze(&t.config.prompt().prompt_template)
-            .fields
-            .iter()
-            .any(|f| f.segments.len() == 1)
-    });
+    // Each template is analysed once, here.
+    let analyses: Vec<template::Analysis> = plans
+        .iter()
+        .map(|t| template::analyze(&t.config.prompt().prompt_template))
+        .collect();
+    let uses_row_fields = analyses
+        .iter()
+        .any(|a| a.fields.iter().any(|f| f.segments.len() == 1));
     if !uses_row_fields {
         return Vec::new();
     }
@@ -291,16 +293,18 @@ pub(crate) fn check(
     };
     let mut findings = Vec::new();
     let mut known: Vec<String> = fields.names.clone();
+    // The same names, for lookups: a long chain adds a field per transform.
+    let mut is_known: std::collections::HashSet<String> = known.iter().cloned().collect();
     let mut added: Vec<String> = Vec::new();
-    for t in plans {
+    for (t, analysis) in plans.into_iter().zip(analyses) {
         let text = &t.config.prompt().prompt_template;
         let dimensions = t.config.queries().map(|q| &q.0);
         if let Some(found) = t.template {
-            for field in template::analyze(text).fields {
+            for field in analysis.fields {
                 let [name] = field.segments.as_slice() else {
                     continue; // dotted: query dimensions, checked by the rules
                 };
-                if known.iter().any(|k| k == name)
+                if is_known.contains(name.as_str())
                     || dimensions.is_some_and(|d| d.contains_key(name))
                 {
                     continue;
@@ -347,7 +351,7 @@ pub(crate) fn check(
             }
         }
         for out in output_fields(t.config).unwrap_or_default() {
-            if !known.contains(&out) {
+            if is_known.insert(out.clone()) {
                 known.push(out.clone());
                 added.push(out);
             }
