@@ -197,6 +197,13 @@ pub async fn process_call<T: LlmCall + TransformMeta>(
         return this.merge(row, Vec::new());
     }
     let cache = ctx.cache;
+    if cache.is_none() && !ctx.tracer.is_enabled() && calls.len() == 1 {
+        // The fast path (no store, untraced, one call): nothing recorded,
+        // nothing allocated beyond what `plan` and `merge` need.
+        let call = calls.pop().expect("one planned call");
+        let result = this.call(&call.request).await;
+        return this.merge(row, vec![(call, result)]);
+    }
     // Replies already in the run store are used as they are: not paid
     // again, and not traced again (they were traced when they were paid).
     let mut stored: Vec<Option<(PlannedCall, LlmResponse)>> = Vec::new();
