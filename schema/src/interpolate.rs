@@ -106,6 +106,46 @@ impl fmt::Display for InterpolationError {
 
 impl std::error::Error for InterpolationError {}
 
+/// Why a `${VAR}` value could not be resolved: every problem of the value,
+/// each followed by how to fix it. The one error type of env resolution
+/// ([`EnvString::resolve`](crate::config::EnvString::resolve),
+/// [`SecretRef::resolve`](crate::config::SecretRef::resolve)); it names
+/// variables, never their values.
+///
+/// ```
+/// use elspeth_schema::config::{EnvString, ProcessEnv};
+/// let e = EnvString::new("${ELSPETH_DOC_UNSET}").resolve(&ProcessEnv).unwrap_err();
+/// assert_eq!(
+///     e.to_string(),
+///     "environment variable `ELSPETH_DOC_UNSET` is not set (set it (`export ELSPETH_DOC_UNSET=...`) or give a default: `${ELSPETH_DOC_UNSET:-default}`)"
+/// );
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvError {
+    /// Each problem, in the order they appear in the value.
+    pub problems: Vec<InterpolationError>,
+}
+
+impl fmt::Display for EnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e} ({})", e.help())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for EnvError {}
+
+impl From<Vec<InterpolationError>> for EnvError {
+    fn from(problems: Vec<InterpolationError>) -> Self {
+        Self { problems }
+    }
+}
+
 fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())

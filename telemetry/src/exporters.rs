@@ -39,29 +39,11 @@ pub(crate) struct LangfuseKey {
 }
 
 fn resolve_env(field: &str, value: &EnvString, env: &dyn Env) -> Result<String, String> {
-    value.resolve(env).map_err(|errors| {
-        format!(
-            "{field}: {}",
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
-    })
+    value.resolve(env).map_err(|e| format!("{field}: {e}"))
 }
 
 fn resolve_secret(field: &str, value: &SecretRef, env: &dyn Env) -> Result<SecretString, String> {
-    value.resolve(env).map_err(|errors| {
-        format!(
-            "{field}: {}",
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
-    })
+    value.resolve(env).map_err(|e| format!("{field}: {e}"))
 }
 
 /// Builds (or reuses) the exporter for `config`.

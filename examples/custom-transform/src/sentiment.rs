@@ -21,7 +21,7 @@ use std::sync::Arc;
 use elspeth::clients::{ClientSettings, OpenRouterClient, OpenRouterTarget};
 use elspeth::config::{EnvString, SecretRef, TracingConfig};
 use elspeth::llm::{ChatMessage, GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse};
-use elspeth::schema::interpolate::InterpolationError;
+use elspeth::schema::interpolate::EnvError;
 use elspeth::usage::UsageMeter;
 use elspeth::{HasTracing, LlmCall, PlannedCall, Row, RowError, StartContext, StartError};
 use serde::Deserialize;
@@ -148,9 +148,9 @@ impl LlmCall for ReviewSentiment {
     /// one given to `RunOptions::with_env`) and builds the HTTP client.
     async fn setup(&mut self, ctx: &StartContext) -> Result<(), StartError> {
         let env = ctx.env.as_ref();
-        let fail = |field: &str, errors: Vec<InterpolationError>| StartError::Other {
+        let fail = |field: &str, e: EnvError| StartError::Other {
             transform: ctx.label.clone(),
-            message: format!("{field}: {}", describe(&errors)),
+            message: format!("{field}: {e}"),
         };
         let target = OpenRouterTarget {
             base_url: self
@@ -251,15 +251,6 @@ impl LlmCall for ReviewSentiment {
         row.insert(SENTIMENT_FIELD.into(), Value::String(verdict.sentiment));
         Ok(row)
     }
-}
-
-/// `name is not set (help); …` for the variables that did not resolve.
-fn describe(errors: &[InterpolationError]) -> String {
-    errors
-        .iter()
-        .map(|e| format!("{e} ({})", e.help()))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// At most 80 characters of a model's reply, for error messages.

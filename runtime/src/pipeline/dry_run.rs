@@ -75,10 +75,8 @@ fn check(
 ) -> Option<String> {
     match value.resolve(env) {
         Ok(v) => Some(v),
-        Err(errors) => {
-            for e in errors {
-                problems.push(format!("{label}: {field}: {e} ({})", e.help()));
-            }
+        Err(e) => {
+            problems.push(format!("{label}: {field}: {e}"));
             None
         }
     }
@@ -91,10 +89,8 @@ fn check_secret(
     value: &SecretRef,
     out: &mut Vec<String>,
 ) {
-    if let Err(errors) = value.resolve(env) {
-        for e in errors {
-            out.push(format!("{label}: {field}: {e} ({})", e.help()));
-        }
+    if let Err(e) = value.resolve(env) {
+        out.push(format!("{label}: {field}: {e}"));
     }
 }
 

@@ -82,9 +82,9 @@ impl BuildContext {
     ) -> Result<String, StartError> {
         value
             .resolve(self.env.as_ref())
-            .map_err(|errors| StartError::Other {
+            .map_err(|e| StartError::Other {
                 transform: label.clone(),
-                message: format!("{field}: {}", describe(&errors)),
+                message: format!("{field}: {e}"),
             })
     }
 
@@ -96,9 +96,9 @@ impl BuildContext {
     ) -> Result<SecretString, StartError> {
         value
             .resolve(self.env.as_ref())
-            .map_err(|errors| StartError::Other {
+            .map_err(|e| StartError::Other {
                 transform: label.clone(),
-                message: format!("{field}: {}", describe(&errors)),
+                message: format!("{field}: {e}"),
             })
     }
 
@@ -130,14 +130,6 @@ impl BuildContext {
             app_title: conn.app_title.clone(),
         })
     }
-}
-
-fn describe(errors: &[elspeth_schema::interpolate::InterpolationError]) -> String {
-    errors
-        .iter()
-        .map(|e| format!("{e} ({})", e.help()))
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// A client error at start, as a [`StartError`].

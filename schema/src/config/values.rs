@@ -12,7 +12,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::interpolate::{self, InterpolationError};
+use crate::interpolate::{self, EnvError};
 
 /// Where `${VAR}` references are looked up.
 ///
@@ -78,8 +78,8 @@ impl EnvString {
     }
 
     /// Resolves the references against `env`.
-    pub fn resolve(&self, env: &dyn Env) -> Result<String, Vec<InterpolationError>> {
-        interpolate::interpolate(&self.0, |name| env.var(name))
+    pub fn resolve(&self, env: &dyn Env) -> Result<String, EnvError> {
+        interpolate::interpolate(&self.0, |name| env.var(name)).map_err(EnvError::from)
     }
 }
 
@@ -171,8 +171,10 @@ impl SecretRef {
     }
 
     /// Resolves the references against `env`. Errors name variables only.
-    pub fn resolve(&self, env: &dyn Env) -> Result<SecretString, Vec<InterpolationError>> {
-        interpolate::interpolate(&self.0, |name| env.var(name)).map(SecretString::from)
+    pub fn resolve(&self, env: &dyn Env) -> Result<SecretString, EnvError> {
+        interpolate::interpolate(&self.0, |name| env.var(name))
+            .map(SecretString::from)
+            .map_err(EnvError::from)
     }
 }
 
@@ -232,6 +234,9 @@ mod tests {
         let s = SecretRef::new("${K}").resolve(&env).unwrap();
         assert_eq!(s.expose_secret(), "v4lue");
         let err = SecretRef::new("${NOPE}").resolve(&env).unwrap_err();
-        assert_eq!(err[0].to_string(), "environment variable `NOPE` is not set");
+        assert_eq!(
+            err.problems[0].to_string(),
+            "environment variable `NOPE` is not set"
+        );
     }
 }

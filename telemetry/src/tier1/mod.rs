@@ -425,30 +425,17 @@ fn pipeline(
     client: &reqwest::Client,
     handle: &tokio::runtime::Handle,
 ) -> Result<Pipeline, String> {
-    let endpoint = o.endpoint.resolve(env).map_err(|errors| {
-        format!(
-            "telemetry.exporters[{index}].options.endpoint: {}",
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
-    })?;
+    let endpoint = o
+        .endpoint
+        .resolve(env)
+        .map_err(|e| format!("telemetry.exporters[{index}].options.endpoint: {e}"))?;
     let url = traces_url(&endpoint)
         .map_err(|e| format!("telemetry.exporters[{index}].options.endpoint: {e}"))?;
     let mut headers = HashMap::new();
     for (name, value) in &o.headers {
-        let value = value.resolve(env).map_err(|errors| {
-            format!(
-                "telemetry.exporters[{index}].options.headers.{name}: {}",
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )
-        })?;
+        let value = value
+            .resolve(env)
+            .map_err(|e| format!("telemetry.exporters[{index}].options.headers.{name}: {e}"))?;
         if http::HeaderName::from_bytes(name.as_bytes()).is_err()
             || http::HeaderValue::from_str(value.expose_secret()).is_err()
         {
