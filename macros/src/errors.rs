@@ -55,21 +55,10 @@ pub fn with_help(message: impl Display, help: impl Display) -> String {
     format!("{message}\nhelp: {help}")
 }
 
-/// ` did you mean `x`?` when one of `candidates` is close to `got`.
-pub fn did_you_mean<'a>(
-    got: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .filter_map(|c| {
-            let edits = strsim::damerau_levenshtein(got, c);
-            let similar = strsim::jaro_winkler(got, c);
-            (edits <= (c.len() / 3).max(1) || similar > 0.85).then_some((edits, c))
-        })
-        .min_by_key(|(edits, _)| *edits)
-        .map(|(_, c)| c)
-}
+/// The candidate of `candidates` close to `got`, if any: the config
+/// validator's algorithm, so the macro and the validator suggest the same
+/// name for the same typo.
+pub use elspeth_core::suggest::did_you_mean;
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,6 @@
-//! "Did you mean" suggestions for misspelt names.
+//! "Did you mean" suggestions for misspelt names: the one algorithm of
+//! `elspeth-core`, shared with the `#[llm_transform]` macro so both suggest
+//! the same name for the same typo.
 //!
 //! ```
 //! use elspeth_schema::suggest::did_you_mean;
@@ -7,58 +9,7 @@
 //! assert_eq!(did_you_mean("zzz", ["host", "tags"]), None);
 //! ```
 
-/// The candidate closest to `input`, when it is close enough to be a likely
-/// typo (Jaro-Winkler similarity ≥ 0.8, or a case-insensitive match, or
-/// one contains the other).
-pub fn did_you_mean<'a, I>(input: &str, candidates: I) -> Option<&'a str>
-where
-    I: IntoIterator<Item = &'a str>,
-{
-    let lower = input.to_ascii_lowercase();
-    let mut best: Option<(&'a str, f64)> = None;
-    for candidate in candidates {
-        if candidate == input {
-            continue;
-        }
-        let c_lower = candidate.to_ascii_lowercase();
-        let score = if c_lower == lower {
-            2.0
-        } else {
-            let jw = strsim::jaro_winkler(&lower, &c_lower);
-            let contains = lower.len() >= 3
-                && c_lower.len() >= 3
-                && (c_lower.contains(&lower) || lower.contains(&c_lower));
-            if contains { jw.max(0.85) } else { jw }
-        };
-        if score >= 0.8 && best.is_none_or(|(_, s)| score > s) {
-            best = Some((candidate, score));
-        }
-    }
-    best.map(|(c, _)| c)
-}
-
-/// Formats names as a list of code spans: `` `a`, `b` and `c` ``.
-pub fn list<S: AsRef<str>>(names: &[S]) -> String {
-    join(names, "and")
-}
-
-/// Formats names as alternatives: `` `a`, `b` or `c` ``.
-pub fn list_or<S: AsRef<str>>(names: &[S]) -> String {
-    join(names, "or")
-}
-
-fn join<S: AsRef<str>>(names: &[S], conjunction: &str) -> String {
-    let quoted: Vec<String> = names.iter().map(|n| format!("`{}`", n.as_ref())).collect();
-    match quoted.len() {
-        0 => String::new(),
-        1 => quoted[0].clone(),
-        n => format!(
-            "{} {conjunction} {}",
-            quoted[..n - 1].join(", "),
-            quoted[n - 1]
-        ),
-    }
-}
+pub use elspeth_core::suggest::{did_you_mean, list, list_or};
 
 #[cfg(test)]
 mod tests {
