@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime};
 
 use elspeth::config::{
     AzureAiTracingConfig, EnvString, LangfuseTracingConfig, SecretRef, TracingConfig,
-    TracingProvider,
 };
 use elspeth::llm::{
     ChatMessage, GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse, Usage,
@@ -18,7 +17,7 @@ use elspeth::telemetry::InMemorySink;
 use elspeth::telemetry::record::{
     GenerationData, ObservationKind, SpanKind, SpanRecord, SpanStatus,
 };
-use elspeth::telemetry::{ExportSummary, TracingRegistry, TransformLabel};
+use elspeth::telemetry::{ExportSummary, TracingProvider, TracingRegistry, TransformLabel};
 use elspeth::{
     BatchContext, BatchRow, CloseReport, DynTransform, HasTracing, JobLine, JobOutcome, LlmCall,
     LlmJob, PlannedCall, Row, RowContext, RowError, StartContext, StartError, Transform,

@@ -125,9 +125,14 @@ pub trait TransformMeta {
 /// Asks the registry for the transform's tracer (an incomplete config or an
 /// unavailable provider degrades to one warning and a disabled tracer there).
 fn start<T: TransformMeta + ?Sized>(this: &T, ctx: &StartContext) -> Result<Tracer, StartError> {
-    ctx.tracing
-        .tracer_for(&ctx.label, this.tracing_config(), T::ACCEPTED)
-        .map_err(StartError::from)
+    crate::tracing_settings::tracer_for(
+        &ctx.tracing,
+        &ctx.label,
+        this.tracing_config(),
+        T::ACCEPTED,
+        ctx.env.as_ref(),
+    )
+    .map_err(StartError::from)
 }
 
 /// Refuses a provider the transform excludes, with the registry's message.
@@ -135,20 +140,8 @@ fn check_accepted<T: TransformMeta + ?Sized>(
     this: &T,
     ctx: &StartContext,
 ) -> Result<(), StartError> {
-    let Some(config) = this.tracing_config() else {
-        return Ok(());
-    };
-    let provider = config.provider();
-    if provider == TracingProvider::None || T::ACCEPTED.contains(&provider) {
-        return Ok(());
-    }
-    Err(StartError::ProviderNotAccepted(
-        elspeth_telemetry::ProviderNotAccepted {
-            transform: ctx.label.clone(),
-            provider,
-            accepted: T::ACCEPTED.to_vec(),
-        },
-    ))
+    crate::tracing_settings::check_accepted(&ctx.label, this.tracing_config(), T::ACCEPTED)
+        .map_err(StartError::from)
 }
 
 /// `Transform::on_start` of a per-call transform: provider check,

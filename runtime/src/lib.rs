@@ -8,6 +8,7 @@ pub mod pipeline;
 pub mod row;
 pub mod store;
 pub mod tier1;
+pub mod tracing_settings;
 pub mod transform;
 pub mod transforms;
 pub mod usage;

@@ -1,9 +1,9 @@
 //! LLM calls: the [`LlmCall`] trait a transform author implements, and the
-//! request / response vocabulary (re-exported from `elspeth-telemetry`).
+//! request / response vocabulary (re-exported from `elspeth-core`).
 
 use std::future::Future;
 
-pub use elspeth_telemetry::call::{
+pub use elspeth_core::call::{
     ChatMessage, GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse, Role, Usage,
 };
 use serde_json::Value;

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use elspeth_telemetry::call::{LlmRequest, LlmResponse, Usage};
+use crate::llm::{LlmRequest, LlmResponse, Usage};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
@@ -811,7 +811,7 @@ mod tests {
         changed.push(r);
         let mut r = base.clone();
         r.messages
-            .insert(0, elspeth_telemetry::call::ChatMessage::system("be brief"));
+            .insert(0, crate::llm::ChatMessage::system("be brief"));
         changed.push(r);
         let mut r = base.clone();
         r.temperature = Some(0.0);

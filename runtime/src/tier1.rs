@@ -5,10 +5,13 @@
 //! OTLP exporter it drives); this module re-exports it so transforms and
 //! LLM clients use `elspeth_runtime::tier1::Tier1`.
 //!
+//! Built from the pipeline's `telemetry:` section by
+//! [`tracing_settings::tier1`](crate::tracing_settings::tier1).
+//!
 //! ```no_run
 //! # async fn demo(config: &elspeth_schema::config::TelemetryConfig) {
 //! use elspeth_runtime::tier1::Tier1;
-//! let tier1 = Tier1::from_config(config, &elspeth_schema::config::ProcessEnv);
+//! let tier1: Tier1 = elspeth_runtime::tracing_settings::tier1(config, &elspeth_schema::config::ProcessEnv);
 //! let call = tier1.start_call("llm.chat", "myresource.openai.azure.com");
 //! let request_body = br#"{"messages":[]}"#;
 //! // ... send it, read the answer ...
@@ -17,5 +20,6 @@
 //! ```
 
 pub use elspeth_telemetry::tier1::{
-    Tier1, Tier1Call, Tier1Error, Tier1Options, Tier1Outcome, Tier1Span, sha256_hex,
+    EndpointProblem, Tier1, Tier1Call, Tier1Error, Tier1ExporterError, Tier1Options, Tier1Outcome,
+    Tier1Span, sha256_hex,
 };

@@ -7,7 +7,6 @@
 //! call.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use elspeth_telemetry::{ExportSummary, Tracer, TracingRegistry, TransformLabel};
@@ -55,14 +54,14 @@ impl RowError {
     }
 }
 
-impl From<elspeth_telemetry::call::LlmError> for RowError {
-    fn from(e: elspeth_telemetry::call::LlmError) -> Self {
+impl From<crate::llm::LlmError> for RowError {
+    fn from(e: crate::llm::LlmError) -> Self {
         let kind = match e.kind {
-            elspeth_telemetry::call::LlmErrorKind::ContentFilter => "content_filter",
-            elspeth_telemetry::call::LlmErrorKind::MalformedResponse => "parse",
-            elspeth_telemetry::call::LlmErrorKind::Job => "batch",
-            elspeth_telemetry::call::LlmErrorKind::Cancelled => "cancelled",
-            elspeth_telemetry::call::LlmErrorKind::Store => "store",
+            crate::llm::LlmErrorKind::ContentFilter => "content_filter",
+            crate::llm::LlmErrorKind::MalformedResponse => "parse",
+            crate::llm::LlmErrorKind::Job => "batch",
+            crate::llm::LlmErrorKind::Cancelled => "cancelled",
+            crate::llm::LlmErrorKind::Store => "store",
             _ => "llm",
         };
         Self {
@@ -114,11 +113,11 @@ pub struct StartContext {
 
 impl StartContext {
     /// A context with the given registry, no Tier 1 telemetry, the
-    /// registry's environment and a fresh usage meter.
+    /// process environment and a fresh usage meter.
     pub fn new(label: TransformLabel, tracing: Arc<TracingRegistry>) -> Self {
         Self {
             label,
-            env: tracing.env_arc(),
+            env: Arc::new(elspeth_schema::config::ProcessEnv),
             tracing,
             tier1: Tier1::disabled(),
             checkpoint_dir: None,
@@ -195,8 +194,9 @@ pub trait Transform: Send + Sync + 'static {
     fn close(&mut self, tracer: Tracer) -> impl Future<Output = CloseReport> + Send;
 }
 
-/// A boxed, `Send` future.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A boxed, `Send` future (`elspeth-core`'s one, shared with the telemetry
+/// crate's sinks).
+pub use elspeth_core::BoxFuture;
 
 /// Object-safe form of [`Transform`], implemented for every `Transform`;
 /// the runner holds `Box<dyn DynTransform>`.

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use elspeth_telemetry::call::{LlmError, LlmResponse};
+use crate::llm::{LlmError, LlmResponse};
 
 /// Counts LLM calls, tokens and cost. Lock-free; share it in an `Arc`.
 ///
@@ -119,7 +119,7 @@ fn add_f64(cell: &AtomicU64, x: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use elspeth_telemetry::call::{LlmErrorKind, Usage};
+    use crate::llm::{LlmErrorKind, Usage};
     use std::sync::Arc;
 
     #[test]

@@ -11,8 +11,8 @@
 
 use std::time::{Duration, Instant};
 
-use elspeth_schema::config::TracingProvider;
-use elspeth_telemetry::call::{GenAiSystem, LlmRequest, LlmResponse, Usage};
+use elspeth_core::call::{GenAiSystem, LlmRequest, LlmResponse, Usage};
+use elspeth_telemetry::TracingProvider;
 use elspeth_telemetry::export::ExportConfig;
 use elspeth_telemetry::langfuse::{LangfuseSettings, langfuse_exporter};
 use elspeth_telemetry::{GenerationStart, SpanSink, TraceStart, Tracer, TracerOptions};

@@ -22,9 +22,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
+use elspeth_core::call::{GenAiSystem, LlmRequest, LlmResponse, Usage};
 use elspeth_mock::langfuse::LangfuseMock;
-use elspeth_schema::config::TracingProvider;
-use elspeth_telemetry::call::{GenAiSystem, LlmRequest, LlmResponse, Usage};
+use elspeth_telemetry::TracingProvider;
 use elspeth_telemetry::export::ExportConfig;
 use elspeth_telemetry::langfuse::{LangfuseSettings, langfuse_exporter};
 use elspeth_telemetry::{GenerationStart, SpanSink, TraceStart, Tracer, TracerOptions};

@@ -28,8 +28,8 @@
 use serde_json::{Value, json};
 
 use crate::attrs::{Attr, count};
-use crate::call::ChatMessage;
 use crate::record::{GenerationData, SpanRecord};
+use elspeth_core::call::ChatMessage;
 
 /// `chat {model}`: the GenAI span name of a generation.
 pub(crate) fn chat_span_name(g: &GenerationData) -> String {

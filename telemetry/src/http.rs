@@ -1,28 +1,13 @@
 //! HTTP plumbing shared by the exporters.
 
-use std::time::Duration;
+pub use elspeth_core::http::install_crypto_provider;
+use elspeth_core::http::{ClientBuildError, ClientOptions};
 
-/// Installs rustls' `ring` crypto provider as the process default, if no
-/// provider is installed yet. reqwest is built with `rustls-no-provider`, so
-/// a client cannot be built before this runs. Idempotent and cheap.
-pub fn install_crypto_provider() {
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Err means another thread installed one first: fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-}
-
-/// A reqwest client for tracing backends: rustls (ring), HTTP/1.1 and 2,
-/// 5 s connect timeout, `elspeth/<version>` user agent. Request timeouts are
-/// applied per request by the export machinery.
-pub(crate) fn client() -> Result<reqwest::Client, String> {
-    install_crypto_provider();
-    reqwest::Client::builder()
-        .user_agent(concat!("elspeth/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(5))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| format!("could not build the HTTP client for tracing: {e}"))
+/// A reqwest client for tracing backends: elspeth's one client builder with
+/// the exporters' preset ([`ClientOptions::for_exporters`]). Request
+/// timeouts are applied per request by the export machinery.
+pub(crate) fn client() -> Result<reqwest::Client, ClientBuildError> {
+    ClientOptions::for_exporters().build()
 }
 
 /// Runs CPU-heavy work (encoding and compressing a batch) without stalling

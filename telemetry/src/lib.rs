@@ -4,17 +4,21 @@
 //!   generation per LLM call; exporters send them to Langfuse
 //!   ([`langfuse`], OTLP/HTTP protobuf) or Azure AI / Application Insights
 //!   ([`appinsights`]). [`TracingRegistry`] builds each transform's tracer
-//!   from its `tracing:` block and owns the exporters.
+//!   from its resolved [`TransformTracing`] and owns the exporters.
 //! - **Tier 1** (per pipeline): [`tier1::Tier1`] exports one span per
 //!   external call (latency, status, content hashes only) to any OTLP
 //!   collector.
+//!
+//! This crate reads no pipeline YAML: the runtime resolves the `tracing:`
+//! blocks and the `telemetry:` section into the types of [`settings`].
+//! The LLM call vocabulary it records (`LlmRequest`, `LlmResponse`, ...)
+//! lives in `elspeth-core`.
 //!
 //! Recording never blocks and never fails the pipeline: a span is built and
 //! enqueued; export happens in the background ([`export`]).
 
 #![warn(missing_docs)]
 
-pub mod call;
 pub mod record;
 pub mod sink;
 pub mod tracer;
@@ -24,9 +28,11 @@ pub use tracer::{
     Generation, GenerationStart, JobTrace, RowGeneration, Trace, TraceStart, Tracer, TracerOptions,
 };
 pub mod registry;
+pub mod settings;
 
 pub mod appinsights;
 mod attrs;
+mod error;
 pub mod export;
 mod exporters;
 mod genai;
@@ -35,4 +41,10 @@ pub mod langfuse;
 mod pyjson;
 pub mod tier1;
 
-pub use registry::{ProviderNotAccepted, TracingRegistry, TransformLabel};
+pub use elspeth_core::TransformLabel;
+pub use error::ExporterError;
+pub use registry::{ProviderNotAccepted, TracingRegistry};
+pub use settings::{
+    AzureAiExport, ExporterSettings, Granularity, LangfuseExport, OtlpExporterSettings,
+    Tier1Settings, TracingProvider, TransformTracing, UnresolvedSettings,
+};

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use crate::call::{ChatMessage, GenAiSystem, Usage};
+use elspeth_core::call::{ChatMessage, GenAiSystem, Usage};
 
 /// 16-byte trace id (W3C / OpenTelemetry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

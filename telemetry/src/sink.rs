@@ -1,7 +1,5 @@
 //! Where recorded spans go: the [`SpanSink`] trait and an in-memory sink.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,8 +20,8 @@ pub struct ExportSummary {
     pub pending: u64,
 }
 
-/// A boxed future, for object-safe async methods.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// The boxed future of object-safe async methods (`elspeth-core`'s one).
+pub use elspeth_core::BoxFuture;
 
 /// Receives finished spans. Implementations must make [`enqueue`](Self::enqueue)
 /// cheap and non-blocking (no I/O, no lock held across an `.await`): it is on

@@ -9,7 +9,7 @@
 //!
 //! ```
 //! use elspeth_telemetry::{Tracer, TracerOptions, TraceStart, GenerationStart};
-//! use elspeth_telemetry::call::{GenAiSystem, LlmRequest, LlmResponse};
+//! use elspeth_core::call::{GenAiSystem, LlmRequest, LlmResponse};
 //! use elspeth_telemetry::sink::InMemorySink;
 //! use std::sync::Arc;
 //!
@@ -31,14 +31,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use elspeth_schema::config::TracingProvider;
+use crate::settings::TracingProvider;
 use serde_json::Value;
 
-use crate::call::{GenAiSystem, LlmError, LlmRequest, LlmResponse};
 use crate::record::{
     GenerationData, ObservationKind, SpanId, SpanKind, SpanRecord, SpanStatus, TraceId, TraceInfo,
 };
 use crate::sink::{ExportSummary, SpanSink};
+use elspeth_core::call::{GenAiSystem, LlmError, LlmRequest, LlmResponse};
 
 /// How a tracer records.
 #[derive(Debug, Clone)]
@@ -538,8 +538,8 @@ impl JobTrace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::{LlmErrorKind, Usage};
     use crate::sink::InMemorySink;
+    use elspeth_core::call::{LlmErrorKind, Usage};
 
     fn tracer(content: bool, rate: f64) -> (Tracer, InMemorySink) {
         let sink = InMemorySink::new();

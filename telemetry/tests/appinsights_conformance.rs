@@ -9,12 +9,12 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use elspeth_core::call::{GenAiSystem, LlmError, LlmErrorKind};
 use elspeth_mock::appinsights::AppInsightsMock;
-use elspeth_schema::config::TracingProvider;
 use elspeth_telemetry::GenerationStart;
 use elspeth_telemetry::SpanSink;
+use elspeth_telemetry::TracingProvider;
 use elspeth_telemetry::appinsights::{AppInsightsSettings, ConnectionString, appinsights_exporter};
-use elspeth_telemetry::call::{GenAiSystem, LlmError, LlmErrorKind};
 use serde_json::Value;
 
 fn settings(cs: &str, live: bool) -> AppInsightsSettings {

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use common::*;
 use elspeth_mock::langfuse::LangfuseMock;
-use elspeth_schema::config::TracingProvider;
 use elspeth_telemetry::SpanSink;
+use elspeth_telemetry::TracingProvider;
 use elspeth_telemetry::export::ExportConfig;
 use elspeth_telemetry::langfuse::{LangfuseSettings, langfuse_exporter};
 

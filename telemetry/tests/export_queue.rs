@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use elspeth_schema::config::TracingProvider;
 use elspeth_telemetry::SpanSink;
+use elspeth_telemetry::TracingProvider;
 use elspeth_telemetry::export::{ExportConfig, Exporter, SendOutcome, Transport};
 use elspeth_telemetry::record::SpanRecord;
 use elspeth_telemetry::sink::BoxFuture;

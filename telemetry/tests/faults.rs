@@ -12,8 +12,8 @@ use common::*;
 use elspeth_mock::Fault;
 use elspeth_mock::appinsights::AppInsightsMock;
 use elspeth_mock::langfuse::LangfuseMock;
-use elspeth_schema::config::TracingProvider;
 use elspeth_telemetry::SpanSink;
+use elspeth_telemetry::TracingProvider;
 use elspeth_telemetry::appinsights::{AppInsightsSettings, ConnectionString, appinsights_exporter};
 use elspeth_telemetry::export::{ExportConfig, Exporter};
 use elspeth_telemetry::langfuse::{LangfuseSettings, langfuse_exporter};
@@ -138,8 +138,8 @@ async fn persistent_429_storm_gives_up_without_a_retry_storm() {
     assert_eq!((s.sent, s.dropped, s.failed, s.pending), (0, 0, 40, 0));
     let batches = lf.requests().len() as u32;
     assert!(
-        batches <= 40 * config.retry.max_attempts
-            && batches.is_multiple_of(config.retry.max_attempts),
+        batches <= 40 * config.retry.max_attempts()
+            && batches.is_multiple_of(config.retry.max_attempts()),
         "each batch is tried exactly max_attempts times: {batches} requests"
     );
 }
@@ -225,10 +225,10 @@ async fn payload_too_large_splits_and_truncates() {
     // One row whose prompt alone is larger than the backend accepts.
     let huge = "x".repeat(200 * 1024);
     let trace = tracer.start_trace(start("huge"));
-    let req = elspeth_telemetry::call::LlmRequest::user("gpt-4o", huge.clone());
+    let req = elspeth_core::call::LlmRequest::user("gpt-4o", huge.clone());
     trace
         .generation(elspeth_telemetry::GenerationStart::new(
-            elspeth_telemetry::call::GenAiSystem::AzureOpenAi,
+            elspeth_core::call::GenAiSystem::AzureOpenAi,
             &req,
         ))
         .succeed(&response());

@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::*;
 use elspeth_mock::langfuse::{LangfuseMock, TRACES_PATH};
 use elspeth_mock::otlp::DecodedSpan;
-use elspeth_schema::config::TracingProvider;
 use elspeth_telemetry::SpanSink;
+use elspeth_telemetry::TracingProvider;
 use elspeth_telemetry::langfuse::{LangfuseSettings, langfuse_exporter};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
@@ -337,8 +337,8 @@ async fn system_prompt_input_is_chat_messages_json() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_job_rows_and_cost_details() {
+    use elspeth_core::call::GenAiSystem;
     use elspeth_telemetry::RowGeneration;
-    use elspeth_telemetry::call::GenAiSystem;
     let lf = LangfuseMock::spawn(PK, SK).await.unwrap();
     let exporter = exporter_for(lf.url()).await;
     let tracer = tracer(exporter.clone(), TracingProvider::Langfuse, true);

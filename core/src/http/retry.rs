@@ -249,7 +249,10 @@ mod tests {
                 Some(MAX_RETRY_AFTER),
                 "{value:?}"
             );
-            assert_eq!(parse_retry_after_ms(value).map(|d| d <= MAX_RETRY_AFTER), Some(true));
+            assert_eq!(
+                parse_retry_after_ms(value).map(|d| d <= MAX_RETRY_AFTER),
+                Some(true)
+            );
         }
         assert_eq!(parse_retry_after_ms("1e20"), Some(MAX_RETRY_AFTER));
     }
@@ -272,7 +275,10 @@ mod tests {
             parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now()),
             Some(MAX_RETRY_AFTER)
         );
-        assert_eq!(parse_retry_after("Wed, 32 Nov 2026 12:00:00 GMT", now()), None);
+        assert_eq!(
+            parse_retry_after("Wed, 32 Nov 2026 12:00:00 GMT", now()),
+            None
+        );
     }
 
     #[test]

@@ -172,11 +172,10 @@ impl LlmCall for ReviewSentiment {
             tier1: ctx.tier1.clone(),
             ..ClientSettings::default()
         };
-        let client =
-            OpenRouterClient::new(target, &settings).map_err(|message| StartError::Other {
-                transform: ctx.label.clone(),
-                message,
-            })?;
+        let client = OpenRouterClient::new(target, &settings).map_err(|e| StartError::Other {
+            transform: ctx.label.clone(),
+            message: e.to_string(),
+        })?;
         self.client = Some(client);
         self.usage = Some(ctx.usage.clone());
         Ok(())

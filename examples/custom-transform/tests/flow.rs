@@ -247,14 +247,17 @@ async fn an_azure_ai_config_fails_on_start_as_the_attribute_excludes_it() {
 #[tokio::test]
 async fn an_unset_api_key_fails_on_start_naming_the_variable() {
     let env: BTreeMap<String, String> = BTreeMap::new();
-    let registry = Arc::new(TracingRegistry::new(Arc::new(env)));
+    let registry = Arc::new(TracingRegistry::new());
     let label = TransformLabel {
         index: 1,
         plugin: PLUGIN.into(),
     };
     let mut sentiment = ReviewSentiment::new(SentimentOptions::openrouter(None));
-    let Err(e) = Transform::on_start(&mut sentiment, &StartContext::new(label, registry)).await
-    else {
+    let ctx = StartContext {
+        env: Arc::new(env),
+        ..StartContext::new(label, registry)
+    };
+    let Err(e) = Transform::on_start(&mut sentiment, &ctx).await else {
         panic!("should not start without OPENROUTER_API_KEY");
     };
     assert_eq!(

@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use elspeth_telemetry::call::{LlmError, LlmRequest, LlmResponse};
+use crate::llm::{LlmError, LlmRequest, LlmResponse};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
-use super::ClientSettings;
 use super::chat::{acquire_slot, classify_chat, encode_chat};
 use super::http::Backend;
 use super::send::Sender;
+use super::{ClientError, ClientSettings};
 
 /// Service name used in messages.
 pub(crate) const SERVICE: &str = "Azure OpenAI";
@@ -51,11 +51,14 @@ pub struct AzureChatClient {
 
 impl AzureChatClient {
     /// A client for `target`. Fails when the endpoint is not an http(s) URL.
-    pub fn new(target: AzureTarget, settings: &ClientSettings) -> Result<Self, String> {
+    pub fn new(target: AzureTarget, settings: &ClientSettings) -> Result<Self, ClientError> {
         let base = parse_endpoint(&target.endpoint)?;
         let mut url = base.clone();
         url.path_segments_mut()
-            .map_err(|_| format!("endpoint `{}` cannot be a base URL", target.endpoint))?
+            .map_err(|_| ClientError::NotABase {
+                field: "endpoint",
+                value: target.endpoint.clone(),
+            })?
             .pop_if_empty()
             .extend([
                 "openai",
@@ -113,14 +116,15 @@ impl AzureChatClient {
 }
 
 /// Parses an endpoint, accepting only `http` / `https`.
-pub(crate) fn parse_endpoint(endpoint: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(endpoint.trim()).map_err(|e| {
-        format!("endpoint `{endpoint}` is not a valid URL ({e}); expected e.g. https://my-resource.openai.azure.com")
+pub(crate) fn parse_endpoint(endpoint: &str) -> Result<reqwest::Url, ClientError> {
+    let url = reqwest::Url::parse(endpoint.trim()).map_err(|e| ClientError::InvalidEndpoint {
+        endpoint: endpoint.to_string(),
+        reason: e.to_string(),
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!(
-            "endpoint `{endpoint}` must be an http(s) URL, e.g. https://my-resource.openai.azure.com"
-        ));
+        return Err(ClientError::NotHttp {
+            endpoint: endpoint.to_string(),
+        });
     }
     Ok(url)
 }
@@ -162,9 +166,9 @@ mod tests {
     fn rejects_bad_endpoints_without_leaking_the_key() {
         let e = AzureChatClient::new(target("res.openai.azure.com"), &ClientSettings::default())
             .unwrap_err();
-        assert!(e.contains("is not a valid URL"), "{e}");
+        assert!(e.to_string().contains("is not a valid URL"), "{e}");
         let e = AzureChatClient::new(target("ftp://x"), &ClientSettings::default()).unwrap_err();
-        assert!(e.contains("must be an http(s) URL"), "{e}");
+        assert!(e.to_string().contains("must be an http(s) URL"), "{e}");
         assert!(!format!("{:?}", target("x")).contains("k3y"));
     }
 }

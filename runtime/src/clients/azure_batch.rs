@@ -6,16 +6,16 @@
 //! `GET /openai/files/{id}/content`, `POST /openai/batches`,
 //! `GET /openai/batches/{id}`, `POST /openai/batches/{id}/cancel`.
 
+use crate::llm::{LlmError, LlmErrorKind, LlmRequest, LlmResponse};
 use bytes::Bytes;
-use elspeth_telemetry::call::{LlmError, LlmErrorKind, LlmRequest, LlmResponse};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use super::ClientSettings;
 use super::azure::{AzureTarget, parse_endpoint};
 use super::chat::{ChatBody, describe_error, response_from_value};
 use super::http::Backend;
 use super::send::{Answer, Sender, Verdict, classify_status, truncate};
+use super::{ClientError, ClientSettings};
 
 const SERVICE: &str = "Azure OpenAI Batch API";
 const LINE_SERVICE: &str = "Azure OpenAI (batch line)";
@@ -217,13 +217,13 @@ pub struct AzureBatchClient {
 
 impl AzureBatchClient {
     /// A client for `target` (its deployment must be a Global-Batch one).
-    pub fn new(target: AzureTarget, settings: &ClientSettings) -> Result<Self, String> {
+    pub fn new(target: AzureTarget, settings: &ClientSettings) -> Result<Self, ClientError> {
         let base = parse_endpoint(&target.endpoint)?;
         if base.cannot_be_a_base() {
-            return Err(format!(
-                "endpoint `{}` cannot be a base URL",
-                target.endpoint
-            ));
+            return Err(ClientError::NotABase {
+                field: "endpoint",
+                value: target.endpoint,
+            });
         }
         Ok(Self {
             sender: Sender::new(
@@ -501,7 +501,7 @@ fn line_error(error: &serde_json::Value) -> LlmError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use elspeth_telemetry::call::Usage;
+    use crate::llm::Usage;
     use secrecy::SecretString;
 
     fn client() -> AzureBatchClient {

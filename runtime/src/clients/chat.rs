@@ -1,9 +1,7 @@
 //! The OpenAI-compatible chat-completions wire format shared by Azure
 //! OpenAI, OpenRouter and Azure Batch lines.
 
-use elspeth_telemetry::call::{
-    ChatMessage, LlmError, LlmErrorKind, LlmRequest, LlmResponse, Usage,
-};
+use crate::llm::{ChatMessage, LlmError, LlmErrorKind, LlmRequest, LlmResponse, Usage};
 use serde::{Deserialize, Serialize};
 
 use super::send::{Verdict, classify_status, error_detail, truncate};

@@ -22,6 +22,48 @@ pub use azure_batch::{AzureBatchClient, BatchJob, BatchStatus};
 pub use openrouter::{OpenRouterClient, OpenRouterTarget};
 pub use retry::RetryPolicy;
 
+/// Why an LLM client could not be built. Never contains the API key.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The endpoint does not parse as a URL.
+    #[error(
+        "endpoint `{endpoint}` is not a valid URL ({reason}); expected e.g. https://my-resource.openai.azure.com"
+    )]
+    InvalidEndpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// The URL parser's complaint.
+        reason: String,
+    },
+    /// The endpoint is not an http(s) URL with a host.
+    #[error(
+        "endpoint `{endpoint}` must be an http(s) URL, e.g. https://my-resource.openai.azure.com"
+    )]
+    NotHttp {
+        /// The endpoint as given.
+        endpoint: String,
+    },
+    /// The URL cannot have paths appended.
+    #[error("{field} `{value}` cannot be a base URL")]
+    NotABase {
+        /// The option (`endpoint`, `base_url`).
+        field: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// A header option is not a valid HTTP header value.
+    #[error("{name} `{value}` is not a valid HTTP header value")]
+    InvalidHeader {
+        /// The option (`http_referer`, `app_title`).
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Http(#[from] http::ClientBuildError),
+}
+
 /// Timeout, retries, concurrency and Tier 1 telemetry of a client.
 #[derive(Debug, Clone)]
 pub struct ClientSettings {

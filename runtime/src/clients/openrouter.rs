@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
-use elspeth_telemetry::call::{LlmError, LlmRequest, LlmResponse};
+use crate::llm::{LlmError, LlmRequest, LlmResponse};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
-use super::ClientSettings;
 use super::azure::parse_endpoint;
 use super::chat::{acquire_slot, classify_chat, encode_chat};
 use super::http::Backend;
 use super::send::Sender;
+use super::{ClientError, ClientSettings};
 
 /// Service name used in messages.
 pub(crate) const SERVICE: &str = "OpenRouter";
@@ -58,17 +58,22 @@ pub struct OpenRouterClient {
 impl OpenRouterClient {
     /// A client for `target`. Fails when the base URL is not an http(s) URL
     /// or a header value is not valid.
-    pub fn new(target: OpenRouterTarget, settings: &ClientSettings) -> Result<Self, String> {
+    pub fn new(target: OpenRouterTarget, settings: &ClientSettings) -> Result<Self, ClientError> {
         let base = parse_endpoint(&target.base_url)?;
         let mut url = base.clone();
         url.path_segments_mut()
-            .map_err(|_| format!("base_url `{}` cannot be a base URL", target.base_url))?
+            .map_err(|_| ClientError::NotABase {
+                field: "base_url",
+                value: target.base_url.clone(),
+            })?
             .pop_if_empty()
             .extend(["chat", "completions"]);
-        let header = |name: &str, v: Option<String>| -> Result<Option<http::HeaderValue>, String> {
+        let header = |name: &'static str,
+                      v: Option<String>|
+         -> Result<Option<http::HeaderValue>, ClientError> {
             v.map(|v| {
                 http::HeaderValue::from_str(&v)
-                    .map_err(|_| format!("{name} `{v}` is not a valid HTTP header value"))
+                    .map_err(|_| ClientError::InvalidHeader { name, value: v })
             })
             .transpose()
         };
@@ -164,6 +169,9 @@ mod tests {
             app_title: Some("bad\nvalue".into()),
         };
         let e = OpenRouterClient::new(t, &ClientSettings::default()).unwrap_err();
-        assert_eq!(e, "app_title `bad\nvalue` is not a valid HTTP header value");
+        assert_eq!(
+            e.to_string(),
+            "app_title `bad\nvalue` is not a valid HTTP header value"
+        );
     }
 }

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
+use crate::llm::{LlmError, LlmErrorKind};
 use bytes::Bytes;
-use elspeth_telemetry::call::{LlmError, LlmErrorKind};
 use http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::ClientSettings;
-use super::http::{Backend, shared_client};
+use super::http::{Backend, ClientBuildError, shared_client};
 use super::retry::{RetryPolicy, retry_after};
 use crate::tier1::Tier1;
 
@@ -69,7 +69,7 @@ impl Sender {
         key: SecretString,
         base: &reqwest::Url,
         settings: &ClientSettings,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ClientBuildError> {
         Ok(Self {
             http: shared_client(backend)?,
             policy: settings.retry.clone(),

@@ -429,12 +429,13 @@ impl Pipeline {
         };
 
         let tier1 = match &self.config.telemetry {
-            Some(t) => Tier1::from_config(t, options.env.as_ref()),
+            Some(t) => crate::tracing_settings::tier1(t, options.env.as_ref()),
             None => Tier1::disabled(),
         };
-        let registry = options.tracing.clone().unwrap_or_else(|| {
-            Arc::new(TracingRegistry::new(options.env.clone()).with_tier1(&tier1))
-        });
+        let registry = options
+            .tracing
+            .clone()
+            .unwrap_or_else(|| Arc::new(TracingRegistry::new().with_tier1(&tier1)));
         let run_span = tier1.start_run(&self.config.name);
         let checkpoint_dir = paths.sink.parent().map(Path::to_path_buf);
         let fail_fast = self.config.fail_fast.clone().unwrap_or_default();

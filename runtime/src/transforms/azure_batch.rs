@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use crate::llm::{GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse};
 use bytes::Bytes;
 use elspeth_schema::config::AzureBatchLlmOptions;
-use elspeth_telemetry::call::{GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse};
 
 use super::chat_core::not_started;
 use super::checkpoint::{CheckpointDir, job_key};
@@ -254,8 +254,10 @@ impl LlmJob for AzureBatchLlm {
     async fn setup(&mut self, ctx: &StartContext) -> Result<(), StartError> {
         let target = self.ctx.azure_target(&ctx.label, &self.config.connection)?;
         let settings = self.ctx.client_settings(&self.config.call, &ctx.tier1);
-        self.client =
-            Some(AzureBatchClient::new(target, &settings).map_err(|m| start_error(&ctx.label, m))?);
+        self.client = Some(
+            AzureBatchClient::new(target, &settings)
+                .map_err(|m| start_error(&ctx.label, m.to_string()))?,
+        );
         // In the run store when there is one; files beside the sink otherwise.
         self.checkpoints = match (&ctx.store, &ctx.checkpoint_dir) {
             (Some(store), _) => Some(CheckpointDir::in_store(

@@ -5,11 +5,11 @@
 
 use std::future::Future;
 
+use crate::llm::{LlmError, LlmErrorKind, LlmRequest, LlmResponse};
 use elspeth_schema::config::{
     AzureConnection, CallOptions, OpenRouterConnection, PromptOptions, QueryMatrix,
 };
 use elspeth_telemetry::TransformLabel;
-use elspeth_telemetry::call::{LlmError, LlmErrorKind, LlmRequest, LlmResponse};
 
 use super::context::{BuildContext, start_error};
 use super::matrix::{Query, expand};
@@ -52,7 +52,7 @@ impl ChatBackend for AzureChatClient {
         settings: &ClientSettings,
     ) -> Result<Self, StartError> {
         let target = ctx.azure_target(label, connection)?;
-        AzureChatClient::new(target, settings).map_err(|m| start_error(label, m))
+        AzureChatClient::new(target, settings).map_err(|m| start_error(label, m.to_string()))
     }
 
     fn chat(
@@ -77,7 +77,7 @@ impl ChatBackend for OpenRouterClient {
         settings: &ClientSettings,
     ) -> Result<Self, StartError> {
         let target = ctx.openrouter_target(label, connection)?;
-        OpenRouterClient::new(target, settings).map_err(|m| start_error(label, m))
+        OpenRouterClient::new(target, settings).map_err(|m| start_error(label, m.to_string()))
     }
 
     fn chat(
@@ -188,14 +188,14 @@ impl<C: ChatBackend> ChatCore<C> {
 /// every method delegates to the core.
 ///
 /// `llm_call_via_core!(AzureLlm, AzureOpenAi, "deployment", deployment_name)`
-/// names the struct, its [`GenAiSystem`](elspeth_telemetry::call::GenAiSystem)
+/// names the struct, its [`GenAiSystem`](crate::llm::GenAiSystem)
 /// variant, the trace metadata key and the connection field holding the
 /// deployment or model.
 macro_rules! llm_call_via_core {
     ($ty:ident, $system:ident, $model_key:literal, $model_field:ident) => {
         impl $crate::llm::LlmCall for $ty {
-            fn system(&self) -> ::elspeth_telemetry::call::GenAiSystem {
-                ::elspeth_telemetry::call::GenAiSystem::$system
+            fn system(&self) -> $crate::llm::GenAiSystem {
+                $crate::llm::GenAiSystem::$system
             }
 
             fn model_label(&self) -> (&'static str, &str) {
@@ -226,9 +226,8 @@ macro_rules! llm_call_via_core {
 
             async fn call(
                 &self,
-                request: &::elspeth_telemetry::call::LlmRequest,
-            ) -> Result<::elspeth_telemetry::call::LlmResponse, ::elspeth_telemetry::call::LlmError>
-            {
+                request: &$crate::llm::LlmRequest,
+            ) -> Result<$crate::llm::LlmResponse, $crate::llm::LlmError> {
                 self.core.call(request).await
             }
 
@@ -237,10 +236,7 @@ macro_rules! llm_call_via_core {
                 row: $crate::row::Row,
                 results: Vec<(
                     $crate::llm::PlannedCall,
-                    Result<
-                        ::elspeth_telemetry::call::LlmResponse,
-                        ::elspeth_telemetry::call::LlmError,
-                    >,
+                    Result<$crate::llm::LlmResponse, $crate::llm::LlmError>,
                 )>,
             ) -> Result<$crate::row::Row, $crate::transform::RowError> {
                 self.core.merge(row, results)

@@ -2,8 +2,8 @@
 //! (Handlebars, strict), the request options and the reply mapping
 //! (`response_format`, `output_field`, `output_fields`).
 
+use crate::llm::{ChatMessage, LlmError, LlmRequest, LlmResponse};
 use elspeth_schema::config::{CallOptions, PromptOptions, ResponseFormat};
-use elspeth_telemetry::call::{ChatMessage, LlmError, LlmRequest, LlmResponse};
 use handlebars::{Handlebars, RenderErrorReason};
 use serde_json::{Map, Value};
 
@@ -467,7 +467,7 @@ mod tests {
 
     #[test]
     fn merge_names_the_failing_query() {
-        use elspeth_telemetry::call::LlmErrorKind;
+        use crate::llm::LlmErrorKind;
         let p = Prompt::new(
             &options(ResponseFormat::Text, &[]),
             &CallOptions::default(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use elspeth_mock::Fault;
 use elspeth_mock::azure::{BatchOutcome, BatchTiming};
 use elspeth_mock::chat::{TRIGGER_CONTENT_FILTER, TRIGGER_LINE_FAIL, TRIGGER_MALFORMED, category};
-use elspeth_telemetry::call::{ChatMessage, GenAiSystem};
+use elspeth_runtime::llm::{ChatMessage, GenAiSystem};
 use elspeth_telemetry::record::{ObservationKind, SpanKind, SpanStatus};
 use serde_json::{Value, json};
 

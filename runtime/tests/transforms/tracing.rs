@@ -4,7 +4,7 @@
 use elspeth_mock::Fault;
 use elspeth_mock::chat::tokens;
 use elspeth_mock::openrouter::cost;
-use elspeth_telemetry::call::{ChatMessage, GenAiSystem, Usage};
+use elspeth_runtime::llm::{ChatMessage, GenAiSystem, Usage};
 use elspeth_telemetry::record::{ObservationKind, SpanKind, SpanRecord, SpanStatus};
 use serde_json::{Value, json};
 

@@ -26,6 +26,41 @@ use flate2::write::GzEncoder;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+/// Why a batch's envelopes could not be built (the batch is then counted
+/// as failed).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EnvelopeError {
+    /// The crate's conversion did not finish in one poll.
+    #[error("building the envelopes did not complete")]
+    Unfinished,
+    /// The crate's conversion failed.
+    #[error("could not build the envelopes: {0}")]
+    Build(String),
+    /// The crate produced no request.
+    #[error("the envelopes were not produced")]
+    NotProduced,
+    /// The crate's body did not gunzip.
+    #[error("could not read the envelopes: {0}")]
+    Read(std::io::Error),
+    /// The crate's body is not a JSON array.
+    #[error("could not parse the envelopes: {0}")]
+    Parse(serde_json::Error),
+    /// One envelope is not the expected JSON.
+    #[error("could not parse an envelope: {0}")]
+    ParseOne(serde_json::Error),
+    /// Compressing the patched body failed.
+    #[error("{0}")]
+    Compress(std::io::Error),
+    /// Not one envelope per span.
+    #[error("expected {expected} envelopes, got {got}")]
+    Count {
+        /// Spans in the batch.
+        expected: usize,
+        /// Envelopes produced.
+        got: usize,
+    },
+}
+
 /// Gunzips the crate's request body, patches every envelope, gzips again.
 /// Returns the new body and the number of envelopes.
 ///
@@ -35,13 +70,12 @@ use serde_json::value::RawValue;
 pub(crate) fn patch_body(
     gzipped: &[u8],
     resource_keys: &[String],
-) -> Result<(Vec<u8>, usize), String> {
+) -> Result<(Vec<u8>, usize), EnvelopeError> {
     let mut json = Vec::with_capacity(gzipped.len() * 4);
     GzDecoder::new(gzipped)
         .read_to_end(&mut json)
-        .map_err(|e| format!("could not read the envelopes: {e}"))?;
-    let envelopes: Vec<&RawValue> =
-        serde_json::from_slice(&json).map_err(|e| format!("could not parse the envelopes: {e}"))?;
+        .map_err(EnvelopeError::Read)?;
+    let envelopes: Vec<&RawValue> = serde_json::from_slice(&json).map_err(EnvelopeError::Parse)?;
     let mut out = Vec::with_capacity(json.len());
     out.push(b'[');
     for (i, envelope) in envelopes.iter().enumerate() {
@@ -52,21 +86,25 @@ pub(crate) fn patch_body(
     }
     out.push(b']');
     let mut gz = GzEncoder::new(Vec::with_capacity(out.len() / 3 + 64), Compression::fast());
-    gz.write_all(&out).map_err(|e| e.to_string())?;
-    let body = gz.finish().map_err(|e| e.to_string())?;
+    gz.write_all(&out).map_err(EnvelopeError::Compress)?;
+    let body = gz.finish().map_err(EnvelopeError::Compress)?;
     Ok((body, envelopes.len()))
 }
 
 /// Patches one envelope (see the module table), given and returned as JSON text.
 #[cfg(test)]
-fn patch(envelope: &str, resource_keys: &[String]) -> Result<String, String> {
+fn patch(envelope: &str, resource_keys: &[String]) -> Result<String, EnvelopeError> {
     let mut out = Vec::with_capacity(envelope.len() + 64);
     patch_into(envelope, resource_keys, &mut out)?;
-    String::from_utf8(out).map_err(|e| e.to_string())
+    Ok(String::from_utf8(out).expect("the patched envelope is JSON text"))
 }
 
-fn patch_into(envelope: &str, resource_keys: &[String], out: &mut Vec<u8>) -> Result<(), String> {
-    let bad = |e: serde_json::Error| format!("could not parse an envelope: {e}");
+fn patch_into(
+    envelope: &str,
+    resource_keys: &[String],
+    out: &mut Vec<u8>,
+) -> Result<(), EnvelopeError> {
+    let bad = EnvelopeError::ParseOne;
     let mut envelope: Fields<'_> = serde_json::from_str(envelope).map_err(bad)?;
     let mut data: Option<Fields<'_>> = match envelope.raw("data") {
         Some(raw) => Some(serde_json::from_str(raw).map_err(bad)?),

@@ -43,11 +43,13 @@ pub use connection_string::{
 };
 pub use slot::{AzureMonitorSlot, Claim};
 
+use crate::error::ExporterError;
 use crate::export::{
     ExportConfig, Exporter, SendOutcome, Transport, classify_reqwest_error, classify_status,
 };
 use crate::record::SpanRecord;
 use crate::sink::BoxFuture;
+use envelope::EnvelopeError;
 
 /// Settings of the Application Insights exporter.
 #[derive(Debug, Clone)]
@@ -59,6 +61,20 @@ pub struct AppInsightsSettings {
 }
 
 type LiveProcessor = LiveMetricsSpanProcessor<opentelemetry_sdk::runtime::Tokio>;
+
+/// Why Application Insights settings cannot be used. Never contains the
+/// instrumentation key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppInsightsError {
+    /// The connection string does not parse.
+    #[error(
+        "azure_ai tracing: the connection string is malformed: {0}. Expected `InstrumentationKey=<guid>;IngestionEndpoint=https://...`, as shown on the Application Insights resource's overview page"
+    )]
+    MalformedConnectionString(#[source] ConnectionStringError),
+    /// The exporter crate refused the connection string.
+    #[error("azure_ai tracing: opentelemetry-application-insights refused the connection string")]
+    Refused,
+}
 
 /// Sends batches to one Application Insights resource.
 pub(crate) struct AppInsightsTransport {
@@ -92,7 +108,7 @@ impl AppInsightsTransport {
     pub(crate) fn new(
         settings: &AppInsightsSettings,
         client: reqwest::Client,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, AppInsightsError> {
         let cs = &settings.connection;
         let capture = client::CaptureClient::default();
         let mut exporter =
@@ -100,10 +116,7 @@ impl AppInsightsTransport {
                 cs.canonical(),
                 capture.clone(),
             )
-            .map_err(|_| {
-                "azure_ai tracing: opentelemetry-application-insights refused the connection string"
-                    .to_string()
-            })?;
+            .map_err(|_| AppInsightsError::Refused)?;
         let resource = resource();
         exporter.set_resource(&resource);
         let resource_keys = resource.iter().map(|(k, _)| k.to_string()).collect();
@@ -125,9 +138,7 @@ impl AppInsightsTransport {
                     cs.canonical(),
                     live_client,
                 )
-                .map_err(|_| {
-                    "azure_ai tracing: opentelemetry-application-insights refused the connection string".to_string()
-                })?;
+                .map_err(|_| AppInsightsError::Refused)?;
             live_exporter.set_resource(&resource);
             let mut processor =
                 LiveMetricsSpanProcessor::new(live_exporter, opentelemetry_sdk::runtime::Tokio);
@@ -164,7 +175,11 @@ impl AppInsightsTransport {
     /// so one poll completes it), then [`envelope::patch_body`] aligns the
     /// envelopes with Microsoft's exporter. All of it is CPU work, run off
     /// the async workers so it never delays the pipeline's own tasks.
-    fn body(&self, batch: &[SpanRecord], truncate_to: Option<usize>) -> Result<Vec<u8>, String> {
+    fn body(
+        &self,
+        batch: &[SpanRecord],
+        truncate_to: Option<usize>,
+    ) -> Result<Vec<u8>, EnvelopeError> {
         crate::http::cpu_bound(|| {
             let data: Vec<_> = batch
                 .iter()
@@ -176,15 +191,16 @@ impl AppInsightsTransport {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
                 poll_once(self.exporter.export(data))
-                    .ok_or("building the envelopes did not complete")?
-                    .map_err(|e| format!("could not build the envelopes: {e}"))?;
-                self.capture
-                    .take()
-                    .ok_or("the envelopes were not produced")?
+                    .ok_or(EnvelopeError::Unfinished)?
+                    .map_err(|e| EnvelopeError::Build(e.to_string()))?;
+                self.capture.take().ok_or(EnvelopeError::NotProduced)?
             };
             let (body, n) = envelope::patch_body(request.body(), &self.resource_keys)?;
             if n != batch.len() {
-                return Err(format!("expected {} envelopes, got {n}", batch.len()));
+                return Err(EnvelopeError::Count {
+                    expected: batch.len(),
+                    got: n,
+                });
             }
             Ok(body)
         })
@@ -193,7 +209,12 @@ impl AppInsightsTransport {
     async fn send_once(&self, batch: &[SpanRecord], truncate_to: Option<usize>) -> SendOutcome {
         let body = match self.body(batch, truncate_to) {
             Ok(b) => b,
-            Err(reason) => return SendOutcome::Rejected { status: 0, reason },
+            Err(e) => {
+                return SendOutcome::Rejected {
+                    status: 0,
+                    reason: e.to_string(),
+                };
+            }
         };
         let response = match self
             .client
@@ -325,7 +346,7 @@ impl Transport for AppInsightsTransport {
 pub fn appinsights_exporter(
     settings: AppInsightsSettings,
     config: ExportConfig,
-) -> Result<Arc<Exporter>, String> {
+) -> Result<Arc<Exporter>, ExporterError> {
     appinsights_exporter_with(settings, crate::http::client()?, config)
 }
 
@@ -333,12 +354,12 @@ pub(crate) fn appinsights_exporter_with(
     settings: AppInsightsSettings,
     client: reqwest::Client,
     config: ExportConfig,
-) -> Result<Arc<Exporter>, String> {
+) -> Result<Arc<Exporter>, ExporterError> {
     if tokio::runtime::Handle::try_current().is_err() {
-        return Err(crate::export::NoRuntime.to_string());
+        return Err(crate::export::NoRuntime.into());
     }
     let transport = AppInsightsTransport::new(&settings, client)?;
-    Exporter::start(Arc::new(transport), config).map_err(|e| e.to_string())
+    Ok(Exporter::start(Arc::new(transport), config)?)
 }
 
 /// Polls `future` once; `None` if it is not ready. For futures that never

@@ -17,8 +17,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::ConnectionString;
+use crate::error::ExporterError;
 use crate::export::Exporter;
-use crate::registry::TransformLabel;
+use elspeth_core::TransformLabel;
 
 /// The process-wide Application Insights exporter, first one wins.
 #[derive(Debug, Default)]
@@ -91,8 +92,8 @@ impl AzureMonitorSlot {
         transform: &TransformLabel,
         connection: &ConnectionString,
         live_metrics: bool,
-        start: impl FnOnce() -> Result<Arc<Exporter>, String>,
-    ) -> Result<Claim, String> {
+        start: impl FnOnce() -> Result<Arc<Exporter>, ExporterError>,
+    ) -> Result<Claim, ExporterError> {
         let fingerprint = connection.fingerprint();
         let mut claim = self.claim.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(owner) = claim.as_ref()

@@ -24,16 +24,13 @@
 //!
 //! Counters always add up: `enqueued = sent + dropped + failed + pending`.
 
-mod retry;
 mod transport;
 mod worker;
 
 use std::time::Duration;
 
-pub use retry::RetryPolicy;
-pub use transport::{
-    SendOutcome, Transport, classify_reqwest_error, classify_status, parse_retry_after,
-};
+pub use elspeth_core::http::RetryPolicy;
+pub use transport::{SendOutcome, Transport, classify_reqwest_error, classify_status};
 pub use worker::{Exporter, NoRuntime};
 
 /// Tuning of one exporter's queue, batching and retries.
@@ -69,7 +66,7 @@ impl Default for ExportConfig {
             interval: Duration::from_secs(1),
             max_in_flight: 2,
             request_timeout: Duration::from_secs(10),
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy::exporter(),
         }
     }
 }
@@ -87,7 +84,6 @@ impl ExportConfig {
         if self.request_timeout.is_zero() {
             self.request_timeout = Duration::from_millis(1);
         }
-        self.retry.max_attempts = self.retry.max_attempts.max(1);
         self
     }
 }

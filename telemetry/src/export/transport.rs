@@ -91,7 +91,7 @@ pub fn classify_status(status: StatusCode, headers: &HeaderMap) -> Option<SendOu
             retry_after: headers
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| parse_retry_after(v, SystemTime::now())),
+                .and_then(|v| elspeth_core::http::parse_retry_after(v, SystemTime::now())),
         },
         _ => SendOutcome::Rejected {
             status: code,
@@ -127,28 +127,6 @@ pub fn classify_reqwest_error(error: &reqwest::Error) -> SendOutcome {
     }
 }
 
-/// Parses a `Retry-After` value: delay seconds (integer or decimal) or an
-/// HTTP date.
-///
-/// ```
-/// use elspeth_telemetry::export::parse_retry_after;
-/// use std::time::{Duration, SystemTime};
-/// assert_eq!(parse_retry_after("3", SystemTime::now()), Some(Duration::from_secs(3)));
-/// assert_eq!(parse_retry_after("0.25", SystemTime::now()), Some(Duration::from_millis(250)));
-/// assert_eq!(parse_retry_after("soon", SystemTime::now()), None);
-/// ```
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Duration::try_from_secs_f64(secs).ok();
-        }
-        return None;
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,19 +155,5 @@ mod tests {
             classify_status(StatusCode::BAD_REQUEST, &h),
             Some(SendOutcome::Rejected { status: 400, .. })
         ));
-    }
-
-    #[test]
-    fn retry_after_http_date() {
-        let now = httpdate::parse_http_date("Wed, 25 Nov 2026 12:00:00 GMT").unwrap();
-        assert_eq!(
-            parse_retry_after("Wed, 25 Nov 2026 12:00:05 GMT", now),
-            Some(Duration::from_secs(5))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 25 Nov 2026 11:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("-1", now), None);
     }
 }

@@ -532,7 +532,7 @@ async fn retry_later(
     let n = chunk.spans.len() as u64;
     chunk.attempt += 1;
     let policy = &shared.config.retry;
-    if chunk.attempt >= policy.max_attempts {
+    if chunk.attempt >= policy.max_attempts() {
         shared.resolve_failed(n);
         if !shared.warned_give_up.swap(true, Ordering::AcqRel) {
             tracing::warn!(

@@ -25,10 +25,10 @@
 use serde_json::{Value, json};
 
 use crate::attrs::Attr;
-use crate::call::{ChatMessage, Role};
 use crate::genai;
 use crate::pyjson;
 use crate::record::{GenerationData, ObservationKind, SpanRecord, SpanStatus};
+use elspeth_core::call::{ChatMessage, Role};
 
 /// Per-exporter trace attributes from the transform's config.
 #[derive(Debug, Clone, Default, PartialEq)]

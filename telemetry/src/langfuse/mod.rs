@@ -1,8 +1,8 @@
 //! The Langfuse exporter: OTLP/HTTP protobuf to
 //! `POST {host}/api/public/otel/v1/traces`.
 //!
-//! Wire format (checked against the official Langfuse SDK's requests in
-//! `reference/LANGFUSE.md` and against the Langfuse server's own
+//! Wire format (checked against the requests of the official Langfuse
+//! Python SDK and against the Langfuse server's own
 //! `OtelIngestionProcessor`, see `telemetry/README.md`):
 //!
 //! - body: an `ExportTraceServiceRequest`, protobuf, gzip
@@ -34,6 +34,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse
 use prost::Message;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::error::ExporterError;
 use crate::export::{
     ExportConfig, Exporter, SendOutcome, Transport, classify_reqwest_error, classify_status,
 };
@@ -96,26 +97,25 @@ impl LangfuseSettings {
 
     /// Checks the host (an `http(s)://` URL without query) and normalises it
     /// (no trailing `/`). The error says what is wrong; it never contains a key.
-    pub fn validate(mut self) -> Result<Self, String> {
+    pub fn validate(mut self) -> Result<Self, LangfuseSettingsError> {
         let host = self.host.trim().trim_end_matches('/').to_string();
-        let url = reqwest::Url::parse(&host)
-            .map_err(|e| format!("langfuse host `{host}` is not a valid URL ({e}); use e.g. https://cloud.langfuse.com"))?;
+        let url = reqwest::Url::parse(&host).map_err(|e| LangfuseSettingsError::HostNotAUrl {
+            host: host.clone(),
+            reason: e.to_string(),
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
-                "langfuse host `{host}` must start with http:// or https://"
-            ));
+            return Err(LangfuseSettingsError::HostScheme { host });
         }
         if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
-            return Err(format!(
-                "langfuse host `{}` must be a plain base URL (no credentials or query string)",
-                url.host_str().unwrap_or("?")
-            ));
+            return Err(LangfuseSettingsError::HostNotPlain {
+                host: url.host_str().unwrap_or("?").to_string(),
+            });
         }
         if self.public_key.trim().is_empty() {
-            return Err("langfuse public_key is empty. Use ${LANGFUSE_PUBLIC_KEY} in YAML.".into());
+            return Err(LangfuseSettingsError::EmptyPublicKey);
         }
         if self.secret_key.expose_secret().trim().is_empty() {
-            return Err("langfuse secret_key is empty. Use ${LANGFUSE_SECRET_KEY} in YAML.".into());
+            return Err(LangfuseSettingsError::EmptySecretKey);
         }
         if let Some(env) = &self.environment {
             let ok = env.len() <= 40
@@ -124,9 +124,9 @@ impl LangfuseSettings {
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
             if !ok {
-                return Err(format!(
-                    "langfuse environment `{env}` is invalid: use at most 40 lowercase letters, digits, `-` or `_`, not starting with `langfuse`"
-                ));
+                return Err(LangfuseSettingsError::Environment {
+                    environment: env.clone(),
+                });
             }
         }
         self.host = host;
@@ -145,6 +145,53 @@ impl LangfuseSettings {
     }
 }
 
+/// Why Langfuse settings cannot be used. Never contains a key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LangfuseSettingsError {
+    /// The host does not parse as a URL.
+    #[error(
+        "langfuse host `{host}` is not a valid URL ({reason}); use e.g. https://cloud.langfuse.com"
+    )]
+    HostNotAUrl {
+        /// The host as given.
+        host: String,
+        /// The URL parser's complaint.
+        reason: String,
+    },
+    /// The host is not `http(s)://`.
+    #[error("langfuse host `{host}` must start with http:// or https://")]
+    HostScheme {
+        /// The host as given.
+        host: String,
+    },
+    /// The host has credentials or a query string.
+    #[error("langfuse host `{host}` must be a plain base URL (no credentials or query string)")]
+    HostNotPlain {
+        /// The host name only (the rest may hold credentials).
+        host: String,
+    },
+    /// The public key is empty.
+    #[error("langfuse public_key is empty. Use ${{LANGFUSE_PUBLIC_KEY}} in YAML.")]
+    EmptyPublicKey,
+    /// The secret key is empty.
+    #[error("langfuse secret_key is empty. Use ${{LANGFUSE_SECRET_KEY}} in YAML.")]
+    EmptySecretKey,
+    /// The environment breaks Langfuse's rule.
+    #[error(
+        "langfuse environment `{environment}` is invalid: use at most 40 lowercase letters, digits, `-` or `_`, not starting with `langfuse`"
+    )]
+    Environment {
+        /// The environment as given.
+        environment: String,
+    },
+    /// The keys cannot be sent in an `Authorization` header.
+    #[error("langfuse keys contain characters that cannot be sent in an HTTP header")]
+    KeysNotAHeader,
+    /// The public key cannot be sent in a header.
+    #[error("langfuse public_key contains characters that cannot be sent in an HTTP header")]
+    PublicKeyNotAHeader,
+}
+
 /// Sends batches to one Langfuse project.
 pub(crate) struct LangfuseTransport {
     client: reqwest::Client,
@@ -158,20 +205,17 @@ impl LangfuseTransport {
     pub(crate) fn new(
         settings: &LangfuseSettings,
         client: reqwest::Client,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, LangfuseSettingsError> {
         let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
             "{}:{}",
             settings.public_key,
             settings.secret_key.expose_secret()
         ));
-        let mut auth = HeaderValue::from_str(&format!("Basic {credentials}")).map_err(|_| {
-            "langfuse keys contain characters that cannot be sent in an HTTP header".to_string()
-        })?;
+        let mut auth = HeaderValue::from_str(&format!("Basic {credentials}"))
+            .map_err(|_| LangfuseSettingsError::KeysNotAHeader)?;
         auth.set_sensitive(true);
-        let public_key = HeaderValue::from_str(&settings.public_key).map_err(|_| {
-            "langfuse public_key contains characters that cannot be sent in an HTTP header"
-                .to_string()
-        })?;
+        let public_key = HeaderValue::from_str(&settings.public_key)
+            .map_err(|_| LangfuseSettingsError::PublicKeyNotAHeader)?;
         let mut headers = HeaderMap::new();
         headers.insert(http::header::AUTHORIZATION, auth);
         headers.insert(
@@ -309,7 +353,7 @@ impl Transport for LangfuseTransport {
 /// them directly.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), String> {
+/// # async fn demo() -> Result<(), elspeth_telemetry::ExporterError> {
 /// use elspeth_telemetry::export::ExportConfig;
 /// use elspeth_telemetry::langfuse::{LangfuseSettings, langfuse_exporter};
 /// let settings = LangfuseSettings::new("http://127.0.0.1:3000", "pk-lf-1", "sk-lf-1".into());
@@ -319,11 +363,8 @@ impl Transport for LangfuseTransport {
 pub fn langfuse_exporter(
     settings: LangfuseSettings,
     config: ExportConfig,
-) -> Result<Arc<Exporter>, String> {
-    let settings = settings.validate()?;
-    let client = crate::http::client()?;
-    let transport = LangfuseTransport::new(&settings, client)?;
-    Exporter::start(Arc::new(transport), config).map_err(|e| e.to_string())
+) -> Result<Arc<Exporter>, ExporterError> {
+    langfuse_exporter_with(settings, crate::http::client()?, config)
 }
 
 /// Starts a Langfuse exporter with a given HTTP client (the registry shares
@@ -332,8 +373,8 @@ pub(crate) fn langfuse_exporter_with(
     settings: LangfuseSettings,
     client: reqwest::Client,
     config: ExportConfig,
-) -> Result<Arc<Exporter>, String> {
+) -> Result<Arc<Exporter>, ExporterError> {
     let settings = settings.validate()?;
     let transport = LangfuseTransport::new(&settings, client)?;
-    Exporter::start(Arc::new(transport), config).map_err(|e| e.to_string())
+    Ok(Exporter::start(Arc::new(transport), config)?)
 }

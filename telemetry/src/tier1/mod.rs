@@ -1,4 +1,5 @@
-//! Tier 1 ops telemetry: the pipeline's `telemetry:` section.
+//! Tier 1 ops telemetry: the pipeline's `telemetry:` section, resolved by
+//! the runtime into [`Tier1Settings`].
 //!
 //! One OpenTelemetry span per external call (LLM calls, batch API calls)
 //! with the target host, latency (the span's duration), HTTP status, error
@@ -18,9 +19,14 @@
 //! (default) adds [`Tier1::start_call`].
 //!
 //! ```no_run
-//! # async fn demo(config: &elspeth_schema::config::TelemetryConfig) {
+//! # async fn demo() {
 //! use elspeth_telemetry::tier1::Tier1;
-//! let tier1 = Tier1::from_config(config, &elspeth_schema::config::ProcessEnv);
+//! use elspeth_telemetry::{OtlpExporterSettings, Tier1Settings};
+//! let settings = Tier1Settings {
+//!     exporters: vec![Ok(OtlpExporterSettings::new("http://localhost:4318"))],
+//!     ..Tier1Settings::default()
+//! };
+//! let tier1 = Tier1::from_settings(settings);
 //! let call = tier1.start_call("llm.chat", "myresource.openai.azure.com");
 //! // ... send the request ...
 //! let (request_body, response_body) = (b"{..}".as_slice(), b"{..}".as_slice());
@@ -38,7 +44,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use elspeth_schema::config::{Env, Granularity, TelemetryConfig, TelemetryExporter};
+use elspeth_core::http::ClientBuildError;
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
@@ -49,6 +55,7 @@ use opentelemetry_sdk::trace::{
 };
 use secrecy::ExposeSecret;
 
+use crate::settings::{Granularity, OtlpExporterSettings, Tier1Settings, UnresolvedSettings};
 use crate::sink::ExportSummary;
 
 /// Tuning of the Tier 1 exporters (defaults suit production; tests shorten
@@ -79,9 +86,85 @@ impl Default for Tier1Options {
 
 /// Why Tier 1 telemetry could not be set up (the pipeline then runs
 /// without it). Never contains a header value.
+#[derive(Debug, thiserror::Error)]
+pub enum Tier1Error {
+    /// Enabled, but no exporter configured.
+    #[error(
+        "telemetry is enabled but lists no exporters; add `exporters: [{{ name: otlp, options: {{ endpoint: \"http://localhost:4318\" }} }}]`"
+    )]
+    NoExporters,
+    /// Not called inside a Tokio runtime.
+    #[error("Tier 1 telemetry needs a Tokio runtime, and none is running")]
+    NoRuntime,
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Client(#[from] ClientBuildError),
+    /// No exporter could be set up: each one's problem, in order.
+    #[error("{}", join(.0))]
+    Exporters(Vec<Tier1ExporterError>),
+}
+
+fn join(errors: &[Tier1ExporterError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Why one Tier 1 exporter was skipped.
+#[derive(Debug, thiserror::Error)]
+pub enum Tier1ExporterError {
+    /// A setting could not be resolved by the runtime (its message names
+    /// the field).
+    #[error(transparent)]
+    Unresolved(#[from] UnresolvedSettings),
+    /// The endpoint is not an http(s) URL.
+    #[error("telemetry.exporters[{index}].options.endpoint: {problem}")]
+    Endpoint {
+        /// Position in `telemetry.exporters`.
+        index: usize,
+        /// What is wrong with it.
+        problem: EndpointProblem,
+    },
+    /// A header name or value cannot be sent.
+    #[error(
+        "telemetry.exporters[{index}].options.headers.{name}: not a valid HTTP header name or value"
+    )]
+    Header {
+        /// Position in `telemetry.exporters`.
+        index: usize,
+        /// The header's name.
+        name: String,
+    },
+    /// The OpenTelemetry exporter refused to build.
+    #[error("telemetry.exporters[{index}]: could not build the OTLP exporter: {reason}")]
+    Build {
+        /// Position in `telemetry.exporters`.
+        index: usize,
+        /// The OpenTelemetry SDK's message.
+        reason: String,
+    },
+}
+
+/// What is wrong with an OTLP endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Tier1Error(String);
+pub enum EndpointProblem {
+    /// Not a URL.
+    #[error("`{endpoint}` is not a URL ({reason}); use e.g. http://localhost:4318")]
+    NotAUrl {
+        /// The endpoint as given.
+        endpoint: String,
+        /// The URL parser's complaint.
+        reason: String,
+    },
+    /// Not http(s).
+    #[error("`{endpoint}` must start with http:// or https://")]
+    Scheme {
+        /// The endpoint as given.
+        endpoint: String,
+    },
+}
 
 /// The Tier 1 handle LLM clients record external calls with. Cheap to
 /// clone; [`Tier1::disabled`] records nothing and costs nothing.
@@ -160,22 +243,17 @@ impl Tier1 {
         Self { inner: None }
     }
 
-    /// Builds Tier 1 telemetry from the `telemetry:` section, resolving
-    /// `${VAR}`s against `env`. Problems (unresolvable variable, bad
-    /// endpoint, no Tokio runtime) log one warning each and leave the
-    /// pipeline running without Tier 1 telemetry; a disabled section gives a
-    /// disabled handle. Call it from inside the Tokio runtime.
-    pub fn from_config(config: &TelemetryConfig, env: &dyn Env) -> Self {
-        Self::from_config_with(config, env, Tier1Options::default())
+    /// Builds Tier 1 telemetry from resolved `settings`. Problems (a
+    /// setting the runtime could not resolve, a bad endpoint, no Tokio
+    /// runtime) log one warning each and leave the pipeline running without
+    /// Tier 1 telemetry. Call it from inside the Tokio runtime.
+    pub fn from_settings(settings: Tier1Settings) -> Self {
+        Self::from_settings_with(settings, Tier1Options::default())
     }
 
-    /// [`from_config`](Self::from_config) with explicit tuning.
-    pub fn from_config_with(
-        config: &TelemetryConfig,
-        env: &dyn Env,
-        options: Tier1Options,
-    ) -> Self {
-        match Self::try_from_config(config, env, options) {
+    /// [`from_settings`](Self::from_settings) with explicit tuning.
+    pub fn from_settings_with(settings: Tier1Settings, options: Tier1Options) -> Self {
+        match Self::try_from_settings(settings, options) {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(error = %e, "Tier 1 telemetry is not available; the pipeline runs without it");
@@ -184,32 +262,25 @@ impl Tier1 {
         }
     }
 
-    /// Like [`from_config_with`](Self::from_config_with) but returns the
-    /// problem instead of logging it. An exporter that cannot be set up
+    /// Like [`from_settings_with`](Self::from_settings_with) but returns
+    /// the problem instead of logging it. An exporter that cannot be set up
     /// is an error only when no exporter could be.
-    pub fn try_from_config(
-        config: &TelemetryConfig,
-        env: &dyn Env,
+    pub fn try_from_settings(
+        settings: Tier1Settings,
         options: Tier1Options,
     ) -> Result<Self, Tier1Error> {
-        if !config.enabled {
-            return Ok(Self::disabled());
+        if settings.exporters.is_empty() {
+            return Err(Tier1Error::NoExporters);
         }
-        if config.exporters.is_empty() {
-            return Err(Tier1Error(
-                "telemetry is enabled but lists no exporters; add `exporters: [{ name: otlp, options: { endpoint: \"http://localhost:4318\" } }]`".into(),
-            ));
-        }
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
-            Tier1Error("Tier 1 telemetry needs a Tokio runtime, and none is running".into())
-        })?;
-        crate::http::install_crypto_provider();
-        let client = crate::http::client().map_err(Tier1Error)?;
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| Tier1Error::NoRuntime)?;
+        let client = crate::http::client()?;
         let mut pipelines = Vec::new();
         let mut errors = Vec::new();
-        for (i, exporter) in config.exporters.iter().enumerate() {
-            let TelemetryExporter::Otlp(o) = exporter;
-            match pipeline(i, o, env, &options, &client, &handle) {
+        for (i, exporter) in settings.exporters.into_iter().enumerate() {
+            let built = exporter
+                .map_err(Tier1ExporterError::from)
+                .and_then(|o| pipeline(i, &o, &options, &client, &handle));
+            match built {
                 Ok(p) => pipelines.push(p),
                 Err(e) => {
                     tracing::warn!(exporter = i, error = %e, "Tier 1 exporter skipped");
@@ -218,11 +289,11 @@ impl Tier1 {
             }
         }
         if pipelines.is_empty() {
-            return Err(Tier1Error(errors.join("; ")));
+            return Err(Tier1Error::Exporters(errors));
         }
         Ok(Self {
             inner: Some(Arc::new(Inner {
-                granularity: config.granularity,
+                granularity: settings.granularity,
                 pipelines,
             })),
         })
@@ -419,29 +490,22 @@ impl Tier1 {
 
 fn pipeline(
     index: usize,
-    o: &elspeth_schema::config::OtlpExporterOptions,
-    env: &dyn Env,
+    o: &OtlpExporterSettings,
     options: &Tier1Options,
     client: &reqwest::Client,
     handle: &tokio::runtime::Handle,
-) -> Result<Pipeline, String> {
-    let endpoint = o
-        .endpoint
-        .resolve(env)
-        .map_err(|e| format!("telemetry.exporters[{index}].options.endpoint: {e}"))?;
-    let url = traces_url(&endpoint)
-        .map_err(|e| format!("telemetry.exporters[{index}].options.endpoint: {e}"))?;
+) -> Result<Pipeline, Tier1ExporterError> {
+    let url = traces_url(&o.endpoint)
+        .map_err(|problem| Tier1ExporterError::Endpoint { index, problem })?;
     let mut headers = HashMap::new();
     for (name, value) in &o.headers {
-        let value = value
-            .resolve(env)
-            .map_err(|e| format!("telemetry.exporters[{index}].options.headers.{name}: {e}"))?;
         if http::HeaderName::from_bytes(name.as_bytes()).is_err()
             || http::HeaderValue::from_str(value.expose_secret()).is_err()
         {
-            return Err(format!(
-                "telemetry.exporters[{index}].options.headers.{name}: not a valid HTTP header name or value"
-            ));
+            return Err(Tier1ExporterError::Header {
+                index,
+                name: name.clone(),
+            });
         }
         headers.insert(name.clone(), value.expose_secret().to_string());
     }
@@ -458,8 +522,9 @@ fn pipeline(
         .with_timeout(options.timeout)
         .with_headers(headers)
         .build()
-        .map_err(|e| {
-            format!("telemetry.exporters[{index}]: could not build the OTLP exporter: {e}")
+        .map_err(|e| Tier1ExporterError::Build {
+            index,
+            reason: e.to_string(),
         })?;
     let processor = BatchSpanProcessor::builder(Counting {
         inner: exporter,
@@ -508,12 +573,16 @@ fn pipeline(
 }
 
 /// `{endpoint}/v1/traces` (kept as is when it already ends with it).
-fn traces_url(endpoint: &str) -> Result<String, String> {
+fn traces_url(endpoint: &str) -> Result<String, EndpointProblem> {
     let base = endpoint.trim().trim_end_matches('/');
-    let url = reqwest::Url::parse(base)
-        .map_err(|e| format!("`{base}` is not a URL ({e}); use e.g. http://localhost:4318"))?;
+    let url = reqwest::Url::parse(base).map_err(|e| EndpointProblem::NotAUrl {
+        endpoint: base.to_string(),
+        reason: e.to_string(),
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("`{base}` must start with http:// or https://"));
+        return Err(EndpointProblem::Scheme {
+            endpoint: base.to_string(),
+        });
     }
     if base.ends_with("/v1/traces") {
         Ok(base.to_string())

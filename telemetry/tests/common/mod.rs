@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use elspeth_schema::config::TracingProvider;
-use elspeth_telemetry::call::{
+use elspeth_core::call::{
     ChatMessage, GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse, Usage,
 };
 use elspeth_telemetry::export::{ExportConfig, RetryPolicy};
-use elspeth_telemetry::{GenerationStart, SpanSink, TraceStart, Tracer, TracerOptions};
+use elspeth_telemetry::{
+    GenerationStart, SpanSink, TraceStart, Tracer, TracerOptions, TracingProvider,
+};
 
 pub const PK: &str = "pk-lf-test-0001";
 pub const SK: &str = "sk-lf-secret-0001";
@@ -25,10 +26,11 @@ pub fn fast_config() -> ExportConfig {
         interval: Duration::from_millis(50),
         request_timeout: Duration::from_secs(2),
         retry: RetryPolicy {
-            max_attempts: 4,
-            initial_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(40),
+            max_retries: 3,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(40),
             max_retry_after: Duration::from_millis(200),
+            ..RetryPolicy::exporter()
         },
         ..ExportConfig::default()
     }

@@ -2,31 +2,29 @@
 //! its own Application Insights slot; `matrix_global.rs` covers the
 //! process-wide one), and graceful degradation of broken configs.
 
-mod common;
+mod tracing_common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use elspeth_mock::appinsights::AppInsightsMock;
 use elspeth_mock::langfuse::LangfuseMock;
 use elspeth_schema::config::{TracingConfig, TracingProvider};
 use elspeth_telemetry::appinsights::AzureMonitorSlot;
 use elspeth_telemetry::{Tracer, TracingRegistry, TransformLabel};
 use serde_json::json;
+use tracing_common::*;
 
 const OTHER_IKEY: &str = "11111111-2222-3333-4444-555555555555";
 const ALL: [TracingProvider; 2] = [TracingProvider::AzureAi, TracingProvider::Langfuse];
 
-fn registry(env: &[(&str, &str)]) -> TracingRegistry {
-    let env: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    TracingRegistry::new(Arc::new(env))
-        .with_azure_slot(Arc::new(AzureMonitorSlot::new()))
-        .with_export_config(fast_config())
+fn registry(env: &[(&str, &str)]) -> Registry {
+    Registry::new(
+        env_of(env),
+        TracingRegistry::new()
+            .with_azure_slot(Arc::new(AzureMonitorSlot::new()))
+            .with_export_config(fast_config()),
+    )
 }
 
 fn config(v: serde_json::Value) -> TracingConfig {
@@ -40,7 +38,7 @@ fn label(index: usize, plugin: &str) -> TransformLabel {
     }
 }
 
-fn tracer_for(reg: &TracingRegistry, l: &TransformLabel, c: &TracingConfig) -> Tracer {
+fn tracer_for(reg: &Registry, l: &TransformLabel, c: &TracingConfig) -> Tracer {
     reg.tracer_for(l, Some(c), &ALL).unwrap()
 }
 

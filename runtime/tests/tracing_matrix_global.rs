@@ -2,18 +2,17 @@
 //! other test shares the global): first connection string wins across
 //! registries, and the slot frees up once its exporter shut down.
 
-mod common;
+mod tracing_common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use elspeth_mock::appinsights::AppInsightsMock;
 use elspeth_schema::config::{TracingConfig, TracingProvider};
 use elspeth_telemetry::appinsights::AzureMonitorSlot;
 use elspeth_telemetry::{TracingRegistry, TransformLabel};
 use serde_json::json;
+use tracing_common::*;
 
 fn label(index: usize) -> TransformLabel {
     TransformLabel {
@@ -33,7 +32,6 @@ async fn process_wide_first_one_wins_then_frees_after_shutdown() {
         ("CS_B".to_string(), b.connection_string()),
     ]
     .into();
-    let env = Arc::new(env);
     let c = |var: &str| -> TracingConfig {
         serde_json::from_value(
             json!({"provider": "azure_ai", "connection_string": format!("${{{var}}}")}),
@@ -43,8 +41,14 @@ async fn process_wide_first_one_wins_then_frees_after_shutdown() {
     let accepted = [TracingProvider::AzureAi];
 
     // Two registries (e.g. two pipelines in one process) share the slot.
-    let first = TracingRegistry::new(env.clone()).with_export_config(fast_config());
-    let second = TracingRegistry::new(env.clone()).with_export_config(fast_config());
+    let first = Registry::new(
+        env.clone(),
+        TracingRegistry::new().with_export_config(fast_config()),
+    );
+    let second = Registry::new(
+        env.clone(),
+        TracingRegistry::new().with_export_config(fast_config()),
+    );
     let ta = first
         .tracer_for(&label(0), Some(&c("CS_A")), &accepted)
         .unwrap();
@@ -60,7 +64,10 @@ async fn process_wide_first_one_wins_then_frees_after_shutdown() {
 
     // The owner's exporter shut down: the next run claims the slot anew.
     assert_eq!(AzureMonitorSlot::global().owner(), None);
-    let third = TracingRegistry::new(env).with_export_config(fast_config());
+    let third = Registry::new(
+        env,
+        TracingRegistry::new().with_export_config(fast_config()),
+    );
     let tc = third
         .tracer_for(&label(2), Some(&c("CS_B")), &accepted)
         .unwrap();

@@ -3,26 +3,27 @@
 //! status message, header or log line — even when an error message quotes
 //! them. With it on, the same search finds them (so the search is real).
 
-mod common;
+mod tracing_common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use common::*;
 use elspeth_mock::appinsights::AppInsightsMock;
 use elspeth_mock::langfuse::LangfuseMock;
 use elspeth_mock::otlp::{OtlpCollector, RecordedRequest};
-use elspeth_schema::config::{TelemetryConfig, TracingConfig, TracingProvider};
-use elspeth_telemetry::appinsights::AzureMonitorSlot;
-use elspeth_telemetry::call::{
+use elspeth_runtime::llm::{
     ChatMessage, GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse,
 };
+use elspeth_runtime::tracing_settings::tier1_with;
+use elspeth_schema::config::{TelemetryConfig, TracingConfig, TracingProvider};
+use elspeth_telemetry::appinsights::AzureMonitorSlot;
 use elspeth_telemetry::tier1::{Tier1, Tier1Options};
 use elspeth_telemetry::{
     GenerationStart, RowGeneration, TraceStart, Tracer, TracingRegistry, TransformLabel,
 };
 use serde_json::json;
+use tracing_common::*;
 
 const SECRET_PROMPT: &str = "patient Jane Roe, DOB 1970-01-01, reports chest pain";
 const SECRET_SYSTEM: &str = "internal triage rubric v7 do-not-share";
@@ -112,7 +113,7 @@ async fn run(content: bool) -> (Received, String) {
         json!({"exporters": [{"name": "otlp", "options": {"endpoint": collector.url()}}]}),
     )
     .unwrap();
-    let tier1 = Tier1::from_config_with(
+    let tier1 = tier1_with(
         &telemetry,
         &env,
         Tier1Options {
@@ -120,10 +121,13 @@ async fn run(content: bool) -> (Received, String) {
             ..Tier1Options::default()
         },
     );
-    let reg = TracingRegistry::new(Arc::new(env))
-        .with_azure_slot(Arc::new(AzureMonitorSlot::new()))
-        .with_export_config(fast_config())
-        .with_tier1(&tier1);
+    let reg = Registry::new(
+        env,
+        TracingRegistry::new()
+            .with_azure_slot(Arc::new(AzureMonitorSlot::new()))
+            .with_export_config(fast_config())
+            .with_tier1(&tier1),
+    );
     let all = [TracingProvider::AzureAi, TracingProvider::Langfuse];
     let langfuse: TracingConfig = serde_json::from_value(json!({
         "provider": "langfuse", "public_key": PK, "secret_key": SK, "host": lf.url(),

@@ -1,22 +1,23 @@
 //! Tier 1 telemetry (OTLP to a collector: latency, status, hashes only) and
 //! the Tier 1 + Tier 2 matrix.
 
-mod common;
+mod tracing_common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use elspeth_mock::appinsights::AppInsightsMock;
 use elspeth_mock::langfuse::LangfuseMock;
 use elspeth_mock::otlp::{DecodedSpan, OtlpCollector};
+use elspeth_runtime::tracing_settings::tier1_with;
 use elspeth_schema::config::{TelemetryConfig, TracingConfig, TracingProvider};
 use elspeth_telemetry::appinsights::AzureMonitorSlot;
 use elspeth_telemetry::tier1::{Tier1, Tier1Options, sha256_hex};
 use elspeth_telemetry::{Tracer, TracingRegistry, TransformLabel};
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
 use serde_json::json;
+use tracing_common::*;
 
 fn options() -> Tier1Options {
     Tier1Options {
@@ -67,7 +68,7 @@ async fn call_spans_carry_status_latency_and_hashes_only() {
         &collector.url(),
         json!({"headers": {"x-api-key": "${COLLECTOR_KEY}"}}),
     );
-    let tier1 = Tier1::from_config_with(
+    let tier1 = tier1_with(
         &config,
         &env(&[("COLLECTOR_KEY", "collector-secret")]),
         options(),
@@ -187,7 +188,7 @@ async fn granularity_limits_what_is_recorded() {
         let collector = OtlpCollector::spawn().await.unwrap();
         let mut config = telemetry(&collector.url(), json!({}));
         config.granularity = serde_json::from_value(json!(granularity)).unwrap();
-        let tier1 = Tier1::from_config_with(&config, &env(&[]), options());
+        let tier1 = tier1_with(&config, &env(&[]), options());
         let run = tier1.start_run(granularity);
         let row = tier1.start_row("t", "tok");
         let call = tier1.start_call("llm.chat", "h");
@@ -204,7 +205,7 @@ async fn granularity_limits_what_is_recorded() {
 async fn collector_down_or_misconfigured_never_hurts() {
     // Down: shutdown returns within its deadline, nothing is lost silently.
     let config = telemetry(&format!("http://127.0.0.1:{}", dead_port()), json!({}));
-    let tier1 = Tier1::from_config_with(&config, &env(&[]), options());
+    let tier1 = tier1_with(&config, &env(&[]), options());
     for i in 0..50 {
         tier1
             .start_call("llm.chat", "h")
@@ -223,7 +224,7 @@ async fn collector_down_or_misconfigured_never_hurts() {
     // Misconfigured: one warning, disabled, recording is a no-op.
     let logs = logs();
     let config = telemetry("${UNSET_COLLECTOR_ENDPOINT}", json!({}));
-    let tier1 = Tier1::from_config_with(&config, &env(&[]), options());
+    let tier1 = tier1_with(&config, &env(&[]), options());
     assert!(!tier1.is_enabled());
     assert!(!tier1.start_call("llm.chat", "h").is_recording());
     assert!(
@@ -234,14 +235,17 @@ async fn collector_down_or_misconfigured_never_hurts() {
     // Disabled section.
     let mut config = telemetry("http://127.0.0.1:1", json!({}));
     config.enabled = false;
-    assert!(!Tier1::from_config_with(&config, &env(&[]), options()).is_enabled());
+    assert!(!tier1_with(&config, &env(&[]), options()).is_enabled());
 }
 
-fn registry(tier1: &Tier1, env_pairs: &[(&str, &str)]) -> TracingRegistry {
-    TracingRegistry::new(Arc::new(env(env_pairs)))
-        .with_azure_slot(Arc::new(AzureMonitorSlot::new()))
-        .with_export_config(fast_config())
-        .with_tier1(tier1)
+fn registry(tier1: &Tier1, env_pairs: &[(&str, &str)]) -> Registry {
+    Registry::new(
+        env(env_pairs),
+        TracingRegistry::new()
+            .with_azure_slot(Arc::new(AzureMonitorSlot::new()))
+            .with_export_config(fast_config())
+            .with_tier1(tier1),
+    )
 }
 
 fn label(plugin: &str) -> TransformLabel {
@@ -256,7 +260,7 @@ async fn tier1_plus_langfuse_both_export_without_recursion() {
     let logs = logs();
     let collector = OtlpCollector::spawn().await.unwrap();
     let lf = LangfuseMock::spawn(PK, SK).await.unwrap();
-    let tier1 = Tier1::from_config_with(
+    let tier1 = tier1_with(
         &telemetry(&collector.url(), json!({})),
         &env(&[]),
         options(),
@@ -301,7 +305,7 @@ async fn tier1_plus_azure_ai_both_export_and_warn_once() {
     let logs = logs();
     let collector = OtlpCollector::spawn().await.unwrap();
     let ai = AppInsightsMock::spawn(IKEY).await.unwrap();
-    let tier1 = Tier1::from_config_with(
+    let tier1 = tier1_with(
         &telemetry(&collector.url(), json!({})),
         &env(&[]),
         options(),
@@ -373,7 +377,7 @@ async fn dropping_tier1_without_shutdown_does_not_block_the_runtime() {
     // the export it waits for (the export runs on this runtime), and the
     // span would never arrive.
     let collector = OtlpCollector::spawn().await.unwrap();
-    let tier1 = Tier1::from_config_with(
+    let tier1 = tier1_with(
         &telemetry(&collector.url(), json!({})),
         &env(&[]),
         options(),
@@ -390,7 +394,7 @@ async fn dropping_tier1_without_shutdown_does_not_block_the_runtime() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_served_from_the_store_is_an_llm_chat_span_marked_cache_hit() {
     let collector = OtlpCollector::spawn().await.unwrap();
-    let tier1 = Tier1::from_config_with(
+    let tier1 = tier1_with(
         &telemetry(&collector.url(), json!({})),
         &env(&[]),
         options(),
