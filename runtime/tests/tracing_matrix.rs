@@ -1,5 +1,7 @@
-//! The plan's multi-plugin matrix, through `TracingRegistry` (each test with
-//! its own Application Insights slot; `matrix_global.rs` covers the
+//! The multi-plugin matrix (two transforms, each provider pair: who shares
+//! an exporter, who wins Application Insights), from pipeline config
+//! through `tracing_settings` and `TracingRegistry` (each test with
+//! its own Application Insights slot; `tracing_matrix_global.rs` covers the
 //! process-wide one), and graceful degradation of broken configs.
 
 mod tracing_common;

@@ -31,7 +31,8 @@ const SK: &str = "sk-lf-bench";
 const CALLS: usize = 5_000;
 const LANGFUSE_VERSION: &str = "5.0.4";
 
-/// The same trace + generation as the reference capture (LANGFUSE.md),
+/// The same trace + generation as the Rust side records (one row trace with
+/// one generation),
 /// timed per call with `perf_counter_ns`.
 const SCRIPT: &str = r#"
 import json, statistics, sys, time

@@ -1,6 +1,7 @@
 //! Conformance of the Application Insights exporter: the envelopes the mock
 //! receives are RemoteDependency items shaped like Microsoft's exporter
-//! makes them (`reference/APPINSIGHTS.md`), with the GenAI fields — and,
+//! makes them (as captured from Azure Monitor's OpenTelemetry exporter),
+//! with the GenAI fields — and,
 //! better than Microsoft's, `error.type` and the HTTP status of a failed
 //! call survive (`resultCode`, properties).
 

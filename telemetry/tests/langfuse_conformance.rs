@@ -1,6 +1,6 @@
 //! Conformance of the Langfuse exporter: what the mock decodes from the
 //! wire must carry every attribute of the Langfuse mapping (as the official
-//! SDK encodes it, `reference/LANGFUSE.md`) and of the OTel GenAI
+//! Python SDK encodes it in its OTLP requests) and of the OTel GenAI
 //! conventions, with the right value AND type.
 
 mod common;

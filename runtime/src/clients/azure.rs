@@ -132,6 +132,7 @@ pub(crate) fn parse_endpoint(endpoint: &str) -> Result<reqwest::Url, ClientError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clients::RetryPolicy;
 
     fn target(endpoint: &str) -> AzureTarget {
         AzureTarget {
@@ -170,5 +171,108 @@ mod tests {
         let e = AzureChatClient::new(target("ftp://x"), &ClientSettings::default()).unwrap_err();
         assert!(e.to_string().contains("must be an http(s) URL"), "{e}");
         assert!(!format!("{:?}", target("x")).contains("k3y"));
+    }
+
+    /// A one-shot HTTP server per connection: the `n`-th connection gets
+    /// `answers[n]` (the last one repeated), then is closed.
+    async fn serve(answers: Vec<String>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                let answer = answers[n.min(answers.len() - 1)].clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let read = socket.read(&mut chunk).await.unwrap_or(0);
+                        if read == 0 {
+                            break;
+                        }
+                        request.extend_from_slice(&chunk[..read]);
+                        let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if request.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        (url, count)
+    }
+
+    fn answer(status: &str, header: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\n{header}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    /// A server's absurd retry hint (`Retry-After: 1e20` and friends) used
+    /// to panic in `Duration::from_secs_f64`; now it is read as a long wait
+    /// and capped by the policy, and the retry succeeds.
+    #[tokio::test]
+    async fn a_huge_retry_after_neither_panics_nor_waits_long() {
+        let ok = answer(
+            "200 OK",
+            "",
+            r#"{"id":"chatcmpl-1","model":"gpt-4o","choices":[{"message":{"role":"assistant","content":"positive"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#,
+        );
+        let limited = r#"{"error":{"code":"429","message":"slow down"}}"#;
+        for hint in [
+            "Retry-After: 1e20",
+            "retry-after-ms: 1e20",
+            "Retry-After: 18446744073709551616",
+            "Retry-After: 1e308",
+            "Retry-After: inf",
+            "Retry-After: NaN",
+            "Retry-After: -5",
+            "Retry-After: Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            let (url, count) = serve(vec![
+                answer("429 Too Many Requests", &format!("{hint}\r\n"), limited),
+                ok.clone(),
+            ])
+            .await;
+            let settings = ClientSettings {
+                retry: RetryPolicy {
+                    max_retry_after: std::time::Duration::from_millis(50),
+                    ..RetryPolicy::new(1)
+                }
+                .with_backoff(
+                    std::time::Duration::from_millis(5),
+                    std::time::Duration::from_millis(10),
+                ),
+                ..ClientSettings::default()
+            };
+            let client = AzureChatClient::new(target(&url), &settings).unwrap();
+            let started = std::time::Instant::now();
+            let reply = client
+                .chat(&LlmRequest::user("gpt-4o", "hi"))
+                .await
+                .unwrap_or_else(|e| panic!("{hint}: {e}"));
+            assert_eq!(reply.content, "positive", "{hint}");
+            assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 2, "{hint}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{hint}: waited {:?}",
+                started.elapsed()
+            );
+        }
     }
 }
