@@ -2,8 +2,7 @@
 //! after one warning). Messages never contain a secret.
 
 use crate::appinsights::AppInsightsError;
-use crate::export::NoRuntime;
-use crate::langfuse::LangfuseSettingsError;
+use crate::langfuse::{LangfuseError, LangfuseSettingsError};
 use crate::settings::UnresolvedSettings;
 
 /// Why a Tier 2 exporter could not be started.
@@ -12,16 +11,19 @@ pub enum ExporterError {
     /// A setting could not be resolved by the runtime.
     #[error(transparent)]
     Unresolved(#[from] UnresolvedSettings),
-    /// The HTTP client could not be built.
+    /// The registry's shared HTTP client could not be built.
     #[error(transparent)]
     Client(#[from] elspeth_core::http::ClientBuildError),
-    /// No Tokio runtime to run the export worker on.
+    /// The Langfuse exporter could not be started.
     #[error(transparent)]
-    NoRuntime(#[from] NoRuntime),
-    /// The Langfuse settings are unusable.
-    #[error(transparent)]
-    Langfuse(#[from] LangfuseSettingsError),
-    /// The Application Insights settings are unusable.
+    Langfuse(#[from] LangfuseError),
+    /// The Application Insights exporter could not be started.
     #[error(transparent)]
     AppInsights(#[from] AppInsightsError),
+}
+
+impl From<LangfuseSettingsError> for ExporterError {
+    fn from(e: LangfuseSettingsError) -> Self {
+        Self::Langfuse(e.into())
+    }
 }

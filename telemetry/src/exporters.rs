@@ -163,7 +163,7 @@ impl Exporters {
         let live_metrics = s.live_metrics;
         let claim = self
             .azure_slot()
-            .claim(transform, &connection, live_metrics, || {
+            .claim(transform, &connection, live_metrics, || -> Result<_, ExporterError> {
                 let settings = AppInsightsSettings {
                     connection: connection.clone(),
                     live_metrics,

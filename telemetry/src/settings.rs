@@ -15,35 +15,7 @@ use secrecy::SecretString;
 
 use crate::langfuse::LangfuseSettings;
 use crate::tracer::TracerOptions;
-
-/// Which tracing backend a transform sends its LLM traces to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TracingProvider {
-    /// No tracing.
-    None,
-    /// Azure AI / Application Insights.
-    AzureAi,
-    /// Langfuse.
-    Langfuse,
-}
-
-impl TracingProvider {
-    /// The provider's name in the pipeline YAML (`none`, `azure_ai`,
-    /// `langfuse`), also used in logs and errors.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::AzureAi => "azure_ai",
-            Self::Langfuse => "langfuse",
-        }
-    }
-}
-
-impl fmt::Display for TracingProvider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::tracer::TracingProvider;
 
 /// A setting the runtime could not resolve (an unset `${VAR}`, say), kept
 /// as the runtime's own error. Its message names the field and the fix and

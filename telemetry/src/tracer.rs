@@ -31,7 +31,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::settings::TracingProvider;
+use std::fmt;
+
 use serde_json::Value;
 
 use crate::record::{
@@ -39,6 +40,35 @@ use crate::record::{
 };
 use crate::sink::{ExportSummary, SpanSink};
 use elspeth_core::call::{GenAiSystem, LlmError, LlmRequest, LlmResponse};
+
+/// Which tracing backend a transform sends its LLM traces to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TracingProvider {
+    /// No tracing.
+    None,
+    /// Azure AI / Application Insights.
+    AzureAi,
+    /// Langfuse.
+    Langfuse,
+}
+
+impl TracingProvider {
+    /// The provider's name in the pipeline YAML (`none`, `azure_ai`,
+    /// `langfuse`), also used in logs and errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::AzureAi => "azure_ai",
+            Self::Langfuse => "langfuse",
+        }
+    }
+}
+
+impl fmt::Display for TracingProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// How a tracer records.
 #[derive(Debug, Clone)]

@@ -43,7 +43,6 @@ pub use connection_string::{
 };
 pub use slot::{AzureMonitorSlot, Claim};
 
-use crate::error::ExporterError;
 use crate::export::{
     ExportConfig, Exporter, SendOutcome, Transport, classify_reqwest_error, classify_status,
 };
@@ -62,9 +61,9 @@ pub struct AppInsightsSettings {
 
 type LiveProcessor = LiveMetricsSpanProcessor<opentelemetry_sdk::runtime::Tokio>;
 
-/// Why Application Insights settings cannot be used. Never contains the
-/// instrumentation key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why an Application Insights exporter could not be started. Never
+/// contains the instrumentation key.
+#[derive(Debug, thiserror::Error)]
 pub enum AppInsightsError {
     /// The connection string does not parse.
     #[error(
@@ -74,6 +73,12 @@ pub enum AppInsightsError {
     /// The exporter crate refused the connection string.
     #[error("azure_ai tracing: opentelemetry-application-insights refused the connection string")]
     Refused,
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Client(#[from] elspeth_core::http::ClientBuildError),
+    /// No Tokio runtime to run the export worker on.
+    #[error(transparent)]
+    NoRuntime(#[from] crate::export::NoRuntime),
 }
 
 /// Sends batches to one Application Insights resource.
@@ -346,7 +351,7 @@ impl Transport for AppInsightsTransport {
 pub fn appinsights_exporter(
     settings: AppInsightsSettings,
     config: ExportConfig,
-) -> Result<Arc<Exporter>, ExporterError> {
+) -> Result<Arc<Exporter>, AppInsightsError> {
     appinsights_exporter_with(settings, crate::http::client()?, config)
 }
 
@@ -354,7 +359,7 @@ pub(crate) fn appinsights_exporter_with(
     settings: AppInsightsSettings,
     client: reqwest::Client,
     config: ExportConfig,
-) -> Result<Arc<Exporter>, ExporterError> {
+) -> Result<Arc<Exporter>, AppInsightsError> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(crate::export::NoRuntime.into());
     }

@@ -17,7 +17,6 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::ConnectionString;
-use crate::error::ExporterError;
 use crate::export::Exporter;
 use elspeth_core::TransformLabel;
 
@@ -87,13 +86,13 @@ impl AzureMonitorSlot {
     /// Claims the slot for `transform`: starts the exporter with `start` if
     /// the slot is free, else shares the existing one (warning once if the
     /// connection string differs).
-    pub fn claim(
+    pub fn claim<E>(
         &self,
         transform: &TransformLabel,
         connection: &ConnectionString,
         live_metrics: bool,
-        start: impl FnOnce() -> Result<Arc<Exporter>, ExporterError>,
-    ) -> Result<Claim, ExporterError> {
+        start: impl FnOnce() -> Result<Arc<Exporter>, E>,
+    ) -> Result<Claim, E> {
         let fingerprint = connection.fingerprint();
         let mut claim = self.claim.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(owner) = claim.as_ref()

@@ -34,7 +34,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse
 use prost::Message;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::error::ExporterError;
 use crate::export::{
     ExportConfig, Exporter, SendOutcome, Transport, classify_reqwest_error, classify_status,
 };
@@ -190,6 +189,20 @@ pub enum LangfuseSettingsError {
     /// The public key cannot be sent in a header.
     #[error("langfuse public_key contains characters that cannot be sent in an HTTP header")]
     PublicKeyNotAHeader,
+}
+
+/// Why a Langfuse exporter could not be started. Never contains a key.
+#[derive(Debug, thiserror::Error)]
+pub enum LangfuseError {
+    /// The settings are unusable.
+    #[error(transparent)]
+    Settings(#[from] LangfuseSettingsError),
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Client(#[from] elspeth_core::http::ClientBuildError),
+    /// No Tokio runtime to run the export worker on.
+    #[error(transparent)]
+    NoRuntime(#[from] crate::export::NoRuntime),
 }
 
 /// Sends batches to one Langfuse project.
@@ -353,7 +366,7 @@ impl Transport for LangfuseTransport {
 /// them directly.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), elspeth_telemetry::ExporterError> {
+/// # async fn demo() -> Result<(), elspeth_telemetry::langfuse::LangfuseError> {
 /// use elspeth_telemetry::export::ExportConfig;
 /// use elspeth_telemetry::langfuse::{LangfuseSettings, langfuse_exporter};
 /// let settings = LangfuseSettings::new("http://127.0.0.1:3000", "pk-lf-1", "sk-lf-1".into());
@@ -363,7 +376,7 @@ impl Transport for LangfuseTransport {
 pub fn langfuse_exporter(
     settings: LangfuseSettings,
     config: ExportConfig,
-) -> Result<Arc<Exporter>, ExporterError> {
+) -> Result<Arc<Exporter>, LangfuseError> {
     langfuse_exporter_with(settings, crate::http::client()?, config)
 }
 
@@ -373,7 +386,7 @@ pub(crate) fn langfuse_exporter_with(
     settings: LangfuseSettings,
     client: reqwest::Client,
     config: ExportConfig,
-) -> Result<Arc<Exporter>, ExporterError> {
+) -> Result<Arc<Exporter>, LangfuseError> {
     let settings = settings.validate()?;
     let transport = LangfuseTransport::new(&settings, client)?;
     Ok(Exporter::start(Arc::new(transport), config)?)
