@@ -378,7 +378,7 @@ impl Pipeline {
                 plan_::Mode::Job { batch_size } => Mode::Batch(batch_size.max(1)),
                 plan_::Mode::Chunked { rows } => Mode::Chunked(rows.max(1)),
             };
-            let (label, fingerprint) = (spec.label.clone(), spec.fingerprint.clone());
+            let (label, fingerprint) = (spec.label.clone(), spec.fingerprint);
             out.push((label, spec.build(), mode, Some(fingerprint)));
         }
         for (k, transform) in std::mem::take(&mut self.custom).into_iter().enumerate() {
