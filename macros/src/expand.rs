@@ -14,7 +14,9 @@ use crate::parse::{self, Args, Mode};
 use crate::validate::{self, Validated};
 
 /// The whole attribute: parse → validate → expand. On any error the item is
-/// emitted unchanged (helper attributes removed) next to the errors.
+/// emitted unchanged (helper attributes removed) next to the errors, with a
+/// stub `Transform` impl (see [`stub`]) so that the item's uses elsewhere do
+/// not add errors of their own.
 pub fn llm_transform(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::new();
     let args = parse::parse_args(args, &mut errors);
@@ -32,9 +34,76 @@ pub fn llm_transform(args: TokenStream, item: TokenStream) -> TokenStream {
         (Ok(()), Some(v)) => expand(&args, v),
         (Err(e), _) => {
             let e = e.to_compile_error();
-            quote!(#item #e)
+            let stub = stub(&args, &item);
+            quote!(#item #e #stub)
         }
         (Ok(()), None) => quote!(#item),
+    }
+}
+
+/// The fallback impl emitted next to the errors (as `thiserror` does for
+/// `Display`): the type still implements `Transform`, so code passing it to
+/// a pipeline does not fail a second time with "`Transform` is not
+/// implemented". Its methods are never run: the crate does not compile.
+/// Items that are not types, or have lifetime parameters (which a
+/// `'static` transform cannot have), get none.
+fn stub(args: &Args, item: &syn::Item) -> TokenStream {
+    let (ident, generics) = match item {
+        syn::Item::Struct(s) => (&s.ident, &s.generics),
+        syn::Item::Enum(e) => (&e.ident, &e.generics),
+        syn::Item::Union(u) => (&u.ident, &u.generics),
+        _ => return TokenStream::new(),
+    };
+    if generics.lifetimes().next().is_some() {
+        return TokenStream::new();
+    }
+    let krate = match &args.krate {
+        Some(path) => quote!(#path),
+        None => quote!(::elspeth),
+    };
+    let ms = quote!(#krate::__macro_support);
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    // A generic type is a transform only when it is `Send + Sync +
+    // 'static`; a concrete one already is or is not (and a bound on it
+    // would be an error of its own).
+    let mut bounded = where_clause.cloned().unwrap_or_else(|| syn::WhereClause {
+        where_token: Default::default(),
+        predicates: Default::default(),
+    });
+    if generics.type_params().next().is_some() {
+        bounded.predicates.push(syn::parse_quote!(
+            Self: ::core::marker::Send + ::core::marker::Sync + 'static
+        ));
+    }
+    quote! {
+        impl #impl_generics #ms::Transform for #ident #ty_generics #bounded {
+            fn plugin(&self) -> &str {
+                ::core::unreachable!()
+            }
+            fn on_start(
+                &mut self,
+                _: &#ms::StartContext,
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<#ms::Tracer, #ms::StartError>,
+            > + ::core::marker::Send {
+                ::core::future::pending()
+            }
+            fn process(
+                &self,
+                _: #ms::Row,
+                _: #ms::RowContext<'_>,
+            ) -> impl ::core::future::Future<
+                Output = ::core::result::Result<#ms::Row, #ms::RowError>,
+            > + ::core::marker::Send {
+                ::core::future::pending()
+            }
+            fn close(
+                &mut self,
+                _: #ms::Tracer,
+            ) -> impl ::core::future::Future<Output = #ms::CloseReport> + ::core::marker::Send {
+                ::core::future::pending()
+            }
+        }
     }
 }
 
@@ -136,7 +205,7 @@ fn call_methods(ms: &TokenStream) -> TokenStream {
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<#ms::Row, #ms::RowError>,
         > + ::core::marker::Send {
-            #ms::process_call(self, __elspeth_row, __elspeth_ctx)
+            #ms::CallEngine::new(self).process(__elspeth_row, __elspeth_ctx)
         }
 
         fn on_start(
@@ -154,7 +223,7 @@ fn job_methods(ms: &TokenStream) -> TokenStream {
     quote! {
         #[inline]
         fn batch_size(&self) -> ::core::option::Option<usize> {
-            #ms::job_batch_size(self)
+            #ms::JobEngine::new(self).batch_size()
         }
 
         fn process(
@@ -164,7 +233,7 @@ fn job_methods(ms: &TokenStream) -> TokenStream {
         ) -> impl ::core::future::Future<
             Output = ::core::result::Result<#ms::Row, #ms::RowError>,
         > + ::core::marker::Send {
-            #ms::process_job_row(self, __elspeth_row, __elspeth_ctx)
+            #ms::JobEngine::new(self).process_row(__elspeth_row, __elspeth_ctx)
         }
 
         fn process_batch(
@@ -174,7 +243,7 @@ fn job_methods(ms: &TokenStream) -> TokenStream {
         ) -> impl ::core::future::Future<
             Output = ::std::vec::Vec<::core::result::Result<#ms::Row, #ms::RowError>>,
         > + ::core::marker::Send {
-            #ms::process_job(self, __elspeth_rows, __elspeth_ctx)
+            #ms::JobEngine::new(self).process_batch(__elspeth_rows, __elspeth_ctx)
         }
 
         fn on_start(

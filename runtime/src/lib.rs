@@ -2,9 +2,11 @@
 //! LLM transforms and the pipeline runner.
 
 pub mod clients;
+pub mod engine;
 pub mod env;
 pub mod llm;
 pub mod pipeline;
+pub mod plan;
 pub mod row;
 pub mod store;
 pub mod tier1;
@@ -16,9 +18,10 @@ pub mod usage;
 #[doc(hidden)]
 pub mod __macro_support;
 
-pub use __macro_support::HasTracing;
-pub use llm::{JobLine, JobOutcome, LlmCall, LlmJob, PlannedCall};
+pub use engine::{CallEngine, HasTracing, JobEngine, TransformMeta};
+pub use llm::{JobLine, JobOutcome, JobStatus, LlmCall, LlmJob, PlannedCall};
 pub use row::{BatchContext, Row, RowContext};
 pub use transform::{
-    BatchRow, CloseReport, DynTransform, RowError, StartContext, StartError, Transform,
+    BatchRow, CloseReport, DynTransform, RowError, RowErrorKind, StartContext, StartError,
+    Transform,
 };

@@ -107,13 +107,70 @@ pub struct JobOutcome {
     /// The provider's batch id.
     pub batch_id: String,
     /// Final status (`completed`, `failed`, `expired`, `cancelled`, ...).
-    pub status: String,
+    pub status: JobStatus,
     /// Result per `custom_id`; a line missing here failed with the job.
     pub results: std::collections::HashMap<String, Result<LlmResponse, LlmError>>,
     /// When the job was submitted.
     pub started: std::time::SystemTime,
     /// When its output was available.
     pub finished: std::time::SystemTime,
+}
+
+/// The final status of a batch job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Every line was processed (some may still have failed alone).
+    Completed,
+    /// The job failed as a whole.
+    Failed,
+    /// The completion window ran out.
+    Expired,
+    /// The job was cancelled.
+    Cancelled,
+    /// Another status of the provider's, as it names it.
+    Other(String),
+}
+
+impl JobStatus {
+    /// The status as the provider names it (`completed`, ...).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+            Self::Other(s) => s,
+        }
+    }
+
+    /// Whether the job completed.
+    pub fn is_completed(&self) -> bool {
+        *self == Self::Completed
+    }
+}
+
+impl From<&str> for JobStatus {
+    fn from(status: &str) -> Self {
+        match status {
+            "completed" => Self::Completed,
+            "failed" => Self::Failed,
+            "expired" => Self::Expired,
+            "cancelled" => Self::Cancelled,
+            other => Self::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<String> for JobStatus {
+    fn from(status: String) -> Self {
+        Self::from(status.as_str())
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What the author of a batch-job transform writes (`mode = job`): rows

@@ -242,7 +242,24 @@ struct Pending {
     tokens_out: i64,
     cost: Option<f64>,
     run: Option<i64>,
-    done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    done: Option<tokio::sync::oneshot::Sender<Result<(), CommitError>>>,
+}
+
+/// Why a commit failed; shared by every result of one group commit.
+#[derive(Debug, Clone, thiserror::Error)]
+enum CommitError {
+    /// SQLite refused the transaction.
+    #[error("{0}")]
+    Sqlite(Arc<rusqlite::Error>),
+    /// The writer thread is gone (it panicked, or the store is closing).
+    #[error("the store's writer thread stopped")]
+    WriterStopped,
+}
+
+impl From<rusqlite::Error> for CommitError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sqlite(Arc::new(e))
+    }
 }
 
 impl Pending {
@@ -251,7 +268,7 @@ impl Pending {
         request: &Fingerprint,
         response: &LlmResponse,
         run: Option<RunId>,
-        done: Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+        done: Option<tokio::sync::oneshot::Sender<Result<(), CommitError>>>,
     ) -> Self {
         let usage = response.usage.unwrap_or_default();
         Self {
@@ -318,7 +335,7 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    let result = insert_all(&conn, &batch).map_err(|e| e.to_string());
+                    let result = insert_all(&conn, &batch).map_err(CommitError::from);
                     for p in batch {
                         if let Some(done) = p.done {
                             let _ = done.send(result.clone());
@@ -549,7 +566,7 @@ impl RunStore {
             .query_row(params![&transform.0[..], &request.0[..]], |r| r.get(0))
             .optional()
             .map_err(|e| self.sqlite(e))?;
-        text.map(|t| decode_response(&t).map_err(|message| self.corrupt(message)))
+        text.map(|t| decode_response(&t).map_err(|e| self.corrupt(e.to_string())))
             .transpose()
     }
 
@@ -577,17 +594,15 @@ impl RunStore {
             None => Err(pending),
         };
         let result = match queued {
-            Ok(()) => committed
-                .await
-                .unwrap_or_else(|_| Err("the store's writer thread stopped".into())),
+            Ok(()) => committed.await.unwrap_or(Err(CommitError::WriterStopped)),
             // In memory (or no writer thread): commit here.
             Err(pending) => {
-                insert_all(&self.conn(), std::slice::from_ref(&pending)).map_err(|e| e.to_string())
+                insert_all(&self.conn(), std::slice::from_ref(&pending)).map_err(CommitError::from)
             }
         };
-        result.map_err(|message| StoreError::Write {
+        result.map_err(|e| StoreError::Write {
             path: self.path.clone(),
-            message,
+            message: e.to_string(),
         })
     }
 
@@ -656,10 +671,21 @@ fn encode_response(r: &LlmResponse) -> String {
     v.to_string()
 }
 
-fn decode_response(text: &str) -> Result<LlmResponse, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+/// Why a stored reply cannot be read back.
+#[derive(Debug, thiserror::Error)]
+enum DecodeError {
+    /// Not JSON.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// JSON without the reply's text.
+    #[error("no `content`")]
+    NoContent,
+}
+
+fn decode_response(text: &str) -> Result<LlmResponse, DecodeError> {
+    let v: Value = serde_json::from_str(text)?;
     let string = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    let content = string("content").ok_or("no `content`")?;
+    let content = string("content").ok_or(DecodeError::NoContent)?;
     let usage = v.get("usage").map(|u| {
         let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or_default();
         Usage {

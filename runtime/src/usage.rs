@@ -91,6 +91,14 @@ impl UsageMeter {
         }
     }
 
+    /// Records `result` ([`record_result`](Self::record_result)) and hands
+    /// it back, so a call can be counted where it is made:
+    /// `usage.recorded(client.chat(request).await)`.
+    pub fn recorded(&self, result: Result<LlmResponse, LlmError>) -> Result<LlmResponse, LlmError> {
+        self.record_result(&result);
+        result
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> UsageSnapshot {
         UsageSnapshot {

@@ -727,6 +727,46 @@ async fn dry_run_makes_no_call() {
 }
 
 #[tokio::test]
+async fn every_unresolved_reference_is_reported_before_anything_runs() {
+    let mocks = Mocks::start().await;
+    let dir = tmpdir("plan-fail");
+    write_jsonl(&dir.join("in.jsonl"), [json!({"text": "x"})]);
+    let config = pipeline_config(
+        json!({"plugin": "jsonl", "path": "in.jsonl"}),
+        vec![
+            llm("azure_llm", json!({"prompt_template": "x {{ text }}"})),
+            llm("openrouter_llm", json!({"prompt_template": "x {{ text }}"})),
+        ],
+        json!({"plugin": "jsonl", "path": "out.jsonl"}),
+    );
+    let mut env = mocks.env();
+    env.remove("AZURE_OPENAI_KEY");
+    env.remove("OPENROUTER_API_KEY");
+    let e = Pipeline::new(config, &dir)
+        .run(options(&mocks).with_env(Arc::new(env)))
+        .await
+        .unwrap_err();
+    let RunError::Build(plan) = &e else {
+        panic!("{e:?}")
+    };
+    // Both transforms' problems at once, not the first one only.
+    assert_eq!(plan.problems.len(), 2, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.starts_with(
+            "transforms[0] (azure_llm): api_key: environment variable `AZURE_OPENAI_KEY` is not set"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("\ntransforms[1] (openrouter_llm): api_key: environment variable `OPENROUTER_API_KEY` is not set"),
+        "{text}"
+    );
+    assert_eq!(mocks.azure.chat_requests() + mocks.openrouter.requests(), 0);
+    assert!(!dir.join("out.jsonl").exists(), "nothing written");
+}
+
+#[tokio::test]
 async fn start_failures_stop_the_run_before_any_row() {
     let mocks = Mocks::start().await;
     let dir = tmpdir("start-fail");

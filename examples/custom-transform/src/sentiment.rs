@@ -21,9 +21,10 @@ use std::sync::Arc;
 use elspeth::clients::{ClientSettings, OpenRouterClient, OpenRouterTarget};
 use elspeth::config::{EnvString, SecretRef, TracingConfig};
 use elspeth::llm::{ChatMessage, GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse};
-use elspeth::schema::interpolate::EnvError;
 use elspeth::usage::UsageMeter;
-use elspeth::{HasTracing, LlmCall, PlannedCall, Row, RowError, StartContext, StartError};
+use elspeth::{
+    HasTracing, LlmCall, PlannedCall, Row, RowError, RowErrorKind, StartContext, StartError,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -107,7 +108,7 @@ pub struct ReviewSentiment {
     client: Option<OpenRouterClient>,
     /// The run's token and cost counters (from `setup`), so this
     /// transform's calls appear in the run summary.
-    usage: Option<Arc<UsageMeter>>,
+    usage: Arc<UsageMeter>,
 }
 
 impl ReviewSentiment {
@@ -116,7 +117,7 @@ impl ReviewSentiment {
         Self {
             options,
             client: None,
-            usage: None,
+            usage: Arc::default(),
         }
     }
 }
@@ -146,24 +147,15 @@ impl LlmCall for ReviewSentiment {
 
     /// Resolves the `${VAR}` references against the run's environment (the
     /// one given to `RunOptions::with_env`) and builds the HTTP client.
+    /// `StartContext` does the resolving and the error formatting: a
+    /// missing variable fails the start with "transforms[i]
+    /// (review_sentiment): api_key: environment variable `…` is not set
+    /// (set it …)".
     async fn setup(&mut self, ctx: &StartContext) -> Result<(), StartError> {
-        let env = ctx.env.as_ref();
-        let fail = |field: &str, e: EnvError| StartError::Other {
-            transform: ctx.label.clone(),
-            message: format!("{field}: {e}"),
-        };
         let target = OpenRouterTarget {
-            base_url: self
-                .options
-                .base_url
-                .resolve(env)
-                .map_err(|e| fail("base_url", e))?,
+            base_url: ctx.resolve("base_url", &self.options.base_url)?,
             model: self.options.model.clone(),
-            api_key: self
-                .options
-                .api_key
-                .resolve(env)
-                .map_err(|e| fail("api_key", e))?,
+            api_key: ctx.resolve_secret("api_key", &self.options.api_key)?,
             http_referer: None,
             app_title: Some(APP_TITLE.into()),
         };
@@ -172,12 +164,9 @@ impl LlmCall for ReviewSentiment {
             tier1: ctx.tier1.clone(),
             ..ClientSettings::default()
         };
-        let client = OpenRouterClient::new(target, &settings).map_err(|e| StartError::Other {
-            transform: ctx.label.clone(),
-            message: e.to_string(),
-        })?;
+        let client = OpenRouterClient::new(target, &settings).map_err(|e| ctx.error(e))?;
         self.client = Some(client);
-        self.usage = Some(ctx.usage.clone());
+        self.usage = ctx.usage.clone();
         Ok(())
     }
 
@@ -186,7 +175,7 @@ impl LlmCall for ReviewSentiment {
         let field = &self.options.text_field;
         let text = row.get(field).and_then(Value::as_str).ok_or_else(|| {
             RowError::new(
-                "template",
+                RowErrorKind::Template,
                 format!("the row has no text field `{field}` to rate (set `text_field`)"),
             )
         })?;
@@ -211,11 +200,7 @@ impl LlmCall for ReviewSentiment {
                 "review_sentiment was not started (on_start builds its client)",
             )
         })?;
-        let result = client.chat(request).await;
-        if let Some(usage) = &self.usage {
-            usage.record_result(&result);
-        }
-        result
+        self.usage.recorded(client.chat(request).await)
     }
 
     /// Checks the JSON reply and writes its `sentiment` into the row.
@@ -227,11 +212,11 @@ impl LlmCall for ReviewSentiment {
         let (_, result) = results
             .into_iter()
             .next()
-            .ok_or_else(|| RowError::new("llm", "no reply for the row"))?;
+            .ok_or_else(|| RowError::new(RowErrorKind::Llm, "no reply for the row"))?;
         let reply = result?;
         let verdict: Verdict = serde_json::from_str(&reply.content).map_err(|e| {
             RowError::new(
-                "parse",
+                RowErrorKind::Parse,
                 format!(
                     "the reply is not {{\"sentiment\": \"positive|neutral|negative\"}}: {e} (reply: {:?})",
                     preview(&reply.content)
@@ -240,7 +225,7 @@ impl LlmCall for ReviewSentiment {
         })?;
         if !SENTIMENTS.contains(&verdict.sentiment.as_str()) {
             return Err(RowError::new(
-                "parse",
+                RowErrorKind::Parse,
                 format!(
                     "sentiment `{}` is not positive, neutral or negative",
                     preview(&verdict.sentiment)

@@ -1,16 +1,37 @@
 //! A row travelling through the pipeline, with its identity and, once
 //! something failed, its error.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use elspeth_telemetry::TransformLabel;
 
 use super::cancel::StopReason;
 use crate::row::Row;
-use crate::transform::RowError;
+use crate::transform::{RowError, RowErrorKind};
 
-/// Error kind of a row stopped by Ctrl-C.
-pub(crate) const CANCELLED: &str = "cancelled";
+/// Why a row failed, and where: kept typed until the sink writes it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RowFailure {
+    /// `transforms[i] (plugin)`, or `source`.
+    pub transform: String,
+    /// The error.
+    pub error: RowError,
+}
+
+impl RowFailure {
+    /// The JSON written to the row's `error` field.
+    pub fn to_json(&self) -> Value {
+        self.error.to_json_at(&self.transform)
+    }
+
+    /// The error as one readable line (a CSV cell): `kind: message [transform]`.
+    pub fn text(&self) -> String {
+        format!(
+            "{}: {} [{}]",
+            self.error.kind, self.error.message, self.transform
+        )
+    }
+}
 
 /// One row in flight.
 #[derive(Debug)]
@@ -21,9 +42,9 @@ pub(crate) struct Item {
     pub token_id: String,
     /// The row's fields.
     pub row: Row,
-    /// Why the row failed: the JSON written to its `error` field. Failed
-    /// rows skip the remaining transforms.
-    pub error: Option<Value>,
+    /// Why the row failed (written to its `error` field by the sink).
+    /// Failed rows skip the remaining transforms.
+    pub error: Option<RowFailure>,
 }
 
 impl Item {
@@ -40,13 +61,19 @@ impl Item {
     /// A source line that could not be read as a row.
     pub fn unreadable(index: u64, message: String) -> Self {
         let mut item = Self::new(index, Row::new());
-        item.error = Some(json!({"transform": "source", "kind": "source", "message": message}));
+        item.error = Some(RowFailure {
+            transform: "source".into(),
+            error: RowError::new(RowErrorKind::Source, message),
+        });
         item
     }
 
     /// Marks the row failed by `transform`.
     pub fn fail(&mut self, transform: &TransformLabel, error: &RowError) {
-        self.error = Some(error.to_json(transform));
+        self.error = Some(RowFailure {
+            transform: transform.to_string(),
+            error: error.clone(),
+        });
     }
 
     /// Marks the row cancelled before `transform` finished it, saying why
@@ -61,16 +88,14 @@ impl Item {
             }
             _ => "the run was interrupted before this row was processed".to_string(),
         };
-        self.fail(transform, &RowError::new(CANCELLED, message));
+        self.fail(transform, &RowError::new(RowErrorKind::Cancelled, message));
     }
 
     /// Whether the row was stopped by a cancellation.
     pub fn is_cancelled(&self) -> bool {
         self.error
             .as_ref()
-            .and_then(|e| e.get("kind"))
-            .and_then(Value::as_str)
-            == Some(CANCELLED)
+            .is_some_and(|e| e.error.kind == RowErrorKind::Cancelled)
     }
 }
 
@@ -89,7 +114,7 @@ mod tests {
             let mut item = Item::new(0, Row::new());
             item.cancel(&label, reason);
             assert!(item.is_cancelled());
-            let e = item.error.unwrap();
+            let e = item.error.unwrap().to_json();
             assert_eq!(e["transform"], "transforms[1] (openrouter_llm)");
             e["message"].as_str().unwrap().to_string()
         };

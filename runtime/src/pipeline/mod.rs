@@ -40,15 +40,16 @@ use elspeth_schema::paths::{PathClash, check_outputs, resolve_against};
 use elspeth_telemetry::{ExportSummary, TracingRegistry, TransformLabel};
 use tokio::sync::mpsc;
 
+pub use crate::plan::TransformPlan;
 pub use cancel::{CancelToken, StopReason, StopSignal};
-pub use dry_run::{DryRun, TransformPlan};
+pub use dry_run::DryRun;
 pub use report::{Progress, RunObserver, RunStart, RunSummary};
 pub use sink::ERROR_FIELD;
 
+use crate::plan::{self as plan_, Plan, PlanError};
 use crate::store::{CallCache, Fingerprint, RunCounts, RunStatus, RunStore, StoreError};
 use crate::tier1::Tier1;
 use crate::transform::{DynTransform, StartContext, StartError};
-use crate::transforms::{self, BuildContext, BuildError};
 use crate::usage::UsageMeter;
 use item::Item;
 use sink::Sink;
@@ -59,9 +60,10 @@ use stage::{Breaker, Mode, Stage};
 /// they are counted in the [`RunSummary`].
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// A transform's config cannot be built.
+    /// The config does not resolve: every problem (unset variables, a
+    /// template that does not compile, ...), at once.
     #[error(transparent)]
-    Build(#[from] BuildError),
+    Build(#[from] PlanError),
     /// A transform could not start (unresolvable `${VAR}`, bad endpoint, ...).
     #[error(transparent)]
     Start(#[from] StartError),
@@ -239,8 +241,10 @@ impl RunOptions {
         self
     }
 
-    fn build_context(&self) -> BuildContext {
-        let mut ctx = BuildContext::new(self.env.clone());
+    /// The start context of transform `label` in a run with these options.
+    fn start_context(&self, label: TransformLabel, registry: Arc<TracingRegistry>) -> StartContext {
+        let mut ctx = StartContext::new(label, registry);
+        ctx.env = self.env.clone();
         if let Some((base, max)) = self.backoff {
             ctx.backoff_base = base;
             ctx.backoff_max = max;
@@ -360,31 +364,38 @@ impl Pipeline {
         check_outputs(&inputs, &outputs)
     }
 
-    fn build(&mut self, ctx: &BuildContext) -> Result<Vec<Unstarted>, BuildError> {
-        let mut out = Vec::with_capacity(self.config.transforms.len() + self.custom.len());
-        for (index, config) in self.config.transforms.iter().enumerate() {
-            let built = transforms::build(config, index, ctx)?;
-            let label = TransformLabel {
-                index,
-                plugin: config.plugin().to_string(),
+    /// The plan of this pipeline: its config resolved against `env`.
+    pub fn plan(&self, env: &dyn Env) -> Result<Plan, PlanError> {
+        Plan::resolve(&self.config, &self.base_dir, env)
+    }
+
+    /// The transforms of `plan`, then the custom ones, ready to start.
+    fn build(&mut self, plan: Plan) -> Vec<Unstarted> {
+        let mut out = Vec::with_capacity(plan.transforms.len() + self.custom.len());
+        for spec in plan.transforms {
+            let mode = match spec.mode {
+                plan_::Mode::PerCall => Mode::PerRow,
+                plan_::Mode::Job { batch_size } => Mode::Batch(batch_size.max(1)),
+                plan_::Mode::Chunked { rows } => Mode::Chunked(rows.max(1)),
             };
-            let mode = mode_of(built.transform.as_ref(), built.chunk_rows);
-            out.push((label, built.transform, mode));
+            let (label, fingerprint) = (spec.label.clone(), spec.fingerprint);
+            out.push((label, spec.build(), mode, Some(fingerprint)));
         }
         for (k, transform) in std::mem::take(&mut self.custom).into_iter().enumerate() {
             let label = TransformLabel {
                 index: self.config.transforms.len() + k,
                 plugin: transform.plugin().to_string(),
             };
-            let mode = mode_of(transform.as_ref(), None);
-            out.push((label, transform, mode));
+            let mode = mode_of(transform.as_ref());
+            // A custom transform is not fingerprinted: its calls are not cached.
+            out.push((label, transform, mode, None));
         }
-        Ok(out)
+        out
     }
 
     /// Describes what [`run`](Self::run) would do, without any LLM call:
-    /// builds every transform, checks that `${VAR}` references resolve,
-    /// counts the rows and renders the first row's prompt.
+    /// the plan's description (every `${VAR}` checked), the row count and
+    /// the first row's prompts.
     pub fn dry_run(&self, options: &RunOptions) -> Result<DryRun, RunError> {
         dry_run::describe(self, options)
     }
@@ -392,9 +403,9 @@ impl Pipeline {
     /// Runs the pipeline to the end (or until cancelled).
     pub async fn run(mut self, options: RunOptions) -> Result<RunSummary, RunError> {
         let started = Instant::now();
-        let ctx = options.build_context();
-        let meter = ctx.meter.clone();
-        let built = self.build(&ctx)?;
+        let plan = self.plan(options.env.as_ref())?;
+        let meter = Arc::new(UsageMeter::new());
+        let built = self.build(plan);
         let paths = self.paths();
         // Before anything is opened for writing, the run store included.
         match &options.store {
@@ -440,22 +451,21 @@ impl Pipeline {
         let checkpoint_dir = paths.sink.parent().map(Path::to_path_buf);
         let fail_fast = self.config.fail_fast.clone().unwrap_or_default();
         let mut stages: Vec<Stage> = Vec::with_capacity(built.len());
-        for (label, mut transform, mode) in built {
-            let mut start = StartContext::new(label.clone(), registry.clone());
+        for (label, mut transform, mode, fingerprint) in built {
+            let mut start = options.start_context(label.clone(), registry.clone());
             start.checkpoint_dir = checkpoint_dir.clone();
             start.store = store.as_ref().map(|(s, _, _)| s.clone());
             start.tier1 = tier1.clone();
-            start.env = options.env.clone();
             start.usage = meter.clone();
             match transform.on_start(&start).await {
                 Ok(tracer) => stages.push(Stage {
-                    // Configured transforms are fingerprinted from their
-                    // config; a custom one is not cached.
-                    cache: match (&store, self.config.transforms.get(label.index)) {
-                        (Some((store, run, serve)), Some(config)) => Some(Arc::new(
+                    // Configured transforms are fingerprinted by the plan;
+                    // a custom one is not cached.
+                    cache: match (&store, fingerprint) {
+                        (Some((store, run, serve)), Some(fingerprint)) => Some(Arc::new(
                             CallCache::new(
                                 store.clone(),
-                                transforms::fingerprint(config, options.env.as_ref()),
+                                fingerprint,
                                 Some(*run),
                                 *serve,
                                 meter.clone(),
@@ -668,13 +678,19 @@ impl Pipeline {
 }
 
 /// A built transform before `on_start`.
-type Unstarted = (TransformLabel, Box<dyn DynTransform>, Mode);
+/// A transform ready to start: its label, itself, how it gets its rows and
+/// its fingerprint (`None` for a custom transform: not cached).
+type Unstarted = (
+    TransformLabel,
+    Box<dyn DynTransform>,
+    Mode,
+    Option<Fingerprint>,
+);
 
-fn mode_of(transform: &dyn DynTransform, chunk_rows: Option<usize>) -> Mode {
-    match (transform.batch_size(), chunk_rows) {
-        (Some(n), _) => Mode::Batch(n.max(1)),
-        (None, Some(n)) => Mode::Chunked(n.max(1)),
-        (None, None) => Mode::PerRow,
+fn mode_of(transform: &dyn DynTransform) -> Mode {
+    match transform.batch_size() {
+        Some(n) => Mode::Batch(n.max(1)),
+        None => Mode::PerRow,
     }
 }
 

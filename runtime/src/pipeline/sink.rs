@@ -18,7 +18,7 @@ use elspeth_schema::config::SinkConfig;
 use serde_json::Value;
 
 use super::RunError;
-use super::item::Item;
+use super::item::{Item, RowFailure};
 use super::source::io_message;
 
 /// Name of the field / column that carries a failed row's error.
@@ -278,7 +278,7 @@ impl JsonlFile {
 
     fn write(&mut self, mut item: Item) -> Result<(), RunError> {
         if let Some(error) = item.error.take() {
-            item.row.insert(ERROR_FIELD.into(), error);
+            item.row.insert(ERROR_FIELD.into(), error.to_json());
         }
         serde_json::to_writer(&mut self.w, &item.row)
             .map_err(std::io::Error::from)
@@ -333,7 +333,11 @@ impl CsvFile {
         }
         let record = columns.iter().map(|c| {
             if self.error_column && c == ERROR_FIELD {
-                return item.error.as_ref().map(error_text).unwrap_or_default();
+                return item
+                    .error
+                    .as_ref()
+                    .map(RowFailure::text)
+                    .unwrap_or_default();
             }
             match item.row.get(c) {
                 None | Some(Value::Null) => String::new(),
@@ -355,12 +359,6 @@ impl CsvFile {
         let out = w.into_inner().map_err(|e| sink_error(&path, e.error()))?;
         tmp.commit(out)
     }
-}
-
-/// A failed row's error as one readable CSV cell.
-fn error_text(error: &Value) -> String {
-    let get = |k: &str| error.get(k).and_then(Value::as_str).unwrap_or_default();
-    format!("{}: {} [{}]", get("kind"), get("message"), get("transform"))
 }
 
 enum Main {
@@ -509,7 +507,10 @@ mod tests {
         row.insert("n".into(), json!(n));
         let mut item = Item::new(n, row);
         if error {
-            item.error = Some(json!({"kind": "test", "message": "no", "transform": "t"}));
+            item.error = Some(RowFailure {
+                transform: "t".into(),
+                error: crate::transform::RowError::new("test", "no"),
+            });
         }
         item
     }

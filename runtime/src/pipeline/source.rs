@@ -36,10 +36,15 @@ pub(crate) enum Source {
     },
 }
 
-fn delimiter(d: &str) -> Result<u8, String> {
+/// A CSV `delimiter` that is not one ASCII character.
+#[derive(Debug, thiserror::Error)]
+#[error("delimiter must be one ASCII character, got {0:?}")]
+struct BadDelimiter(String);
+
+fn delimiter(d: &str) -> Result<u8, BadDelimiter> {
     match d.as_bytes() {
         [b] if b.is_ascii() => Ok(*b),
-        _ => Err(format!("delimiter must be one ASCII character, got {d:?}")),
+        _ => Err(BadDelimiter(d.to_string())),
     }
 }
 
@@ -58,9 +63,9 @@ impl Source {
                 path: path.to_path_buf(),
             }),
             SourceConfig::Csv { delimiter: d, .. } => {
-                let d = delimiter(d).map_err(|message| RunError::Source {
+                let d = delimiter(d).map_err(|e| RunError::Source {
                     path: path.to_path_buf(),
-                    message,
+                    message: e.to_string(),
                 })?;
                 let file = File::open(path).map_err(io)?;
                 let mut reader = csv::ReaderBuilder::new()

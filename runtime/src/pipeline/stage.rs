@@ -30,7 +30,7 @@ use super::item::Item;
 use crate::row::{BatchContext, RowContext};
 use crate::store::CallCache;
 use crate::tier1::Tier1;
-use crate::transform::{BatchRow, DynTransform, RowError};
+use crate::transform::{BatchRow, DynTransform, RowError, RowErrorKind};
 
 /// How a stage feeds its transform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,14 +90,14 @@ impl Breaker {
     /// wrong, so every further call fails the same way. A 403 carrying a
     /// content-filter verdict is about the row, not the key.
     fn is_auth(e: &RowError) -> bool {
-        matches!(e.http_status, Some(401 | 403)) && e.kind != "content_filter"
+        matches!(e.http_status, Some(401 | 403)) && e.kind != RowErrorKind::ContentFilter
     }
 
     /// Whether `e` says the backend or the config is broken rather than
     /// this row being refused: a content-filter verdict is a real answer,
     /// and a cancelled row did not run to a verdict at all.
     fn counts(e: &RowError) -> bool {
-        e.kind != "content_filter" && e.kind != super::item::CANCELLED
+        e.kind != RowErrorKind::ContentFilter && e.kind != RowErrorKind::Cancelled
     }
 
     /// Records one row's result (after its retries); trips `cancel` when
@@ -243,7 +243,7 @@ impl Stage {
             };
             match &outcome {
                 Outcome::Done(Ok(_)) => span.end(),
-                Outcome::Done(Err(e)) => span.fail(&e.kind),
+                Outcome::Done(Err(e)) => span.fail(e.kind.as_str()),
                 Outcome::Cancelled => span.fail("cancelled"),
             }
             match &outcome {

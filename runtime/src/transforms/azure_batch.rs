@@ -5,19 +5,24 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
-use crate::llm::{GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse};
 use bytes::Bytes;
-use elspeth_schema::config::AzureBatchLlmOptions;
+use std::sync::Arc;
+
+use elspeth_schema::config::{AzureBatchLlmOptions, TracingConfig};
 
 use super::chat_core::not_started;
 use super::checkpoint::{CheckpointDir, job_key};
-use super::context::{BuildContext, start_error};
 use super::prompt::Prompt;
 use crate::clients::azure_batch::parse_results;
 use crate::clients::{AzureBatchClient, BatchJob, BatchStatus};
-use crate::llm::{JobLine, JobOutcome, LlmJob};
+use crate::engine::HasTracing;
+use crate::llm::{
+    GenAiSystem, JobLine, JobOutcome, LlmError, LlmErrorKind, LlmJob, LlmRequest, LlmResponse,
+};
+use crate::plan::{BuildTransform, Mode, Resolver, Service, SpecParts, Target, TransformSpec};
 use crate::row::Row;
-use crate::transform::{RowError, StartContext, StartError};
+use crate::transform::{DynTransform, RowError, StartContext, StartError};
+use crate::usage::UsageMeter;
 
 const PLUGIN: &str = "azure_batch_llm";
 
@@ -31,26 +36,25 @@ const PLUGIN: &str = "azure_batch_llm";
 pub struct AzureBatchLlm {
     config: AzureBatchLlmOptions,
     prompt: Prompt,
-    ctx: BuildContext,
+    target: Target,
     client: Option<AzureBatchClient>,
+    /// The run's usage meter, from `on_start`.
+    usage: Option<Arc<UsageMeter>>,
     checkpoints: Option<CheckpointDir>,
 }
 
 impl AzureBatchLlm {
-    /// Builds the transform (compiles the template; no I/O).
-    pub fn new(config: AzureBatchLlmOptions, ctx: &BuildContext) -> Result<Self, String> {
-        let prompt = Prompt::new(
-            &config.prompt,
-            &config.call,
-            &config.connection.deployment_name,
-        )?;
-        Ok(Self {
+    /// The transform of a resolved spec (no I/O: the client is built at
+    /// start).
+    pub fn from_spec(config: AzureBatchLlmOptions, spec: TransformSpec) -> Self {
+        Self {
             config,
-            prompt,
-            ctx: ctx.clone(),
+            prompt: spec.prompt,
+            target: spec.target,
             client: None,
+            usage: None,
             checkpoints: None,
-        })
+        }
     }
 
     fn poll_interval(&self) -> Duration {
@@ -231,8 +235,10 @@ impl AzureBatchLlm {
                 .entry(line.custom_id.clone())
                 .or_insert_with(|| Err(missing(&job.status)));
         }
-        for result in results.values() {
-            self.ctx.meter.record_result(result);
+        if let Some(usage) = &self.usage {
+            for result in results.values() {
+                usage.record_result(result);
+            }
         }
         Ok(results)
     }
@@ -252,12 +258,12 @@ impl LlmJob for AzureBatchLlm {
     }
 
     async fn setup(&mut self, ctx: &StartContext) -> Result<(), StartError> {
-        let target = self.ctx.azure_target(&ctx.label, &self.config.connection)?;
-        let settings = self.ctx.client_settings(&self.config.call, &ctx.tier1);
-        self.client = Some(
-            AzureBatchClient::new(target, &settings)
-                .map_err(|m| start_error(&ctx.label, m.to_string()))?,
-        );
+        let Target::Azure(target) = self.target.clone() else {
+            return Err(ctx.error("the plan gave this transform a target of another service"));
+        };
+        let settings = ctx.client_settings(&self.config.call);
+        self.client = Some(AzureBatchClient::new(target, &settings).map_err(|e| ctx.error(e))?);
+        self.usage = Some(ctx.usage.clone());
         // In the run store when there is one; files beside the sink otherwise.
         self.checkpoints = match (&ctx.store, &ctx.checkpoint_dir) {
             (Some(store), _) => Some(CheckpointDir::in_store(
@@ -298,7 +304,7 @@ impl LlmJob for AzureBatchLlm {
         }
         Ok(JobOutcome {
             batch_id,
-            status: job.status.as_str().to_string(),
+            status: job.status.as_str().into(),
             results,
             started,
             finished: SystemTime::now(),
@@ -308,5 +314,32 @@ impl LlmJob for AzureBatchLlm {
     fn merge(&self, mut row: Row, result: Result<LlmResponse, LlmError>) -> Result<Row, RowError> {
         self.prompt.merge_one(&mut row, None, result)?;
         Ok(row)
+    }
+}
+
+impl HasTracing for AzureBatchLlmOptions {
+    fn tracing_config(&self) -> Option<&TracingConfig> {
+        self.tracing.as_ref()
+    }
+}
+
+impl BuildTransform for AzureBatchLlmOptions {
+    fn resolve(&self, r: &mut Resolver<'_>) -> Option<SpecParts> {
+        let target = r.azure(&self.connection);
+        let prompt = r.prompt(&self.prompt, &self.call, &self.connection.deployment_name)?;
+        Some(SpecParts {
+            mode: Mode::Job {
+                batch_size: self.batch.batch_size.max(1) as usize,
+            },
+            service: Service::AzureOpenAiBatch,
+            target,
+            prompt,
+            queries: Vec::new(),
+            call: self.call.clone(),
+        })
+    }
+
+    fn build(&self, spec: TransformSpec) -> Box<dyn DynTransform> {
+        Box::new(AzureBatchLlm::from_spec(self.clone(), spec))
     }
 }

@@ -1,10 +1,12 @@
 //! `azure_llm`: one Azure OpenAI chat call per row.
 
-use elspeth_schema::config::AzureLlmOptions;
+use elspeth_schema::config::{AzureLlmOptions, TracingConfig};
 
 use super::chat_core::{ChatCore, llm_call_via_core};
-use super::context::BuildContext;
 use crate::clients::AzureChatClient;
+use crate::engine::HasTracing;
+use crate::plan::{BuildTransform, Mode, Resolver, Service, SpecParts, TransformSpec};
+use crate::transform::DynTransform;
 
 /// One Azure OpenAI chat call per row: the rendered `prompt_template` goes
 /// out, the reply comes back as `output_field` (text) or as the reply
@@ -16,16 +18,13 @@ pub struct AzureLlm {
 }
 
 impl AzureLlm {
-    /// Builds the transform (compiles the template; no I/O).
-    pub fn new(config: AzureLlmOptions, ctx: &BuildContext) -> Result<Self, String> {
-        let core = ChatCore::new(
-            &config.prompt,
-            &config.call,
-            &config.connection.deployment_name,
-            None,
-            ctx,
-        )?;
-        Ok(Self { config, core })
+    /// The transform of a resolved spec (no I/O: the client is built at
+    /// start).
+    pub fn from_spec(config: AzureLlmOptions, spec: TransformSpec) -> Self {
+        Self {
+            config,
+            core: ChatCore::from_spec(spec),
+        }
     }
 
     /// The options it was built from.
@@ -35,3 +34,29 @@ impl AzureLlm {
 }
 
 llm_call_via_core!(AzureLlm, AzureOpenAi, "deployment", deployment_name);
+
+impl HasTracing for AzureLlmOptions {
+    fn tracing_config(&self) -> Option<&TracingConfig> {
+        self.tracing.as_ref()
+    }
+}
+
+impl BuildTransform for AzureLlmOptions {
+    fn resolve(&self, r: &mut Resolver<'_>) -> Option<SpecParts> {
+        let target = r.azure(&self.connection);
+        let queries = Vec::new();
+        let prompt = r.prompt(&self.prompt, &self.call, &self.connection.deployment_name)?;
+        Some(SpecParts {
+            mode: Mode::PerCall,
+            service: Service::AzureOpenAi,
+            target,
+            prompt,
+            queries,
+            call: self.call.clone(),
+        })
+    }
+
+    fn build(&self, spec: TransformSpec) -> Box<dyn DynTransform> {
+        Box::new(AzureLlm::from_spec(self.clone(), spec))
+    }
+}

@@ -1,11 +1,13 @@
 //! `azure_multi_query_llm`: a query matrix per row against Azure OpenAI.
 
-use elspeth_schema::config::AzureMultiQueryLlmOptions;
+use elspeth_schema::config::{AzureMultiQueryLlmOptions, TracingConfig};
 
 use super::chat_core::{ChatCore, llm_call_via_core};
-use super::context::BuildContext;
 use super::matrix::Query;
 use crate::clients::AzureChatClient;
+use crate::engine::HasTracing;
+use crate::plan::{BuildTransform, Mode, Resolver, Service, SpecParts, TransformSpec};
+use crate::transform::DynTransform;
 
 /// One Azure OpenAI call per query of the matrix, run concurrently; replies
 /// land in the row as `<query>_<field>`. One trace per row, one generation
@@ -17,16 +19,13 @@ pub struct AzureMultiQueryLlm {
 }
 
 impl AzureMultiQueryLlm {
-    /// Builds the transform (compiles the template, expands the matrix; no I/O).
-    pub fn new(config: AzureMultiQueryLlmOptions, ctx: &BuildContext) -> Result<Self, String> {
-        let core = ChatCore::new(
-            &config.prompt,
-            &config.call,
-            &config.connection.deployment_name,
-            Some(&config.queries),
-            ctx,
-        )?;
-        Ok(Self { config, core })
+    /// The transform of a resolved spec (no I/O: the client is built at
+    /// start).
+    pub fn from_spec(config: AzureMultiQueryLlmOptions, spec: TransformSpec) -> Self {
+        Self {
+            config,
+            core: ChatCore::from_spec(spec),
+        }
     }
 
     /// The expanded queries, in call order.
@@ -41,3 +40,29 @@ llm_call_via_core!(
     "deployment",
     deployment_name
 );
+
+impl HasTracing for AzureMultiQueryLlmOptions {
+    fn tracing_config(&self) -> Option<&TracingConfig> {
+        self.tracing.as_ref()
+    }
+}
+
+impl BuildTransform for AzureMultiQueryLlmOptions {
+    fn resolve(&self, r: &mut Resolver<'_>) -> Option<SpecParts> {
+        let target = r.azure(&self.connection);
+        let queries = r.queries(&self.queries);
+        let prompt = r.prompt(&self.prompt, &self.call, &self.connection.deployment_name)?;
+        Some(SpecParts {
+            mode: Mode::PerCall,
+            service: Service::AzureOpenAi,
+            target,
+            prompt,
+            queries,
+            call: self.call.clone(),
+        })
+    }
+
+    fn build(&self, spec: TransformSpec) -> Box<dyn DynTransform> {
+        Box::new(AzureMultiQueryLlm::from_spec(self.clone(), spec))
+    }
+}

@@ -4,31 +4,25 @@
 //! thin `#[llm_transform]` struct delegating to a [`ChatCore`].
 
 use std::future::Future;
+use std::sync::Arc;
 
-use crate::llm::{LlmError, LlmErrorKind, LlmRequest, LlmResponse};
-use elspeth_schema::config::{
-    AzureConnection, CallOptions, OpenRouterConnection, PromptOptions, QueryMatrix,
-};
-use elspeth_telemetry::TransformLabel;
+use elspeth_schema::config::CallOptions;
 
-use super::context::{BuildContext, start_error};
-use super::matrix::{Query, expand};
+use super::matrix::Query;
 use super::prompt::Prompt;
 use crate::clients::{AzureChatClient, ClientSettings, OpenRouterClient};
-use crate::llm::PlannedCall;
+use crate::llm::{LlmError, LlmErrorKind, LlmRequest, LlmResponse, PlannedCall};
+use crate::plan::{Target, TransformSpec};
 use crate::row::Row;
 use crate::transform::{RowError, StartContext, StartError};
+use crate::usage::UsageMeter;
 
 /// A chat client a transform can be configured with.
 pub(crate) trait ChatBackend: Send + Sync + Sized + 'static {
-    /// The connection options in the YAML.
-    type Connection;
-
-    /// Resolves the connection's `${VAR}`s and builds the client.
+    /// Builds the client for the plan's `target`.
     fn connect(
-        ctx: &BuildContext,
-        label: &TransformLabel,
-        connection: &Self::Connection,
+        ctx: &StartContext,
+        target: &Target,
         settings: &ClientSettings,
     ) -> Result<Self, StartError>;
 
@@ -42,17 +36,25 @@ pub(crate) trait ChatBackend: Send + Sync + Sized + 'static {
     fn host(&self) -> &str;
 }
 
-impl ChatBackend for AzureChatClient {
-    type Connection = AzureConnection;
+/// The error of a target of another service than the client's (the plan
+/// pairs each plugin with its service, so this is a bug, not bad input).
+fn wrong_target(ctx: &StartContext, target: &Target) -> StartError {
+    ctx.error(format_args!(
+        "the plan gave this transform a target of another service ({})",
+        target.url()
+    ))
+}
 
+impl ChatBackend for AzureChatClient {
     fn connect(
-        ctx: &BuildContext,
-        label: &TransformLabel,
-        connection: &AzureConnection,
+        ctx: &StartContext,
+        target: &Target,
         settings: &ClientSettings,
     ) -> Result<Self, StartError> {
-        let target = ctx.azure_target(label, connection)?;
-        AzureChatClient::new(target, settings).map_err(|m| start_error(label, m.to_string()))
+        let Target::Azure(t) = target.clone() else {
+            return Err(wrong_target(ctx, target));
+        };
+        AzureChatClient::new(t, settings).map_err(|e| ctx.error(e))
     }
 
     fn chat(
@@ -68,16 +70,15 @@ impl ChatBackend for AzureChatClient {
 }
 
 impl ChatBackend for OpenRouterClient {
-    type Connection = OpenRouterConnection;
-
     fn connect(
-        ctx: &BuildContext,
-        label: &TransformLabel,
-        connection: &OpenRouterConnection,
+        ctx: &StartContext,
+        target: &Target,
         settings: &ClientSettings,
     ) -> Result<Self, StartError> {
-        let target = ctx.openrouter_target(label, connection)?;
-        OpenRouterClient::new(target, settings).map_err(|m| start_error(label, m.to_string()))
+        let Target::OpenRouter(t) = target.clone() else {
+            return Err(wrong_target(ctx, target));
+        };
+        OpenRouterClient::new(t, settings).map_err(|e| ctx.error(e))
     }
 
     fn chat(
@@ -95,33 +96,28 @@ impl ChatBackend for OpenRouterClient {
 /// Requests, client, usage and reply mapping of one per-call transform.
 pub(crate) struct ChatCore<C> {
     prompt: Prompt,
-    queries: Option<Vec<Query>>,
+    queries: Vec<Query>,
     call: CallOptions,
-    ctx: BuildContext,
-    client: Option<C>,
+    target: Target,
+    /// The client and the run's usage meter, once started.
+    client: Option<(C, Arc<UsageMeter>)>,
 }
 
 impl<C: ChatBackend> ChatCore<C> {
-    /// Compiles the template and expands the query matrix (no I/O).
-    pub fn new(
-        prompt: &PromptOptions,
-        call: &CallOptions,
-        model: &str,
-        queries: Option<&QueryMatrix>,
-        ctx: &BuildContext,
-    ) -> Result<Self, String> {
-        Ok(Self {
-            prompt: Prompt::new(prompt, call, model)?,
-            queries: queries.map(expand).transpose()?,
-            call: call.clone(),
-            ctx: ctx.clone(),
+    /// From the transform's resolved spec (no I/O).
+    pub fn from_spec(spec: TransformSpec) -> Self {
+        Self {
+            prompt: spec.prompt,
+            queries: spec.queries,
+            call: spec.call,
+            target: spec.target,
             client: None,
-        })
+        }
     }
 
     /// The expanded queries (empty for a single-call transform).
     pub fn queries(&self) -> &[Query] {
-        self.queries.as_deref().unwrap_or_default()
+        &self.queries
     }
 
     /// `pool_size`.
@@ -131,26 +127,23 @@ impl<C: ChatBackend> ChatCore<C> {
 
     /// The backend's host, once connected.
     pub fn server_address(&self) -> Option<&str> {
-        self.client.as_ref().map(ChatBackend::host)
+        self.client.as_ref().map(|(c, _)| c.host())
     }
 
     /// Builds the client (from `on_start`).
-    pub fn connect(
-        &mut self,
-        start: &StartContext,
-        connection: &C::Connection,
-    ) -> Result<(), StartError> {
-        let settings = self.ctx.client_settings(&self.call, &start.tier1);
-        self.client = Some(C::connect(&self.ctx, &start.label, connection, &settings)?);
+    pub fn connect(&mut self, start: &StartContext) -> Result<(), StartError> {
+        let settings = start.client_settings(&self.call);
+        let client = C::connect(start, &self.target, &settings)?;
+        self.client = Some((client, start.usage.clone()));
         Ok(())
     }
 
     /// One call for the row, or one per query (a template error names the query).
     pub fn plan(&self, row: &Row) -> Result<Vec<PlannedCall>, RowError> {
-        let Some(queries) = &self.queries else {
+        if self.queries.is_empty() {
             return Ok(vec![PlannedCall::single(self.prompt.request(row, None)?)]);
-        };
-        queries
+        }
+        self.queries
             .iter()
             .map(|q| {
                 let request = self.prompt.request(row, Some(&q.values)).map_err(|mut e| {
@@ -167,9 +160,9 @@ impl<C: ChatBackend> ChatCore<C> {
 
     /// Makes the call and counts its usage.
     pub async fn call(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
-        let client = self.client.as_ref().ok_or_else(not_started)?;
+        let (client, usage) = self.client.as_ref().ok_or_else(not_started)?;
         let result = client.chat(request).await;
-        self.ctx.meter.record_result(&result);
+        usage.record_result(&result);
         result
     }
 
@@ -214,7 +207,7 @@ macro_rules! llm_call_via_core {
                 &mut self,
                 ctx: &$crate::transform::StartContext,
             ) -> Result<(), $crate::transform::StartError> {
-                self.core.connect(ctx, &self.config.connection)
+                self.core.connect(ctx)
             }
 
             fn plan(

@@ -2,11 +2,13 @@
 //! one OpenRouter call, run concurrently (at most `pool_size` in flight),
 //! each traced as its own call.
 
-use elspeth_schema::config::OpenRouterBatchLlmOptions;
+use elspeth_schema::config::{OpenRouterBatchLlmOptions, TracingConfig};
 
 use super::chat_core::{ChatCore, llm_call_via_core};
-use super::context::BuildContext;
 use crate::clients::OpenRouterClient;
+use crate::engine::HasTracing;
+use crate::plan::{BuildTransform, Mode, Resolver, Service, SpecParts, TransformSpec};
+use crate::transform::DynTransform;
 
 /// OpenRouter over chunks of rows. The runner hands it `batch_size` rows at
 /// a time ([`chunk_rows`](Self::chunk_rows)) and waits for the whole chunk
@@ -18,16 +20,13 @@ pub struct OpenRouterBatchLlm {
 }
 
 impl OpenRouterBatchLlm {
-    /// Builds the transform (compiles the template; no I/O).
-    pub fn new(config: OpenRouterBatchLlmOptions, ctx: &BuildContext) -> Result<Self, String> {
-        let core = ChatCore::new(
-            &config.prompt,
-            &config.call,
-            &config.connection.model,
-            None,
-            ctx,
-        )?;
-        Ok(Self { config, core })
+    /// The transform of a resolved spec (no I/O: the client is built at
+    /// start).
+    pub fn from_spec(config: OpenRouterBatchLlmOptions, spec: TransformSpec) -> Self {
+        Self {
+            config,
+            core: ChatCore::from_spec(spec),
+        }
     }
 
     /// Rows per chunk (`batch_size`).
@@ -42,3 +41,31 @@ impl OpenRouterBatchLlm {
 }
 
 llm_call_via_core!(OpenRouterBatchLlm, OpenRouter, "model", model);
+
+impl HasTracing for OpenRouterBatchLlmOptions {
+    fn tracing_config(&self) -> Option<&TracingConfig> {
+        self.tracing.as_ref()
+    }
+}
+
+impl BuildTransform for OpenRouterBatchLlmOptions {
+    fn resolve(&self, r: &mut Resolver<'_>) -> Option<SpecParts> {
+        let target = r.openrouter(&self.connection);
+        let queries = Vec::new();
+        let prompt = r.prompt(&self.prompt, &self.call, &self.connection.model)?;
+        Some(SpecParts {
+            mode: Mode::Chunked {
+                rows: self.batch.batch_size.max(1) as usize,
+            },
+            service: Service::OpenRouter,
+            target,
+            prompt,
+            queries,
+            call: self.call.clone(),
+        })
+    }
+
+    fn build(&self, spec: TransformSpec) -> Box<dyn DynTransform> {
+        Box::new(OpenRouterBatchLlm::from_spec(self.clone(), spec))
+    }
+}

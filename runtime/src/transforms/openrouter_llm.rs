@@ -1,10 +1,12 @@
 //! `openrouter_llm`: one OpenRouter chat call per row.
 
-use elspeth_schema::config::OpenRouterLlmOptions;
+use elspeth_schema::config::{OpenRouterLlmOptions, TracingConfig};
 
 use super::chat_core::{ChatCore, llm_call_via_core};
-use super::context::BuildContext;
 use crate::clients::OpenRouterClient;
+use crate::engine::HasTracing;
+use crate::plan::{BuildTransform, Mode, Resolver, Service, SpecParts, TransformSpec};
+use crate::transform::DynTransform;
 
 /// One OpenRouter chat call per row (cost is counted when OpenRouter
 /// reports it).
@@ -15,16 +17,13 @@ pub struct OpenRouterLlm {
 }
 
 impl OpenRouterLlm {
-    /// Builds the transform (compiles the template; no I/O).
-    pub fn new(config: OpenRouterLlmOptions, ctx: &BuildContext) -> Result<Self, String> {
-        let core = ChatCore::new(
-            &config.prompt,
-            &config.call,
-            &config.connection.model,
-            None,
-            ctx,
-        )?;
-        Ok(Self { config, core })
+    /// The transform of a resolved spec (no I/O: the client is built at
+    /// start).
+    pub fn from_spec(config: OpenRouterLlmOptions, spec: TransformSpec) -> Self {
+        Self {
+            config,
+            core: ChatCore::from_spec(spec),
+        }
     }
 
     /// The options it was built from.
@@ -34,3 +33,29 @@ impl OpenRouterLlm {
 }
 
 llm_call_via_core!(OpenRouterLlm, OpenRouter, "model", model);
+
+impl HasTracing for OpenRouterLlmOptions {
+    fn tracing_config(&self) -> Option<&TracingConfig> {
+        self.tracing.as_ref()
+    }
+}
+
+impl BuildTransform for OpenRouterLlmOptions {
+    fn resolve(&self, r: &mut Resolver<'_>) -> Option<SpecParts> {
+        let target = r.openrouter(&self.connection);
+        let queries = Vec::new();
+        let prompt = r.prompt(&self.prompt, &self.call, &self.connection.model)?;
+        Some(SpecParts {
+            mode: Mode::PerCall,
+            service: Service::OpenRouter,
+            target,
+            prompt,
+            queries,
+            call: self.call.clone(),
+        })
+    }
+
+    fn build(&self, spec: TransformSpec) -> Box<dyn DynTransform> {
+        Box::new(OpenRouterLlm::from_spec(self.clone(), spec))
+    }
+}

@@ -1,11 +1,13 @@
 //! `openrouter_multi_query_llm`: a query matrix per row against OpenRouter.
 
-use elspeth_schema::config::OpenRouterMultiQueryLlmOptions;
+use elspeth_schema::config::{OpenRouterMultiQueryLlmOptions, TracingConfig};
 
 use super::chat_core::{ChatCore, llm_call_via_core};
-use super::context::BuildContext;
 use super::matrix::Query;
 use crate::clients::OpenRouterClient;
+use crate::engine::HasTracing;
+use crate::plan::{BuildTransform, Mode, Resolver, Service, SpecParts, TransformSpec};
+use crate::transform::DynTransform;
 
 /// One OpenRouter call per query of the matrix, run concurrently; replies
 /// land in the row as `<query>_<field>`. One trace per row, one generation
@@ -17,16 +19,13 @@ pub struct OpenRouterMultiQueryLlm {
 }
 
 impl OpenRouterMultiQueryLlm {
-    /// Builds the transform (compiles the template, expands the matrix; no I/O).
-    pub fn new(config: OpenRouterMultiQueryLlmOptions, ctx: &BuildContext) -> Result<Self, String> {
-        let core = ChatCore::new(
-            &config.prompt,
-            &config.call,
-            &config.connection.model,
-            Some(&config.queries),
-            ctx,
-        )?;
-        Ok(Self { config, core })
+    /// The transform of a resolved spec (no I/O: the client is built at
+    /// start).
+    pub fn from_spec(config: OpenRouterMultiQueryLlmOptions, spec: TransformSpec) -> Self {
+        Self {
+            config,
+            core: ChatCore::from_spec(spec),
+        }
     }
 
     /// The expanded queries, in call order.
@@ -36,3 +35,29 @@ impl OpenRouterMultiQueryLlm {
 }
 
 llm_call_via_core!(OpenRouterMultiQueryLlm, OpenRouter, "model", model);
+
+impl HasTracing for OpenRouterMultiQueryLlmOptions {
+    fn tracing_config(&self) -> Option<&TracingConfig> {
+        self.tracing.as_ref()
+    }
+}
+
+impl BuildTransform for OpenRouterMultiQueryLlmOptions {
+    fn resolve(&self, r: &mut Resolver<'_>) -> Option<SpecParts> {
+        let target = r.openrouter(&self.connection);
+        let queries = r.queries(&self.queries);
+        let prompt = r.prompt(&self.prompt, &self.call, &self.connection.model)?;
+        Some(SpecParts {
+            mode: Mode::PerCall,
+            service: Service::OpenRouter,
+            target,
+            prompt,
+            queries,
+            call: self.call.clone(),
+        })
+    }
+
+    fn build(&self, spec: TransformSpec) -> Box<dyn DynTransform> {
+        Box::new(OpenRouterMultiQueryLlm::from_spec(self.clone(), spec))
+    }
+}

@@ -33,13 +33,13 @@ pub struct PromptTemplate {
 
 impl PromptTemplate {
     /// Compiles `source`; the error says what is wrong in the template.
-    pub fn compile(source: &str) -> Result<Self, String> {
+    pub fn compile(source: &str) -> Result<Self, PromptError> {
         let mut registry = Handlebars::new();
         registry.set_strict_mode(true);
         registry.register_escape_fn(handlebars::no_escape);
         registry
             .register_template_string(TEMPLATE, source)
-            .map_err(|e| format!("prompt_template is not a valid Handlebars template: {e}"))?;
+            .map_err(|e| PromptError::Template(e.to_string()))?;
         Ok(Self { registry })
     }
 
@@ -75,6 +75,22 @@ impl PromptTemplate {
     }
 }
 
+/// Why a transform's prompt options cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PromptError {
+    /// `prompt_template` does not compile (Handlebars' message).
+    #[error("prompt_template is not a valid Handlebars template: {0}")]
+    Template(String),
+    /// `output_field` is empty.
+    #[error("output_field must not be empty")]
+    EmptyOutputField,
+    /// `output_fields` given for text replies.
+    #[error(
+        "output_fields only applies to `response_format: json`; with text replies use output_field"
+    )]
+    OutputFieldsWithText,
+}
+
 /// The instruction added when `response_format: json` is asked for but
 /// neither the system prompt nor the template says "JSON": the OpenAI-style
 /// APIs refuse JSON mode unless a message mentions it.
@@ -93,7 +109,11 @@ pub struct Prompt {
 
 impl Prompt {
     /// From the plugin's options; `model` is the deployment or model id.
-    pub fn new(prompt: &PromptOptions, call: &CallOptions, model: &str) -> Result<Self, String> {
+    pub fn new(
+        prompt: &PromptOptions,
+        call: &CallOptions,
+        model: &str,
+    ) -> Result<Self, PromptError> {
         let mentions_json = |s: &str| s.to_ascii_lowercase().contains("json");
         let mut system_prompt = prompt.system_prompt.clone();
         if prompt.response_format == ResponseFormat::Json
@@ -184,14 +204,12 @@ pub struct ReplyMapping {
 
 impl ReplyMapping {
     /// From the prompt options.
-    pub fn new(prompt: &PromptOptions) -> Result<Self, String> {
+    pub fn new(prompt: &PromptOptions) -> Result<Self, PromptError> {
         if prompt.output_field.trim().is_empty() {
-            return Err("output_field must not be empty".into());
+            return Err(PromptError::EmptyOutputField);
         }
         if prompt.response_format == ResponseFormat::Text && !prompt.output_fields.is_empty() {
-            return Err(
-                "output_fields only applies to `response_format: json`; with text replies use output_field".into(),
-            );
+            return Err(PromptError::OutputFieldsWithText);
         }
         Ok(Self {
             format: prompt.response_format,
@@ -342,7 +360,9 @@ mod tests {
 
     #[test]
     fn bad_template_is_a_build_error() {
-        let e = PromptTemplate::compile("{{#if x}} unclosed").unwrap_err();
+        let e = PromptTemplate::compile("{{#if x}} unclosed")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("prompt_template is not a valid Handlebars template"),
             "{e}"
@@ -461,7 +481,9 @@ mod tests {
 
     #[test]
     fn output_fields_need_json() {
-        let e = ReplyMapping::new(&options(ResponseFormat::Text, &["a"])).unwrap_err();
+        let e = ReplyMapping::new(&options(ResponseFormat::Text, &["a"]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("only applies to `response_format: json`"));
     }
 

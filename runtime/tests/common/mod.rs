@@ -11,7 +11,7 @@ use std::time::Duration;
 use elspeth_mock::MockServer;
 use elspeth_mock::azure::AzureMock;
 use elspeth_mock::openrouter::{API_PREFIX, OpenRouterMock};
-use elspeth_runtime::transforms::{BuildContext, build};
+use elspeth_runtime::plan::TransformSpec;
 use elspeth_runtime::usage::UsageMeter;
 use elspeth_runtime::{
     BatchContext, BatchRow, DynTransform, Row, RowContext, RowError, StartContext,
@@ -113,12 +113,10 @@ impl Harness {
         config: &TransformConfig,
         env: HashMap<String, String>,
         checkpoint_dir: Option<PathBuf>,
-    ) -> Result<Self, elspeth_runtime::StartError> {
-        let mut ctx = BuildContext::new(Arc::new(env));
-        ctx.backoff_base = Duration::from_millis(5);
-        ctx.backoff_max = Duration::from_millis(20);
-        let meter = ctx.meter.clone();
-        let mut transform = build(config, 0, &ctx).unwrap().transform;
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        // Unresolvable references are found by the plan, before any start.
+        let mut transform = TransformSpec::resolve(config, 0, &env)?.build();
+        let meter = Arc::new(UsageMeter::new());
         let sink = InMemorySink::new();
         let registry = Arc::new(TracingRegistry::fixed(Arc::new(sink.clone())));
         let mut start = StartContext::new(
@@ -128,6 +126,10 @@ impl Harness {
             },
             registry,
         );
+        start.env = Arc::new(env);
+        start.usage = meter.clone();
+        start.backoff_base = Duration::from_millis(5);
+        start.backoff_max = Duration::from_millis(20);
         start.checkpoint_dir = checkpoint_dir;
         let tracer = transform.on_start(&start).await?;
         Ok(Self {

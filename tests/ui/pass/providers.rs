@@ -33,7 +33,7 @@ impl LlmCall for MyAzure {
 }
 
 fn main() {
-    use elspeth::__macro_support::TransformMeta;
+    use elspeth::engine::TransformMeta;
     assert_eq!(<MyAzure as TransformMeta>::PLUGIN, "my_azure_llm");
     assert_eq!(
         <MyAzure as TransformMeta>::ACCEPTED,

@@ -25,7 +25,7 @@ impl LlmCall for Plain {
 }
 
 fn main() {
-    use elspeth::__macro_support::TransformMeta;
+    use elspeth::engine::TransformMeta;
     let t = Plain { model: "m".into() };
     assert!(TransformMeta::tracing_config(&t).is_none());
     assert!(<Plain as TransformMeta>::ACCEPTED.is_empty());
