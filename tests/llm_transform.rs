@@ -135,11 +135,7 @@ fn label(plugin: &str) -> TransformLabel {
 }
 
 fn registry() -> (Arc<TracingRegistry>, InMemorySink) {
-    let sink = InMemorySink::new();
-    (
-        Arc::new(TracingRegistry::fixed(Arc::new(sink.clone()))),
-        sink,
-    )
+    elspeth_test_support::memory_tracing()
 }
 
 fn langfuse() -> TracingConfig {

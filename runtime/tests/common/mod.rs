@@ -18,7 +18,7 @@ use elspeth_runtime::{
 };
 use elspeth_schema::config::TransformConfig;
 use elspeth_telemetry::record::SpanRecord;
-use elspeth_telemetry::{InMemorySink, Tracer, TracingRegistry, TransformLabel};
+use elspeth_telemetry::{InMemorySink, Tracer, TransformLabel};
 use serde_json::{Value, json};
 
 pub const AZURE_KEY: &str = "test-azure-key-0123456789";
@@ -119,8 +119,7 @@ impl Harness {
         ctx.backoff_max = Duration::from_millis(20);
         let meter = ctx.meter.clone();
         let mut transform = build(config, 0, &ctx).unwrap().transform;
-        let sink = InMemorySink::new();
-        let registry = Arc::new(TracingRegistry::fixed(Arc::new(sink.clone())));
+        let (registry, sink) = elspeth_test_support::memory_tracing();
         let mut start = StartContext::new(
             TransformLabel {
                 index: 0,
