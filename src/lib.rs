@@ -72,9 +72,8 @@ pub mod llm {
 /// and `--dry-run`'s description ([`DryRun`](pipeline::DryRun)).
 pub mod pipeline {
     pub use elspeth_runtime::pipeline::{
-        CancelToken, DryRun, ERROR_FIELD, Pipeline, Progress, ResolvedPaths, RunError,
-        RunObserver, RunOptions, RunStart, RunSummary, StopReason, StopSignal, StoreOptions,
-        TransformPlan,
+        CancelToken, DryRun, ERROR_FIELD, Pipeline, Progress, ResolvedPaths, RunError, RunObserver,
+        RunOptions, RunStart, RunSummary, StopReason, StopSignal, StoreOptions, TransformPlan,
     };
 }
 

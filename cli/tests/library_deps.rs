@@ -64,10 +64,7 @@ fn the_library_depends_on_no_cli_crate() {
     for needed in ["elspeth", "elspeth-runtime", "elspeth-telemetry", "tokio"] {
         assert!(names.contains(&needed), "{needed} missing from:\n{stdout}");
     }
-    let found: Vec<&str> = CLI_ONLY
-        .into_iter()
-        .filter(|c| names.contains(c))
-        .collect();
+    let found: Vec<&str> = CLI_ONLY.into_iter().filter(|c| names.contains(c)).collect();
     assert!(
         found.is_empty(),
         "the elspeth library pulls in {found:?}; see `cargo tree -p elspeth -e normal -i {}`",
@@ -84,8 +81,16 @@ fn the_binary_depends_on_the_cli_crates() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .args([
-            "tree", "--offline", "-p", "elspeth-cli", "-e", "normal", "--prefix", "none",
-            "--format", "{p}",
+            "tree",
+            "--offline",
+            "-p",
+            "elspeth-cli",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
         ])
         .current_dir(repo)
         .output()
