@@ -12,7 +12,7 @@
 //! | [`pipeline`] | [`Pipeline`](pipeline::Pipeline), [`RunOptions`](pipeline::RunOptions), cancellation, progress, the summary | `elspeth-runtime` |
 //! | [`transforms`] | the six built-in LLM transforms and building one from its config | `elspeth-runtime` |
 //! | [`clients`] | the Azure OpenAI and OpenRouter clients the built-ins use | `elspeth-runtime` |
-//! | [`env`] | where `${VAR}` references are looked up, and an overlay over it | `elspeth-runtime`, `elspeth-schema` |
+//! | [`env`](mod@env) | where `${VAR}` references are looked up, and an overlay over it | `elspeth-runtime`, `elspeth-schema` |
 //! | [`store`] | the run store behind resumable runs | `elspeth-runtime` |
 //! | [`usage`] | token and cost accounting | `elspeth-runtime` |
 //! | [`config`] | the typed pipeline model (YAML ⇄ Rust) | `elspeth-schema` |
@@ -48,8 +48,8 @@ pub mod transform {
     };
 }
 
-/// LLM calls: [`LlmCall`](llm::LlmCall) (one call per planned request) and
-/// [`LlmJob`](llm::LlmJob) (batch jobs), what they plan and return, and the
+/// LLM calls: [`LlmCall`] (one call per planned request) and
+/// [`LlmJob`] (batch jobs), what they plan and return, and the
 /// request / response / error vocabulary shared with the tracer.
 pub mod llm {
     pub use elspeth_runtime::llm::{
