@@ -1,6 +1,8 @@
 //! Behaviour of `#[llm_transform(...)]`: the generated lifecycle records
-//! exactly the traces and generations of the design (§5), into an in-memory
-//! sink through `TracingRegistry::fixed`.
+//! exactly the traces and generations `docs/guides/tier2-tracing.md`
+//! describes (one trace per row, one generation per LLM call, their names,
+//! usage and error status), into an in-memory sink through
+//! `TracingRegistry::fixed`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -132,11 +134,7 @@ fn label(plugin: &str) -> TransformLabel {
 }
 
 fn registry() -> (Arc<TracingRegistry>, InMemorySink) {
-    let sink = InMemorySink::new();
-    (
-        Arc::new(TracingRegistry::fixed(Arc::new(sink.clone()))),
-        sink,
-    )
+    elspeth_test_support::memory_tracing()
 }
 
 fn langfuse() -> TracingConfig {

@@ -12,7 +12,6 @@ use elspeth_mock::Fault;
 use elspeth_mock::chat::TRIGGER_CONTENT_FILTER;
 use elspeth_runtime::pipeline::{Pipeline, RunOptions, RunSummary, StopReason};
 use elspeth_schema::config::PipelineConfig;
-use elspeth_telemetry::{InMemorySink, TracingRegistry};
 use serde_json::{Value, json};
 
 use common::{Mocks, connection, tmpdir};
@@ -62,9 +61,7 @@ async fn run(
     let options = RunOptions::default()
         .with_env(Arc::new(env))
         .with_backoff(Duration::from_millis(2), Duration::from_millis(10))
-        .with_tracing(Arc::new(TracingRegistry::fixed(Arc::new(
-            InMemorySink::new(),
-        ))));
+        .with_tracing(elspeth_test_support::discard_tracing());
     tokio::time::timeout(
         Duration::from_secs(60),
         Pipeline::new(cfg, dir).run(options),

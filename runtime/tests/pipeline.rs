@@ -18,7 +18,7 @@ use elspeth_runtime::{
     CloseReport, Row, RowContext, RowError, StartContext, StartError, Transform,
 };
 use elspeth_schema::config::PipelineConfig;
-use elspeth_telemetry::{InMemorySink, Tracer, TracingRegistry};
+use elspeth_telemetry::Tracer;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
@@ -58,9 +58,7 @@ fn options(mocks: &Mocks) -> RunOptions {
     RunOptions::default()
         .with_env(Arc::new(mocks.env()))
         .with_backoff(Duration::from_millis(5), Duration::from_millis(20))
-        .with_tracing(Arc::new(TracingRegistry::fixed(Arc::new(
-            InMemorySink::new(),
-        ))))
+        .with_tracing(elspeth_test_support::discard_tracing())
 }
 
 /// A test transform: sleeps a random 0–4 ms, tags the row, tracks the most
@@ -230,9 +228,9 @@ async fn llm_rows_in_order_with_failures_flowing_through() {
         ],
         json!({"plugin": "jsonl", "path": "out/result.jsonl"}),
     );
-    let sink = InMemorySink::new();
+    let (registry, sink) = elspeth_test_support::memory_tracing();
     let summary = Pipeline::new(config, &dir)
-        .run(options(&mocks).with_tracing(Arc::new(TracingRegistry::fixed(Arc::new(sink.clone())))))
+        .run(options(&mocks).with_tracing(registry))
         .await
         .unwrap();
     let out = read_jsonl(&dir.join("out/result.jsonl"));
@@ -462,10 +460,10 @@ async fn abort_cancels_calls_in_flight() {
         )],
         json!({"plugin": "jsonl", "path": "out.jsonl", "error_path": "failed.jsonl"}),
     );
-    let sink = InMemorySink::new();
+    let (registry, sink) = elspeth_test_support::memory_tracing();
     let opts = options(&mocks)
         .with_cancel(cancel.clone())
-        .with_tracing(Arc::new(TracingRegistry::fixed(Arc::new(sink.clone()))))
+        .with_tracing(registry)
         .with_cancel_grace(Duration::from_millis(50));
     let run = tokio::spawn(Pipeline::new(config, &dir).run(opts));
     while mocks.azure.chat_requests() < 3 {

@@ -18,7 +18,7 @@ use elspeth_runtime::{
 };
 use elspeth_schema::config::TransformConfig;
 use elspeth_telemetry::record::SpanRecord;
-use elspeth_telemetry::{InMemorySink, Tracer, TracingRegistry, TransformLabel};
+use elspeth_telemetry::{InMemorySink, Tracer, TransformLabel};
 use serde_json::{Value, json};
 
 pub const AZURE_KEY: &str = "test-azure-key-0123456789";
@@ -117,8 +117,7 @@ impl Harness {
         // Unresolvable references are found by the plan, before any start.
         let mut transform = TransformSpec::resolve(config, 0, &env)?.build();
         let meter = Arc::new(UsageMeter::new());
-        let sink = InMemorySink::new();
-        let registry = Arc::new(TracingRegistry::fixed(Arc::new(sink.clone())));
+        let (registry, sink) = elspeth_test_support::memory_tracing();
         let mut start = StartContext::new(
             TransformLabel {
                 index: 0,

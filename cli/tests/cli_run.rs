@@ -8,8 +8,11 @@ use std::time::Duration;
 
 mod support;
 
+/// The repository root (this package is `cli/` in it).
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("cli/ is inside the repository")
 }
 
 fn command(args: &[&str]) -> Command {

@@ -1,7 +1,8 @@
 //! Compile-time behaviour of `#[llm_transform(...)]`: what compiles
 //! (`tests/ui/pass`, each also run) and the exact error of every misuse
 //! (`tests/ui/fail/*.stderr`). Regenerate snapshots with
-//! `TRYBUILD=overwrite cargo test --test ui` and review the diff.
+//! `TRYBUILD=overwrite cargo test -p elspeth-macros --test ui` and review
+//! the diff.
 //!
 //! `missing_llm_call.stderr` / `missing_llm_job.stderr` (and
 //! `field_not_has_tracing.stderr`) include rustc's list of the types that

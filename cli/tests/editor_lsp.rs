@@ -1,6 +1,6 @@
 //! Editor autocompletion, proven with the real yaml-language-server.
 //!
-//! Runs the node test suite in `tests/lsp/` (`node --test`), which starts
+//! Runs the node test suite in the repository's `tests/lsp/` (`node --test`), which starts
 //! `yaml-language-server --stdio`, opens pipeline YAML files with the
 //! `# yaml-language-server: $schema=` modeline pointing at the committed
 //! `schema/pipeline.schema.json`, and checks completions, hover text and
@@ -12,7 +12,12 @@ use std::process::Command;
 
 #[test]
 fn yaml_language_server_uses_the_committed_schema() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lsp");
+    // The suite stays at the repository root, where the README's
+    // `npm ci --prefix tests/lsp` installs it.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("cli/ is inside the repository")
+        .join("tests/lsp");
     if !dir.join("node_modules/yaml-language-server").is_dir() {
         let msg = "tests/lsp/node_modules is missing: run `npm ci --prefix tests/lsp` first";
         assert!(std::env::var_os("CI").is_none(), "{msg}");

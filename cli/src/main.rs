@@ -1,4 +1,4 @@
-//! Command-line interface: one module per subcommand.
+//! The `elspeth` command line: one module per subcommand.
 
 use std::process::ExitCode;
 
@@ -58,7 +58,7 @@ fn async_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -16,8 +16,11 @@ mod support;
 /// Upper bound of every wait (a hung run fails the test, it never hangs it).
 const PATIENCE: Duration = Duration::from_secs(120);
 
+/// The repository root (this package is `cli/` in it).
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("cli/ is inside the repository")
 }
 
 fn command(args: &[&str]) -> Command {

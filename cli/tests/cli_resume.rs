@@ -8,12 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use elspeth::store::RunStore;
+use elspeth_runtime::store::RunStore;
 
 mod support;
 
+/// The repository root (this package is `cli/` in it).
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("cli/ is inside the repository")
 }
 
 fn elspeth(dir: &Path, args: &[&str]) -> Output {

@@ -13,8 +13,12 @@ use std::process::{Command, Stdio};
 
 mod support;
 
+/// The repository root (this package is `cli/` in it).
 fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("cli/ is inside the repository")
+        .to_path_buf()
 }
 
 /// The first command of the first fenced block under `## Quick start`.

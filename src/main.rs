@@ -1,7 +1,0 @@
-//! The `elspeth` command line.
-
-mod cli;
-
-fn main() -> std::process::ExitCode {
-    cli::main()
-}
