@@ -42,7 +42,7 @@ use elspeth_schema::config::{
 };
 use elspeth_schema::interpolate::EnvError;
 use elspeth_schema::paths::resolve_against;
-use elspeth_telemetry::TransformLabel;
+use elspeth_telemetry::{ExporterSettings, TransformLabel};
 use secrecy::SecretString;
 use serde_json::Value;
 
@@ -699,49 +699,35 @@ fn resolve_one(
 }
 
 /// What `--dry-run` says of a tracing block, and the problems that would
-/// turn it off (the tracer itself is set up at start, by the registry).
+/// turn it off. The block is resolved by the same function the tracer
+/// set-up uses at start ([`crate::tracing_settings::transform_tracing`]),
+/// so the two cannot disagree.
 fn tracing_of(
     env: &dyn Env,
     label: &TransformLabel,
     config: Option<&TracingConfig>,
 ) -> (String, Vec<String>) {
-    let mut warnings = Vec::new();
     let Some(config) = config else {
-        return ("off".into(), warnings);
+        return ("off".into(), Vec::new());
     };
-    for e in config.completeness_errors() {
-        warnings.push(format!("{label}: {e} (the transform would run untraced)"));
-    }
-    let mut unresolved = |field: &str, result: Result<(), EnvError>| {
-        if let Err(e) = result {
-            warnings.push(format!(
-                "{label}: {field}: {e}; the transform would run untraced"
-            ));
-        }
+    let mut warnings: Vec<String> = config
+        .completeness_errors()
+        .iter()
+        .map(|e| format!("{label}: {e} (the transform would run untraced)"))
+        .collect();
+    let Some(resolved) = crate::tracing_settings::transform_tracing(config, env) else {
+        return ("none".into(), warnings);
     };
-    match config {
-        TracingConfig::None => return ("none".into(), warnings),
-        TracingConfig::AzureAi(c) => {
-            if let Some(cs) = &c.connection_string {
-                unresolved("tracing.connection_string", cs.resolve(env).map(drop));
+    let summary = match resolved.exporter {
+        Ok(ExporterSettings::Langfuse(l)) => format!("langfuse ({})", l.settings.host),
+        Ok(ExporterSettings::AzureAi(_)) => config.provider().to_string(),
+        Err(e) => {
+            // A missing key is already among the completeness errors.
+            if warnings.is_empty() {
+                warnings.push(format!("{label}: {e}; the transform would run untraced"));
             }
+            config.provider().to_string()
         }
-        TracingConfig::Langfuse(c) => {
-            if let Some(pk) = &c.public_key {
-                unresolved("tracing.public_key", pk.resolve(env).map(drop));
-            }
-            if let Some(sk) = &c.secret_key {
-                unresolved("tracing.secret_key", sk.resolve(env).map(drop));
-            }
-            unresolved("tracing.host", c.host.resolve(env).map(drop));
-        }
-    }
-    let summary = match config {
-        TracingConfig::Langfuse(c) => match c.host.resolve(env) {
-            Ok(host) => format!("langfuse ({host})"),
-            Err(_) => "langfuse".into(),
-        },
-        other => other.provider().to_string(),
     };
     (summary, warnings)
 }
