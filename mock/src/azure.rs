@@ -411,7 +411,7 @@ async fn upload_file(
         Err(e) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                chat::error_body("invalid_request_error", &e),
+                chat::error_body("invalid_request_error", &e.to_string()),
             );
         }
     };
@@ -855,26 +855,35 @@ mod multipart {
         pub data: Vec<u8>,
     }
 
+    /// Why a body is not a `multipart/form-data` upload the mock can read.
+    #[derive(Debug, thiserror::Error)]
+    pub enum MultipartError {
+        /// The content type is another one.
+        #[error("expected multipart/form-data, got `{0}`")]
+        NotMultipart(String),
+        /// Something is missing or malformed; the text says what.
+        #[error("{0}")]
+        Malformed(&'static str),
+    }
+
     /// Splits `body` by the boundary of `content_type`.
-    pub fn parse(content_type: &str, body: &[u8]) -> Result<Vec<Part>, String> {
+    pub fn parse(content_type: &str, body: &[u8]) -> Result<Vec<Part>, MultipartError> {
+        use MultipartError::Malformed;
         let (mime, params) = content_type.split_once(';').unwrap_or((content_type, ""));
         if mime.trim() != "multipart/form-data" {
-            return Err(format!(
-                "expected multipart/form-data, got `{}`",
-                mime.trim()
-            ));
+            return Err(MultipartError::NotMultipart(mime.trim().to_string()));
         }
         let boundary = params
             .split(';')
             .filter_map(|p| p.trim().strip_prefix("boundary="))
             .next()
             .map(|b| b.trim_matches('"').to_string())
-            .ok_or("multipart body without a boundary")?;
+            .ok_or(Malformed("multipart body without a boundary"))?;
         let delimiter = format!("--{boundary}");
         let mut parts = Vec::new();
         let mut rest = body;
-        let first =
-            find(rest, delimiter.as_bytes()).ok_or("multipart body without a first boundary")?;
+        let first = find(rest, delimiter.as_bytes())
+            .ok_or(Malformed("multipart body without a first boundary"))?;
         rest = &rest[first + delimiter.len()..];
         loop {
             if rest.starts_with(b"--") {
@@ -882,19 +891,21 @@ mod multipart {
             }
             rest = rest
                 .strip_prefix(b"\r\n")
-                .ok_or("boundary not followed by CRLF")?;
-            let head_end = find(rest, b"\r\n\r\n").ok_or("part without headers end")?;
-            let head =
-                std::str::from_utf8(&rest[..head_end]).map_err(|_| "part headers are not UTF-8")?;
+                .ok_or(Malformed("boundary not followed by CRLF"))?;
+            let head_end =
+                find(rest, b"\r\n\r\n").ok_or(Malformed("part without headers end"))?;
+            let head = std::str::from_utf8(&rest[..head_end])
+                .map_err(|_| Malformed("part headers are not UTF-8"))?;
             rest = &rest[head_end + 4..];
             let end_marker = format!("\r\n{delimiter}");
-            let end = find(rest, end_marker.as_bytes()).ok_or("part without a closing boundary")?;
+            let end = find(rest, end_marker.as_bytes())
+                .ok_or(Malformed("part without a closing boundary"))?;
             let data = rest[..end].to_vec();
             rest = &rest[end + end_marker.len()..];
             let disposition = head
                 .lines()
                 .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
-                .ok_or("part without Content-Disposition")?;
+                .ok_or(Malformed("part without Content-Disposition"))?;
             let param = |key: &str| {
                 disposition.split(';').find_map(|p| {
                     p.trim()
@@ -903,7 +914,7 @@ mod multipart {
                 })
             };
             parts.push(Part {
-                name: param("name").ok_or("part without a name")?,
+                name: param("name").ok_or(Malformed("part without a name"))?,
                 filename: param("filename"),
                 data,
             });

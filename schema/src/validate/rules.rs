@@ -917,14 +917,33 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
-/// Checks that `text` is an absolute http(s) URL with a host. The reason
+/// Why a text is not an absolute http(s) URL with a host. The message
 /// never quotes the text (it may be a resolved, secret value).
-pub(crate) fn check_http_url(text: &str) -> Result<(), String> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum UrlProblem {
+    #[error("it is empty")]
+    Empty,
+    #[error("it contains whitespace")]
+    Whitespace,
+    #[error("its scheme is not `http` or `https`")]
+    Scheme,
+    #[error("it does not start with `https://` or `http://`")]
+    NoScheme,
+    #[error("an IPv6 address is missing its closing `]`")]
+    UnclosedIpv6,
+    #[error("it has no host")]
+    NoHost,
+    #[error("its port is not a number from 0 to 65535")]
+    Port,
+}
+
+/// Checks that `text` is an absolute http(s) URL with a host.
+pub(crate) fn check_http_url(text: &str) -> Result<(), UrlProblem> {
     if text.is_empty() {
-        return Err("it is empty".into());
+        return Err(UrlProblem::Empty);
     }
     if text.chars().any(char::is_whitespace) {
-        return Err("it contains whitespace".into());
+        return Err(UrlProblem::Whitespace);
     }
     let lower = text.to_ascii_lowercase();
     let rest = if let Some(r) = lower.strip_prefix("https://") {
@@ -932,16 +951,16 @@ pub(crate) fn check_http_url(text: &str) -> Result<(), String> {
     } else if let Some(r) = lower.strip_prefix("http://") {
         r
     } else if lower.contains("://") {
-        return Err("its scheme is not `http` or `https`".into());
+        return Err(UrlProblem::Scheme);
     } else {
-        return Err("it does not start with `https://` or `http://`".into());
+        return Err(UrlProblem::NoScheme);
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
         match v6.split_once(']') {
             Some((h, rest)) => (h, rest.strip_prefix(':')),
-            None => return Err("an IPv6 address is missing its closing `]`".into()),
+            None => return Err(UrlProblem::UnclosedIpv6),
         }
     } else {
         match host_port.rsplit_once(':') {
@@ -950,12 +969,12 @@ pub(crate) fn check_http_url(text: &str) -> Result<(), String> {
         }
     };
     if host.is_empty() {
-        return Err("it has no host".into());
+        return Err(UrlProblem::NoHost);
     }
     if let Some(port) = port
         && port.parse::<u16>().is_err()
     {
-        return Err("its port is not a number from 0 to 65535".into());
+        return Err(UrlProblem::Port);
     }
     Ok(())
 }
@@ -985,7 +1004,7 @@ mod tests {
             ("http://a b", "whitespace"),
             ("http://[::1", "closing"),
         ] {
-            let e = check_http_url(bad).unwrap_err();
+            let e = check_http_url(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{bad}: {e}");
             if bad.len() > 4 {
                 assert!(!e.contains(bad), "{e} quotes the value");
