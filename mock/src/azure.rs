@@ -892,8 +892,7 @@ mod multipart {
             rest = rest
                 .strip_prefix(b"\r\n")
                 .ok_or(Malformed("boundary not followed by CRLF"))?;
-            let head_end =
-                find(rest, b"\r\n\r\n").ok_or(Malformed("part without headers end"))?;
+            let head_end = find(rest, b"\r\n\r\n").ok_or(Malformed("part without headers end"))?;
             let head = std::str::from_utf8(&rest[..head_end])
                 .map_err(|_| Malformed("part headers are not UTF-8"))?;
             rest = &rest[head_end + 4..];

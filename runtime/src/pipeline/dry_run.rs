@@ -223,14 +223,15 @@ pub(super) fn describe(pipeline: &Pipeline, options: &RunOptions) -> Result<DryR
             };
             check(env, &label, field, url, &mut problems)
         });
-        let queries = config
-            .queries()
-            .map(expand)
-            .transpose()
-            .map_err(|message| transforms::BuildError {
-                transform: label.clone(),
-                message,
-            })?;
+        let queries =
+            config
+                .queries()
+                .map(expand)
+                .transpose()
+                .map_err(|e| transforms::BuildError {
+                    transform: label.clone(),
+                    message: e.to_string(),
+                })?;
         let sample_prompt = sample_row.as_ref().and_then(|row| {
             let prompt = Prompt::new(config.prompt(), conn_call, model).ok()?;
             let extra = queries.as_ref().and_then(|q| q.first()).map(|q| &q.values);

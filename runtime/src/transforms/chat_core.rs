@@ -112,7 +112,7 @@ impl<C: ChatBackend> ChatCore<C> {
     ) -> Result<Self, String> {
         Ok(Self {
             prompt: Prompt::new(prompt, call, model)?,
-            queries: queries.map(expand).transpose()?,
+            queries: queries.map(expand).transpose().map_err(|e| e.to_string())?,
             call: call.clone(),
             ctx: ctx.clone(),
             client: None,

@@ -21,6 +21,7 @@
 mod fail_fast;
 mod io;
 mod llm;
+mod matrix;
 mod store;
 mod telemetry;
 mod tracing;
@@ -38,6 +39,7 @@ pub use llm::{
     OpenRouterConnection, PromptOptions, QUERY_ITEM_NAME_PATTERN, QueryItem, QueryMatrix,
     ResponseFormat,
 };
+pub use matrix::{MatrixProblem, Query};
 pub use store::StoreConfig;
 pub use telemetry::{
     Granularity, OtlpExporterOptions, OtlpProtocol, TelemetryConfig, TelemetryExporter,
