@@ -289,6 +289,38 @@ macro_rules! struct_to_rust {
     };
 }
 
+/// [`ToRust`] for [`TransformConfig`] and each plugin's options struct,
+/// from one entry per plugin: the variant, its options type and its fields
+/// (`: flatten` for an option group, which adds no YAML path segment). The
+/// match over the variants has no wildcard and each struct is destructured
+/// exhaustively, so a new plugin or field is a compile error until listed.
+macro_rules! transform_plugins_to_rust {
+    ($( $variant:ident($options:ident { $($field:ident $(: $how:ident)?),* $(,)? }) ),* $(,)?) => {
+        $( struct_to_rust!($options { $($field $(: $how)?),* }); )*
+
+        impl ToRust for TransformConfig {
+            fn to_rust(&self, cx: &mut Cx) -> TokenStream {
+                let ty = cx.config_type("TransformConfig");
+                let (variant, options) = cx.key("options", |cx| match self {
+                    $( Self::$variant(o) => (stringify!($variant), o.to_rust(cx)), )*
+                });
+                let variant = format_ident!("{variant}");
+                quote!(#ty::#variant(#options))
+            }
+        }
+    };
+}
+
+#[rustfmt::skip]
+transform_plugins_to_rust! {
+    AzureLlm(AzureLlmOptions { connection: flatten, prompt: flatten, call: flatten, tracing }),
+    AzureMultiQueryLlm(AzureMultiQueryLlmOptions { connection: flatten, prompt: flatten, call: flatten, queries, tracing }),
+    OpenrouterLlm(OpenRouterLlmOptions { connection: flatten, prompt: flatten, call: flatten, tracing }),
+    OpenrouterMultiQueryLlm(OpenRouterMultiQueryLlmOptions { connection: flatten, prompt: flatten, call: flatten, queries, tracing }),
+    AzureBatchLlm(AzureBatchLlmOptions { connection: flatten, prompt: flatten, call: flatten, batch: flatten, tracing }),
+    OpenrouterBatchLlm(OpenRouterBatchLlmOptions { connection: flatten, prompt: flatten, call: flatten, batch: flatten, tracing }),
+}
+
 struct_to_rust!(PipelineConfig {
     name,
     source,
@@ -313,46 +345,6 @@ struct_to_rust!(OtlpExporterOptions {
     headers,
     protocol,
     service_name
-});
-struct_to_rust!(AzureLlmOptions {
-    connection: flatten,
-    prompt: flatten,
-    call: flatten,
-    tracing
-});
-struct_to_rust!(AzureMultiQueryLlmOptions {
-    connection: flatten,
-    prompt: flatten,
-    call: flatten,
-    queries,
-    tracing
-});
-struct_to_rust!(OpenRouterLlmOptions {
-    connection: flatten,
-    prompt: flatten,
-    call: flatten,
-    tracing
-});
-struct_to_rust!(OpenRouterMultiQueryLlmOptions {
-    connection: flatten,
-    prompt: flatten,
-    call: flatten,
-    queries,
-    tracing
-});
-struct_to_rust!(AzureBatchLlmOptions {
-    connection: flatten,
-    prompt: flatten,
-    call: flatten,
-    batch: flatten,
-    tracing
-});
-struct_to_rust!(OpenRouterBatchLlmOptions {
-    connection: flatten,
-    prompt: flatten,
-    call: flatten,
-    batch: flatten,
-    tracing
 });
 struct_to_rust!(AzureConnection {
     deployment_name,
@@ -461,22 +453,6 @@ impl ToRust for SinkConfig {
                 })
             }
         }
-    }
-}
-
-impl ToRust for TransformConfig {
-    fn to_rust(&self, cx: &mut Cx) -> TokenStream {
-        let ty = cx.config_type("TransformConfig");
-        let (variant, options) = cx.key("options", |cx| match self {
-            Self::AzureLlm(o) => ("AzureLlm", o.to_rust(cx)),
-            Self::AzureMultiQueryLlm(o) => ("AzureMultiQueryLlm", o.to_rust(cx)),
-            Self::OpenrouterLlm(o) => ("OpenrouterLlm", o.to_rust(cx)),
-            Self::OpenrouterMultiQueryLlm(o) => ("OpenrouterMultiQueryLlm", o.to_rust(cx)),
-            Self::AzureBatchLlm(o) => ("AzureBatchLlm", o.to_rust(cx)),
-            Self::OpenrouterBatchLlm(o) => ("OpenrouterBatchLlm", o.to_rust(cx)),
-        });
-        let variant = format_ident!("{variant}");
-        quote!(#ty::#variant(#options))
     }
 }
 

@@ -50,8 +50,9 @@ pub use tracing::{
     TracingConfig, TracingProvider, langfuse_environment_problem,
 };
 pub use transform::{
-    AzureBatchLlmOptions, AzureLlmOptions, AzureMultiQueryLlmOptions, OpenRouterBatchLlmOptions,
-    OpenRouterLlmOptions, OpenRouterMultiQueryLlmOptions, TransformConfig,
+    AzureBatchLlmOptions, AzureLlmOptions, AzureMultiQueryLlmOptions, Connection,
+    OpenRouterBatchLlmOptions, OpenRouterLlmOptions, OpenRouterMultiQueryLlmOptions,
+    TransformConfig, TransformOptions,
 };
 pub use values::{Env, EnvString, ProcessEnv, SecretRef};
 

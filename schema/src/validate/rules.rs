@@ -12,9 +12,10 @@ use super::fields;
 use super::locate::{Found, Seg, anchor_span, find, provider_span, scalar_range, segs};
 use super::{Finding, Phase, ValidateOptions};
 use crate::config::{
-    EnvString, FailFastConfig, LangfuseTracingConfig, MAX_QUERIES, MatrixProblem, PipelineConfig,
-    QueryMatrix, ResponseFormat, SinkConfig, SourceConfig, StoreConfig, TelemetryConfig,
-    TelemetryExporter, TracingConfig, TransformConfig, langfuse_environment_problem,
+    Connection, EnvString, FailFastConfig, LangfuseTracingConfig, MAX_QUERIES, MatrixProblem,
+    PipelineConfig, QueryMatrix, ResponseFormat, SinkConfig, SourceConfig, StoreConfig,
+    TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig,
+    langfuse_environment_problem,
 };
 use crate::diagnostic::Severity;
 use crate::paths::{PathClash, Sameness, find_clashes, resolve_against};
@@ -364,25 +365,9 @@ impl Rules<'_, '_> {
             p
         };
         // Connection URLs.
-        match t {
-            TransformConfig::AzureLlm(o) => {
-                self.azure_endpoint(&sub("endpoint"), &o.connection.endpoint)
-            }
-            TransformConfig::AzureMultiQueryLlm(o) => {
-                self.azure_endpoint(&sub("endpoint"), &o.connection.endpoint)
-            }
-            TransformConfig::AzureBatchLlm(o) => {
-                self.azure_endpoint(&sub("endpoint"), &o.connection.endpoint)
-            }
-            TransformConfig::OpenrouterLlm(o) => {
-                self.url(&sub("base_url"), "base_url", &o.connection.base_url)
-            }
-            TransformConfig::OpenrouterMultiQueryLlm(o) => {
-                self.url(&sub("base_url"), "base_url", &o.connection.base_url)
-            }
-            TransformConfig::OpenrouterBatchLlm(o) => {
-                self.url(&sub("base_url"), "base_url", &o.connection.base_url)
-            }
+        match t.connection() {
+            Connection::Azure(c) => self.azure_endpoint(&sub("endpoint"), &c.endpoint),
+            Connection::OpenRouter(c) => self.url(&sub("base_url"), "base_url", &c.base_url),
         }
         // Reply mapping.
         let prompt = t.prompt();
