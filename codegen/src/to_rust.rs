@@ -33,14 +33,10 @@ use elspeth_schema::config::{
 use proc_macro2::{Literal, TokenStream};
 use quote::{ToTokens, format_ident, quote};
 
-/// One step of a YAML path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seg {
-    /// A mapping key.
-    Key(String),
-    /// A sequence index.
-    Index(usize),
-}
+/// One step of a YAML path: the validator's own, so the paths recorded
+/// here locate values in the document it loaded
+/// ([`elspeth_schema::validate::Validated::span_at`]).
+pub use elspeth_schema::validate::Seg;
 
 /// Renders a YAML path as `transforms[0].options.api_key`.
 pub fn display_path(path: &[Seg]) -> String {
