@@ -22,13 +22,8 @@
 use std::collections::BTreeMap;
 
 use elspeth_schema::config::{
-    AzureAiTracingConfig, AzureBatchLlmOptions, AzureBatchOptions, AzureConnection,
-    AzureLlmOptions, AzureMultiQueryLlmOptions, CallOptions, CompletionWindow, EnvString,
-    FailFastConfig, Granularity, LangfuseTracingConfig, OpenRouterBatchLlmOptions,
-    OpenRouterBatchOptions, OpenRouterConnection, OpenRouterLlmOptions,
-    OpenRouterMultiQueryLlmOptions, OtlpExporterOptions, OtlpProtocol, PipelineConfig,
-    PromptOptions, QueryItem, QueryMatrix, ResponseFormat, SecretRef, SinkConfig, SourceConfig,
-    StoreConfig, TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig,
+    CompletionWindow, EnvString, Granularity, OtlpProtocol, QueryMatrix, ResponseFormat, SecretRef,
+    SinkConfig, SourceConfig, TelemetryExporter, TracingConfig, TransformConfig,
 };
 use proc_macro2::{Literal, TokenStream};
 use quote::{ToTokens, format_ident, quote};
@@ -263,14 +258,16 @@ impl ToRust for SecretRef {
 
 // --------------------------------------------------------------- structs
 
-/// Implements [`ToRust`] for a config struct by exhaustive destructuring.
-/// `field: flatten` marks a `#[serde(flatten)]` group (no YAML path segment).
+/// Implements [`ToRust`] for a config struct (named by its path in
+/// `elspeth_schema::config`, so it needs no import) by exhaustive
+/// destructuring. `field: flatten` marks a `#[serde(flatten)]` group (no
+/// YAML path segment).
 macro_rules! struct_to_rust {
     ($ty:ident { $($field:ident $(: $how:ident)?),* $(,)? }) => {
-        impl ToRust for $ty {
+        impl ToRust for elspeth_schema::config::$ty {
             fn to_rust(&self, cx: &mut Cx) -> TokenStream {
                 // Exhaustive on purpose: a new field must be added here.
-                let $ty { $($field),* } = self;
+                let elspeth_schema::config::$ty { $($field),* } = self;
                 $( let $field = struct_to_rust!(@field cx, $field $(, $how)?); )*
                 let ty = cx.config_type(stringify!($ty));
                 quote!(#ty { $($field: #$field),* })
@@ -507,6 +504,7 @@ unit_enum_to_rust!(CompletionWindow { Hours24 });
 #[cfg(test)]
 mod tests {
     use super::*;
+    use elspeth_schema::config::AzureLlmOptions;
 
     fn cx() -> Cx {
         Cx::new(quote!(::elspeth))
