@@ -49,11 +49,9 @@ pub use tracing::{
     LangfuseTracingConfig, MISSING_CONNECTION_STRING, MISSING_PUBLIC_KEY, MISSING_SECRET_KEY,
     TracingConfig, TracingProvider, langfuse_environment_problem,
 };
-pub use transform::{
-    AzureBatchLlmOptions, AzureLlmOptions, AzureMultiQueryLlmOptions, Connection,
-    OpenRouterBatchLlmOptions, OpenRouterLlmOptions, OpenRouterMultiQueryLlmOptions,
-    TransformConfig, TransformOptions,
-};
+// Every plugin's options type, the option-group trait and `TransformConfig`
+// (a glob, so adding a plugin's options struct needs no line here).
+pub use transform::*;
 pub use values::{Env, EnvString, ProcessEnv, SecretRef};
 
 /// Pattern of a pipeline `name`.
