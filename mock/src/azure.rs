@@ -362,7 +362,7 @@ async fn chat_completions(
     }
     let request = match ChatRequest::parse(&body) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body()),
     };
     {
         let mut recorded = lock(&mock.inner.recorded);
@@ -767,7 +767,7 @@ fn finish(mock: &AzureMock, b: &mut StoredBatch, fraction: Option<f64>) {
         let entry = match ChatRequest::parse(&body) {
             Err(e) => (
                 false,
-                json!({"custom_id": custom_id, "response": {"status_code": 400, "request_id": request_id, "body": e}, "error": null}),
+                json!({"custom_id": custom_id, "response": {"status_code": 400, "request_id": request_id, "body": e.body()}, "error": null}),
             ),
             Ok(req) if req.prompt.contains(chat::TRIGGER_LINE_FAIL) => (
                 false,
