@@ -1,15 +1,14 @@
 //! Secrets that would end up in generated code: a literal secret, or a
 //! `${VAR:-default}` secret with a non-empty default. Both are build errors,
-//! located in the YAML (through the schema crate's spanned loader) and
+//! located in the document the validator loaded (no second parse) and
 //! rendered with the secret's value masked.
 
 use std::ops::Range;
 
 use elspeth_schema::diagnostic::{Diagnostic, RenderOptions, Severity};
 use elspeth_schema::validate::Validated;
-use elspeth_schema::yaml::Node;
 
-use crate::to_rust::{SecretIssue, SecretIssueKind, Seg, display_path};
+use crate::to_rust::{SecretIssue, SecretIssueKind, display_path};
 
 /// A valid file's diagnostics after the secret check.
 #[derive(Debug, Clone)]
@@ -52,21 +51,16 @@ pub fn check(label: &str, validated: &Validated, issues: &[SecretIssue]) -> Chec
             redact,
         };
     }
-    let parsed = elspeth_schema::yaml::parse(&validated.source, &Default::default());
     for issue in issues {
-        let node = parsed
-            .root
-            .as_ref()
-            .and_then(|root| find(root, &issue.path));
         let field = format!("`{}`", display_path(&issue.path));
-        let Some(node) = node else {
+        let Some(span) = validated.span_at(&issue.path) else {
             let mut d = Diagnostic::whole_file(label, secret_message(&field, issue.kind));
             d.help = Some(secret_help(issue.kind).into());
             diagnostics.push(d);
             continue;
         };
-        redact.push(node.span.range());
-        let start = (node.span.start.line, node.span.start.column);
+        redact.push(span.range());
+        let start = (span.start.line, span.start.column);
         let promoted = diagnostics.iter_mut().find(|d| {
             issue.kind == SecretIssueKind::Literal
                 && d.severity == Severity::Warning
@@ -82,7 +76,7 @@ pub fn check(label: &str, validated: &Validated, issues: &[SecretIssue]) -> Chec
             None => {
                 let d = Diagnostic::at(
                     label,
-                    node.span,
+                    span,
                     Severity::Error,
                     secret_message(&field, issue.kind),
                 )
@@ -118,16 +112,4 @@ fn secret_help(kind: SecretIssueKind) -> &'static str {
             "remove the `:-...` default (write `${VAR}`) and set the variable where the pipeline runs"
         }
     }
-}
-
-/// The node at `path` under `root`.
-fn find<'a>(root: &'a Node, path: &[Seg]) -> Option<&'a Node> {
-    let mut node = root;
-    for seg in path {
-        node = match seg {
-            Seg::Key(k) => node.get(k)?,
-            Seg::Index(i) => node.items()?.get(*i)?,
-        };
-    }
-    Some(node)
 }

@@ -22,25 +22,16 @@
 use std::collections::BTreeMap;
 
 use elspeth_schema::config::{
-    AzureAiTracingConfig, AzureBatchLlmOptions, AzureBatchOptions, AzureConnection,
-    AzureLlmOptions, AzureMultiQueryLlmOptions, CallOptions, CompletionWindow, EnvString,
-    FailFastConfig, Granularity, LangfuseTracingConfig, OpenRouterBatchLlmOptions,
-    OpenRouterBatchOptions, OpenRouterConnection, OpenRouterLlmOptions,
-    OpenRouterMultiQueryLlmOptions, OtlpExporterOptions, OtlpProtocol, PipelineConfig,
-    PromptOptions, QueryItem, QueryMatrix, ResponseFormat, SecretRef, SinkConfig, SourceConfig,
-    StoreConfig, TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig,
+    CompletionWindow, EnvString, Granularity, OtlpProtocol, QueryMatrix, ResponseFormat, SecretRef,
+    SinkConfig, SourceConfig, TelemetryExporter, TracingConfig, TransformConfig,
 };
 use proc_macro2::{Literal, TokenStream};
 use quote::{ToTokens, format_ident, quote};
 
-/// One step of a YAML path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seg {
-    /// A mapping key.
-    Key(String),
-    /// A sequence index.
-    Index(usize),
-}
+/// One step of a YAML path: the validator's own, so the paths recorded
+/// here locate values in the document it loaded
+/// ([`elspeth_schema::validate::Validated::span_at`]).
+pub use elspeth_schema::validate::Seg;
 
 /// Renders a YAML path as `transforms[0].options.api_key`.
 pub fn display_path(path: &[Seg]) -> String {
@@ -267,14 +258,16 @@ impl ToRust for SecretRef {
 
 // --------------------------------------------------------------- structs
 
-/// Implements [`ToRust`] for a config struct by exhaustive destructuring.
-/// `field: flatten` marks a `#[serde(flatten)]` group (no YAML path segment).
+/// Implements [`ToRust`] for a config struct (named by its path in
+/// `elspeth_schema::config`, so it needs no import) by exhaustive
+/// destructuring. `field: flatten` marks a `#[serde(flatten)]` group (no
+/// YAML path segment).
 macro_rules! struct_to_rust {
     ($ty:ident { $($field:ident $(: $how:ident)?),* $(,)? }) => {
-        impl ToRust for $ty {
+        impl ToRust for elspeth_schema::config::$ty {
             fn to_rust(&self, cx: &mut Cx) -> TokenStream {
                 // Exhaustive on purpose: a new field must be added here.
-                let $ty { $($field),* } = self;
+                let elspeth_schema::config::$ty { $($field),* } = self;
                 $( let $field = struct_to_rust!(@field cx, $field $(, $how)?); )*
                 let ty = cx.config_type(stringify!($ty));
                 quote!(#ty { $($field: #$field),* })
@@ -287,6 +280,38 @@ macro_rules! struct_to_rust {
     (@field $cx:ident, $field:ident, flatten) => {
         $field.to_rust($cx)
     };
+}
+
+/// [`ToRust`] for [`TransformConfig`] and each plugin's options struct,
+/// from one entry per plugin: the variant, its options type and its fields
+/// (`: flatten` for an option group, which adds no YAML path segment). The
+/// match over the variants has no wildcard and each struct is destructured
+/// exhaustively, so a new plugin or field is a compile error until listed.
+macro_rules! transform_plugins_to_rust {
+    ($( $variant:ident($options:ident { $($field:ident $(: $how:ident)?),* $(,)? }) ),* $(,)?) => {
+        $( struct_to_rust!($options { $($field $(: $how)?),* }); )*
+
+        impl ToRust for TransformConfig {
+            fn to_rust(&self, cx: &mut Cx) -> TokenStream {
+                let ty = cx.config_type("TransformConfig");
+                let (variant, options) = cx.key("options", |cx| match self {
+                    $( Self::$variant(o) => (stringify!($variant), o.to_rust(cx)), )*
+                });
+                let variant = format_ident!("{variant}");
+                quote!(#ty::#variant(#options))
+            }
+        }
+    };
+}
+
+#[rustfmt::skip]
+transform_plugins_to_rust! {
+    AzureLlm(AzureLlmOptions { connection: flatten, prompt: flatten, call: flatten, tracing }),
+    AzureMultiQueryLlm(AzureMultiQueryLlmOptions { connection: flatten, prompt: flatten, call: flatten, queries, tracing }),
+    OpenrouterLlm(OpenRouterLlmOptions { connection: flatten, prompt: flatten, call: flatten, tracing }),
+    OpenrouterMultiQueryLlm(OpenRouterMultiQueryLlmOptions { connection: flatten, prompt: flatten, call: flatten, queries, tracing }),
+    AzureBatchLlm(AzureBatchLlmOptions { connection: flatten, prompt: flatten, call: flatten, batch: flatten, tracing }),
+    OpenrouterBatchLlm(OpenRouterBatchLlmOptions { connection: flatten, prompt: flatten, call: flatten, batch: flatten, tracing }),
 }
 
 struct_to_rust!(PipelineConfig {
@@ -313,46 +338,6 @@ struct_to_rust!(OtlpExporterOptions {
     headers,
     protocol,
     service_name
-});
-struct_to_rust!(AzureLlmOptions {
-    connection: flatten,
-    prompt: flatten,
-    call: flatten,
-    tracing
-});
-struct_to_rust!(AzureMultiQueryLlmOptions {
-    connection: flatten,
-    prompt: flatten,
-    call: flatten,
-    queries,
-    tracing
-});
-struct_to_rust!(OpenRouterLlmOptions {
-    connection: flatten,
-    prompt: flatten,
-    call: flatten,
-    tracing
-});
-struct_to_rust!(OpenRouterMultiQueryLlmOptions {
-    connection: flatten,
-    prompt: flatten,
-    call: flatten,
-    queries,
-    tracing
-});
-struct_to_rust!(AzureBatchLlmOptions {
-    connection: flatten,
-    prompt: flatten,
-    call: flatten,
-    batch: flatten,
-    tracing
-});
-struct_to_rust!(OpenRouterBatchLlmOptions {
-    connection: flatten,
-    prompt: flatten,
-    call: flatten,
-    batch: flatten,
-    tracing
 });
 struct_to_rust!(AzureConnection {
     deployment_name,
@@ -464,22 +449,6 @@ impl ToRust for SinkConfig {
     }
 }
 
-impl ToRust for TransformConfig {
-    fn to_rust(&self, cx: &mut Cx) -> TokenStream {
-        let ty = cx.config_type("TransformConfig");
-        let (variant, options) = cx.key("options", |cx| match self {
-            Self::AzureLlm(o) => ("AzureLlm", o.to_rust(cx)),
-            Self::AzureMultiQueryLlm(o) => ("AzureMultiQueryLlm", o.to_rust(cx)),
-            Self::OpenrouterLlm(o) => ("OpenrouterLlm", o.to_rust(cx)),
-            Self::OpenrouterMultiQueryLlm(o) => ("OpenrouterMultiQueryLlm", o.to_rust(cx)),
-            Self::AzureBatchLlm(o) => ("AzureBatchLlm", o.to_rust(cx)),
-            Self::OpenrouterBatchLlm(o) => ("OpenrouterBatchLlm", o.to_rust(cx)),
-        });
-        let variant = format_ident!("{variant}");
-        quote!(#ty::#variant(#options))
-    }
-}
-
 impl ToRust for TracingConfig {
     fn to_rust(&self, cx: &mut Cx) -> TokenStream {
         let ty = cx.config_type("TracingConfig");
@@ -535,6 +504,7 @@ unit_enum_to_rust!(CompletionWindow { Hours24 });
 #[cfg(test)]
 mod tests {
     use super::*;
+    use elspeth_schema::config::AzureLlmOptions;
 
     fn cx() -> Cx {
         Cx::new(quote!(::elspeth))

@@ -166,6 +166,29 @@ fn literal_secrets_are_errors_and_masked() {
 }
 
 #[test]
+fn secret_defaults_are_located_in_flattened_and_nested_blocks() {
+    // A BOM and a default in a tracing block: located in the document the
+    // validator loaded, at the value itself.
+    let yaml = format!(
+        "\u{feff}{}      tracing:\n        provider: langfuse\n        public_key: ${{PK}}\n        secret_key: \"${{SK:-sk-lf-default}}\"\n{}",
+        GOOD.split("sink:").next().unwrap(),
+        "sink: { plugin: jsonl, path: out.jsonl }\n"
+    );
+    let root = crate_root("defaults", &[("p.yaml", &yaml), ("data/in.jsonl", ROWS)]);
+    let report = build(&root).pipeline("p.yaml").run();
+    let text = report.errors().join("\n");
+    assert!(
+        text.contains(
+            "error: `transforms[0].options.tracing.secret_key` gives its secret a default value"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("--> p.yaml:12:21"), "{text}");
+    assert!(!text.contains("sk-lf-default"), "{text}");
+    assert!(report.generated().is_none());
+}
+
+#[test]
 fn folder_and_setup_problems() {
     let root = crate_root("setup", &[("empty/.keep", "")]);
     let report = build(&root).pipelines("missing").run();

@@ -203,7 +203,7 @@ async fn track(
                 StatusCode::BAD_REQUEST,
                 0,
                 0,
-                vec![json!({"index": 0, "statusCode": 400, "message": e})],
+                vec![json!({"index": 0, "statusCode": 400, "message": e.to_string()})],
             );
         }
     };
@@ -213,38 +213,59 @@ async fn track(
     response
 }
 
+/// Why a track request or one of its envelopes is refused; the message is
+/// the one the real endpoint gives.
+#[derive(Debug, thiserror::Error)]
+enum TrackError {
+    /// The body is JSON, but neither an array nor an object.
+    #[error("expected a JSON array of envelopes")]
+    NotEnvelopes,
+    /// A line of a newline-delimited body is not JSON.
+    #[error("invalid JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// A required envelope field is missing or empty.
+    #[error("Field '{0}' on type 'Envelope' is required.")]
+    MissingField(&'static str),
+    /// The envelope's `iKey` is not the mock's instrumentation key.
+    #[error("Invalid instrumentation key")]
+    WrongKey,
+    /// The envelope has no `data.baseType`.
+    #[error("Field 'baseType' on type 'Data' is required.")]
+    MissingBaseType,
+}
+
 /// Parses a JSON array, a single envelope or newline-delimited envelopes.
-fn parse_items(body: &[u8]) -> Result<Vec<Value>, String> {
+fn parse_items(body: &[u8]) -> Result<Vec<Value>, TrackError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Array(items)) => Ok(items),
         Ok(item @ Value::Object(_)) => Ok(vec![item]),
-        Ok(_) => Err("expected a JSON array of envelopes".into()),
+        Ok(_) => Err(TrackError::NotEnvelopes),
         Err(_) => body
             .split(|b| *b == b'\n')
             .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-            .map(|line| serde_json::from_slice(line).map_err(|e| format!("invalid JSON: {e}")))
+            .map(|line| serde_json::from_slice(line).map_err(TrackError::Json))
             .collect(),
     }
 }
 
-fn check_envelope(item: &Value, ikey: &str) -> Result<(), String> {
+fn check_envelope(item: &Value, ikey: &str) -> Result<(), TrackError> {
     for field in ["name", "time"] {
         if item
             .get(field)
             .and_then(Value::as_str)
             .is_none_or(str::is_empty)
         {
-            return Err(format!("Field '{field}' on type 'Envelope' is required."));
+            return Err(TrackError::MissingField(field));
         }
     }
     match item.get("iKey").and_then(Value::as_str) {
-        None => return Err("Field 'iKey' on type 'Envelope' is required.".into()),
+        None => return Err(TrackError::MissingField("iKey")),
         Some(k)
             if !k
                 .replace('-', "")
                 .eq_ignore_ascii_case(&ikey.replace('-', "")) =>
         {
-            return Err("Invalid instrumentation key".into());
+            return Err(TrackError::WrongKey);
         }
         Some(_) => {}
     }
@@ -253,7 +274,7 @@ fn check_envelope(item: &Value, ikey: &str) -> Result<(), String> {
         .and_then(Value::as_str)
         .is_none()
     {
-        return Err("Field 'baseType' on type 'Data' is required.".into());
+        return Err(TrackError::MissingBaseType);
     }
     Ok(())
 }
@@ -274,7 +295,7 @@ async fn answer(inner: &Inner, recorded: &RecordedRequest) -> Response {
                 StatusCode::BAD_REQUEST,
                 0,
                 0,
-                vec![json!({"index": 0, "statusCode": 400, "message": e})],
+                vec![json!({"index": 0, "statusCode": 400, "message": e.to_string()})],
             );
         }
     };
@@ -288,8 +309,8 @@ async fn answer(inner: &Inner, recorded: &RecordedRequest) -> Response {
         }
         match check_envelope(item, &inner.instrumentation_key) {
             Ok(()) => accepted.push(item.clone()),
-            Err(message) => {
-                errors.push(json!({"index": index, "statusCode": 400, "message": message}))
+            Err(e) => {
+                errors.push(json!({"index": index, "statusCode": 400, "message": e.to_string()}))
             }
         }
     }

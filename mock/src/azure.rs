@@ -102,7 +102,7 @@ struct StoredBatch {
     created_unix: u64,
     timing: BatchTiming,
     outcome: BatchOutcome,
-    validation_error: Option<(String, String, Option<u64>)>,
+    validation_error: Option<InputError>,
     cancel_requested: Option<Instant>,
     output_file_id: Option<String>,
     error_file_id: Option<String>,
@@ -362,7 +362,7 @@ async fn chat_completions(
     }
     let request = match ChatRequest::parse(&body) {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body()),
     };
     {
         let mut recorded = lock(&mock.inner.recorded);
@@ -411,7 +411,7 @@ async fn upload_file(
         Err(e) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                chat::error_body("invalid_request_error", &e),
+                chat::error_body("invalid_request_error", &e.to_string()),
             );
         }
     };
@@ -494,53 +494,104 @@ fn not_found(what: &str, id: &str) -> Response {
     )
 }
 
+/// Why a batch fails validation, as the service reports it: a code, a
+/// message and the input line at fault.
+#[derive(Debug, thiserror::Error)]
+enum InputError {
+    /// A line is not JSON.
+    #[error("line is not valid JSON: {source}")]
+    InvalidJson {
+        line: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A line has no `custom_id`.
+    #[error("every line needs a custom_id")]
+    MissingCustomId { line: u64 },
+    /// Two lines share a `custom_id`.
+    #[error("custom_id {id} appears more than once")]
+    DuplicateCustomId { line: u64, id: String },
+    /// A line's method is not `POST`.
+    #[error("method must be POST")]
+    Method { line: u64 },
+    /// A line's url is not `/chat/completions`.
+    #[error("url must be /chat/completions")]
+    Url { line: u64 },
+    /// A line names no model.
+    #[error("body.model must name the Global-Batch deployment")]
+    NoModel { line: u64 },
+    /// The lines name different models.
+    #[error("every line must target the same deployment")]
+    MixedModels { line: u64 },
+    /// The file has no line.
+    #[error("the input file has no requests")]
+    Empty,
+    /// The batch was scripted to fail ([`BatchOutcome::Fail`]).
+    #[error("the input file failed validation")]
+    Scripted,
+}
+
+impl InputError {
+    /// The service's error code.
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidJson { .. } => "invalid_json_line",
+            Self::MissingCustomId { .. } => "missing_custom_id",
+            Self::DuplicateCustomId { .. } => "duplicate_custom_id",
+            Self::Method { .. } => "invalid_method",
+            Self::Url { .. } => "invalid_url",
+            Self::NoModel { .. } => "model_not_found",
+            Self::MixedModels { .. } => "mismatched_model",
+            Self::Empty => "empty_file",
+            Self::Scripted => "validation_failed",
+        }
+    }
+
+    /// The input line at fault (1-based), when there is one.
+    fn line(&self) -> Option<u64> {
+        match self {
+            Self::InvalidJson { line, .. }
+            | Self::MissingCustomId { line }
+            | Self::DuplicateCustomId { line, .. }
+            | Self::Method { line }
+            | Self::Url { line }
+            | Self::NoModel { line }
+            | Self::MixedModels { line } => Some(*line),
+            Self::Empty | Self::Scripted => None,
+        }
+    }
+}
+
 /// Checks a batch input file like the service does: JSONL lines with a
 /// unique `custom_id`, `method: POST`, `url: /chat/completions` and one
-/// `model` for the whole file. `(code, message, line)` of the first problem.
-fn validate_input(bytes: &[u8]) -> Result<Vec<Value>, (String, String, Option<u64>)> {
+/// `model` for the whole file; the first problem otherwise.
+fn validate_input(bytes: &[u8]) -> Result<Vec<Value>, InputError> {
     let mut lines = Vec::new();
     let mut ids = std::collections::HashSet::new();
     let mut model: Option<String> = None;
     for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-        let n = Some(i as u64 + 1);
+        let line = i as u64 + 1;
         if raw.trim_ascii().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_slice(raw).map_err(|e| {
-            (
-                "invalid_json_line".to_string(),
-                format!("line is not valid JSON: {e}"),
-                n,
-            )
-        })?;
+        let v: Value = serde_json::from_slice(raw)
+            .map_err(|source| InputError::InvalidJson { line, source })?;
         let id = v
             .get("custom_id")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
         if id.is_empty() {
-            return Err((
-                "missing_custom_id".into(),
-                "every line needs a custom_id".into(),
-                n,
-            ));
+            return Err(InputError::MissingCustomId { line });
         }
         if !ids.insert(id.clone()) {
-            return Err((
-                "duplicate_custom_id".into(),
-                format!("custom_id {id} appears more than once"),
-                n,
-            ));
+            return Err(InputError::DuplicateCustomId { line, id });
         }
         if v.get("method").and_then(Value::as_str) != Some("POST") {
-            return Err(("invalid_method".into(), "method must be POST".into(), n));
+            return Err(InputError::Method { line });
         }
         if v.get("url").and_then(Value::as_str) != Some("/chat/completions") {
-            return Err((
-                "invalid_url".into(),
-                "url must be /chat/completions".into(),
-                n,
-            ));
+            return Err(InputError::Url { line });
         }
         let line_model = v
             .pointer("/body/model")
@@ -548,31 +599,17 @@ fn validate_input(bytes: &[u8]) -> Result<Vec<Value>, (String, String, Option<u6
             .unwrap_or_default()
             .to_string();
         if line_model.is_empty() {
-            return Err((
-                "model_not_found".into(),
-                "body.model must name the Global-Batch deployment".into(),
-                n,
-            ));
+            return Err(InputError::NoModel { line });
         }
         match &model {
             None => model = Some(line_model),
-            Some(m) if *m != line_model => {
-                return Err((
-                    "mismatched_model".into(),
-                    "every line must target the same deployment".into(),
-                    n,
-                ));
-            }
+            Some(m) if *m != line_model => return Err(InputError::MixedModels { line }),
             Some(_) => {}
         }
         lines.push(v);
     }
     if lines.is_empty() {
-        return Err((
-            "empty_file".into(),
-            "the input file has no requests".into(),
-            None,
-        ));
+        return Err(InputError::Empty);
     }
     Ok(lines)
 }
@@ -656,8 +693,8 @@ async fn create_batch(
 
 fn batch_object(b: &StoredBatch, status: &str) -> Value {
     let errors = match (&b.validation_error, status) {
-        (Some((code, message, line)), "failed") => {
-            json!({"object": "list", "data": [{"code": code, "message": message, "param": null, "line": line}]})
+        (Some(e), "failed") => {
+            json!({"object": "list", "data": [{"code": e.code(), "message": e.to_string(), "param": null, "line": e.line()}]})
         }
         _ => Value::Null,
     };
@@ -687,11 +724,7 @@ fn advance(mock: &AzureMock, b: &mut StoredBatch) -> &'static str {
     }
     if b.validation_error.is_some() || b.outcome == BatchOutcome::Fail {
         if b.validation_error.is_none() {
-            b.validation_error = Some((
-                "validation_failed".into(),
-                "the input file failed validation".into(),
-                None,
-            ));
+            b.validation_error = Some(InputError::Scripted);
         }
         return "failed";
     }
@@ -734,7 +767,7 @@ fn finish(mock: &AzureMock, b: &mut StoredBatch, fraction: Option<f64>) {
         let entry = match ChatRequest::parse(&body) {
             Err(e) => (
                 false,
-                json!({"custom_id": custom_id, "response": {"status_code": 400, "request_id": request_id, "body": e}, "error": null}),
+                json!({"custom_id": custom_id, "response": {"status_code": 400, "request_id": request_id, "body": e.body()}, "error": null}),
             ),
             Ok(req) if req.prompt.contains(chat::TRIGGER_LINE_FAIL) => (
                 false,
@@ -855,26 +888,35 @@ mod multipart {
         pub data: Vec<u8>,
     }
 
+    /// Why a body is not a `multipart/form-data` upload the mock can read.
+    #[derive(Debug, thiserror::Error)]
+    pub enum MultipartError {
+        /// The content type is another one.
+        #[error("expected multipart/form-data, got `{0}`")]
+        NotMultipart(String),
+        /// Something is missing or malformed; the text says what.
+        #[error("{0}")]
+        Malformed(&'static str),
+    }
+
     /// Splits `body` by the boundary of `content_type`.
-    pub fn parse(content_type: &str, body: &[u8]) -> Result<Vec<Part>, String> {
+    pub fn parse(content_type: &str, body: &[u8]) -> Result<Vec<Part>, MultipartError> {
+        use MultipartError::Malformed;
         let (mime, params) = content_type.split_once(';').unwrap_or((content_type, ""));
         if mime.trim() != "multipart/form-data" {
-            return Err(format!(
-                "expected multipart/form-data, got `{}`",
-                mime.trim()
-            ));
+            return Err(MultipartError::NotMultipart(mime.trim().to_string()));
         }
         let boundary = params
             .split(';')
             .filter_map(|p| p.trim().strip_prefix("boundary="))
             .next()
             .map(|b| b.trim_matches('"').to_string())
-            .ok_or("multipart body without a boundary")?;
+            .ok_or(Malformed("multipart body without a boundary"))?;
         let delimiter = format!("--{boundary}");
         let mut parts = Vec::new();
         let mut rest = body;
-        let first =
-            find(rest, delimiter.as_bytes()).ok_or("multipart body without a first boundary")?;
+        let first = find(rest, delimiter.as_bytes())
+            .ok_or(Malformed("multipart body without a first boundary"))?;
         rest = &rest[first + delimiter.len()..];
         loop {
             if rest.starts_with(b"--") {
@@ -882,19 +924,20 @@ mod multipart {
             }
             rest = rest
                 .strip_prefix(b"\r\n")
-                .ok_or("boundary not followed by CRLF")?;
-            let head_end = find(rest, b"\r\n\r\n").ok_or("part without headers end")?;
-            let head =
-                std::str::from_utf8(&rest[..head_end]).map_err(|_| "part headers are not UTF-8")?;
+                .ok_or(Malformed("boundary not followed by CRLF"))?;
+            let head_end = find(rest, b"\r\n\r\n").ok_or(Malformed("part without headers end"))?;
+            let head = std::str::from_utf8(&rest[..head_end])
+                .map_err(|_| Malformed("part headers are not UTF-8"))?;
             rest = &rest[head_end + 4..];
             let end_marker = format!("\r\n{delimiter}");
-            let end = find(rest, end_marker.as_bytes()).ok_or("part without a closing boundary")?;
+            let end = find(rest, end_marker.as_bytes())
+                .ok_or(Malformed("part without a closing boundary"))?;
             let data = rest[..end].to_vec();
             rest = &rest[end + end_marker.len()..];
             let disposition = head
                 .lines()
                 .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
-                .ok_or("part without Content-Disposition")?;
+                .ok_or(Malformed("part without Content-Disposition"))?;
             let param = |key: &str| {
                 disposition.split(';').find_map(|p| {
                     p.trim()
@@ -903,7 +946,7 @@ mod multipart {
                 })
             };
             parts.push(Part {
-                name: param("name").ok_or("part without a name")?,
+                name: param("name").ok_or(Malformed("part without a name"))?,
                 filename: param("filename"),
                 data,
             });

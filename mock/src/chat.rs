@@ -61,32 +61,52 @@ pub struct ChatRequest {
     pub body: Value,
 }
 
+/// Why a chat-completions body is refused (HTTP 400); the messages are the
+/// API's.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatRequestError {
+    /// The body is not JSON.
+    #[error("request body is not valid JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// `messages` is missing or empty.
+    #[error("'messages' is a required property")]
+    NoMessages,
+    /// A message has a role the API does not know.
+    #[error("invalid role `{0}`")]
+    Role(String),
+    /// No message is from the user.
+    #[error("no user message")]
+    NoUserMessage,
+    /// `json_object` mode, but no message says "json".
+    #[error(
+        "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'."
+    )]
+    JsonModeWithoutJson,
+}
+
+impl ChatRequestError {
+    /// The OpenAI-style error body to answer with.
+    pub fn body(&self) -> Value {
+        error_body("invalid_request_error", &self.to_string())
+    }
+}
+
 impl ChatRequest {
-    /// Reads a chat-completions body; the error is an OpenAI-style error body.
-    pub fn parse(body: &[u8]) -> Result<Self, Value> {
-        let body: Value = serde_json::from_slice(body).map_err(|e| {
-            error_body(
-                "invalid_request_error",
-                &format!("request body is not valid JSON: {e}"),
-            )
-        })?;
+    /// Reads a chat-completions body.
+    pub fn parse(body: &[u8]) -> Result<Self, ChatRequestError> {
+        let body: Value = serde_json::from_slice(body).map_err(ChatRequestError::Json)?;
         let v = &body;
         let messages = v
             .get("messages")
             .and_then(Value::as_array)
             .filter(|m| !m.is_empty())
-            .ok_or_else(|| {
-                error_body("invalid_request_error", "'messages' is a required property")
-            })?;
+            .ok_or(ChatRequestError::NoMessages)?;
         let mut all_text = String::new();
         let mut prompt = None;
         for m in messages {
             let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
             if !matches!(role, "system" | "user" | "assistant" | "developer" | "tool") {
-                return Err(error_body(
-                    "invalid_request_error",
-                    &format!("invalid role `{role}`"),
-                ));
+                return Err(ChatRequestError::Role(role.to_string()));
             }
             let content = m.get("content").and_then(Value::as_str).unwrap_or_default();
             all_text.push_str(content);
@@ -95,16 +115,12 @@ impl ChatRequest {
                 prompt = Some(content.to_string());
             }
         }
-        let prompt =
-            prompt.ok_or_else(|| error_body("invalid_request_error", "no user message"))?;
+        let prompt = prompt.ok_or(ChatRequestError::NoUserMessage)?;
         let json =
             v.pointer("/response_format/type").and_then(Value::as_str) == Some("json_object");
         if json && !all_text.to_lowercase().contains("json") {
             // The real API refuses json_object mode when no message says "json".
-            return Err(error_body(
-                "invalid_request_error",
-                "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
-            ));
+            return Err(ChatRequestError::JsonModeWithoutJson);
         }
         let model = v.get("model").and_then(Value::as_str).map(str::to_string);
         Ok(Self {
@@ -457,7 +473,8 @@ mod tests {
     fn parse_checks_the_body() {
         assert!(ChatRequest::parse(b"{").is_err());
         assert!(ChatRequest::parse(br#"{"messages":[]}"#).is_err());
-        let e = ChatRequest::parse(br#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#).unwrap_err();
+        let e = ChatRequest::parse(br#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#).unwrap_err().body();
+        assert_eq!(e["error"]["code"], "invalid_request_error");
         assert!(
             e["error"]["message"]
                 .as_str()

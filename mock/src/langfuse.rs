@@ -177,7 +177,7 @@ async fn traces(
 ) -> Response {
     let mut recorded = match record(&method, &uri, &headers, &body) {
         Ok(r) => r,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, &e),
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let response = answer(&inner, &recorded).await;
     recorded.status = response.status().as_u16();

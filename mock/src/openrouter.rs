@@ -150,7 +150,7 @@ async fn chat_completions(
     }
     let request = match ChatRequest::parse(&body) {
         Ok(r) => r,
-        Err(e) => return (StatusCode::BAD_REQUEST, axum::Json(e)).into_response(),
+        Err(e) => return (StatusCode::BAD_REQUEST, axum::Json(e.body())).into_response(),
     };
     let Some(model) = request.model.clone().filter(|m| !m.is_empty()) else {
         return (

@@ -81,6 +81,14 @@ impl RecordedRequest {
     }
 }
 
+/// A request body the mocks cannot read; its message is the answer to give.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RecordError {
+    /// `Content-Encoding: gzip` over a body that does not decompress.
+    #[error("body is not valid gzip: {0}")]
+    Gzip(#[source] std::io::Error),
+}
+
 /// Reads a request into a [`RecordedRequest`] (status to be filled in),
 /// gunzipping a `Content-Encoding: gzip` body. `Err` is the answer to give
 /// when the body cannot be decompressed.
@@ -89,7 +97,7 @@ pub(crate) fn record(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<RecordedRequest, String> {
+) -> Result<RecordedRequest, RecordError> {
     let gzip = headers
         .get("content-encoding")
         .and_then(|v| v.to_str().ok())
@@ -99,7 +107,7 @@ pub(crate) fn record(
         GzDecoder::new(body)
             .take(BODY_LIMIT as u64 + 1)
             .read_to_end(&mut out)
-            .map_err(|e| format!("body is not valid gzip: {e}"))?;
+            .map_err(RecordError::Gzip)?;
         out
     } else {
         body.to_vec()
@@ -338,7 +346,7 @@ async fn traces(
 ) -> Response {
     let mut recorded = match record(&method, &uri, &headers, &body) {
         Ok(r) => r,
-        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
     let answer = answer(&inner, &recorded).await;
     recorded.status = answer.status().as_u16();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use elspeth_schema::config::TransformConfig;
 
-const PLUGINS: [&str; 6] = TransformConfig::PLUGINS;
+const PLUGINS: &[&str] = &TransformConfig::PLUGINS;
 
 /// A valid pipeline with `n` transforms.
 pub fn pipeline(n: usize) -> String {

@@ -105,8 +105,25 @@ struct Baseline {
     errors: u64,
 }
 
+/// Why the Python baseline could not be measured.
+#[derive(Debug, thiserror::Error)]
+enum BaselineError {
+    #[error("python3 not found ({0})")]
+    NoPython(#[source] std::io::Error),
+    #[error("`python3 -m venv` failed")]
+    Venv,
+    #[error("cannot run the venv's python: {0}")]
+    Run(#[source] std::io::Error),
+    #[error("pip could not install pyyaml and jsonschema")]
+    Pip,
+    #[error("the baseline failed: {0}")]
+    Failed(String),
+    #[error("bad output: {0}")]
+    Output(#[source] serde_json::Error),
+}
+
 /// Runs the Python baseline.
-fn python(file: &Path, schema: &Path, iterations: usize) -> Result<Baseline, String> {
+fn python(file: &Path, schema: &Path, iterations: usize) -> Result<Baseline, BaselineError> {
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-venv");
     let py = venv.join("bin/python");
     if !py.exists() {
@@ -114,15 +131,15 @@ fn python(file: &Path, schema: &Path, iterations: usize) -> Result<Baseline, Str
             .args(["-m", "venv"])
             .arg(&venv)
             .status()
-            .map_err(|e| format!("python3 not found ({e})"))?;
+            .map_err(BaselineError::NoPython)?;
         if !status.success() {
-            return Err("`python3 -m venv` failed".into());
+            return Err(BaselineError::Venv);
         }
     }
     let have = Command::new(&py)
         .args(["-c", "import yaml, jsonschema"])
         .output()
-        .map_err(|e| e.to_string())?;
+        .map_err(BaselineError::Run)?;
     if !have.status.success() {
         println!(
             "python   installing pyyaml and jsonschema into {}",
@@ -131,9 +148,9 @@ fn python(file: &Path, schema: &Path, iterations: usize) -> Result<Baseline, Str
         let pip = Command::new(&py)
             .args(["-m", "pip", "install", "--quiet", "pyyaml", "jsonschema"])
             .status()
-            .map_err(|e| e.to_string())?;
+            .map_err(BaselineError::Run)?;
         if !pip.success() {
-            return Err("pip could not install pyyaml and jsonschema".into());
+            return Err(BaselineError::Pip);
         }
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python_baseline.py");
@@ -143,15 +160,14 @@ fn python(file: &Path, schema: &Path, iterations: usize) -> Result<Baseline, Str
         .arg(schema)
         .arg(iterations.to_string())
         .output()
-        .map_err(|e| e.to_string())?;
+        .map_err(BaselineError::Run)?;
     if !out.status.success() {
-        return Err(format!(
-            "the baseline failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        return Err(BaselineError::Failed(
+            String::from_utf8_lossy(&out.stderr).into_owned(),
         ));
     }
     let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("bad output: {e}"))?;
+        serde_json::from_slice(&out.stdout).map_err(BaselineError::Output)?;
     let text = |key: &str| v[key].as_str().unwrap_or("?").to_string();
     Ok(Baseline {
         loader: text("loader"),

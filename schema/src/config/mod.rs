@@ -21,6 +21,7 @@
 mod fail_fast;
 mod io;
 mod llm;
+mod matrix;
 mod store;
 mod telemetry;
 mod tracing;
@@ -38,6 +39,7 @@ pub use llm::{
     OpenRouterConnection, PromptOptions, QUERY_ITEM_NAME_PATTERN, QueryItem, QueryMatrix,
     ResponseFormat,
 };
+pub use matrix::{MatrixProblem, Query};
 pub use store::StoreConfig;
 pub use telemetry::{
     Granularity, OtlpExporterOptions, OtlpProtocol, TelemetryConfig, TelemetryExporter,
@@ -47,10 +49,9 @@ pub use tracing::{
     LangfuseTracingConfig, MISSING_CONNECTION_STRING, MISSING_PUBLIC_KEY, MISSING_SECRET_KEY,
     TracingConfig, TracingProvider, langfuse_environment_problem,
 };
-pub use transform::{
-    AzureBatchLlmOptions, AzureLlmOptions, AzureMultiQueryLlmOptions, OpenRouterBatchLlmOptions,
-    OpenRouterLlmOptions, OpenRouterMultiQueryLlmOptions, TransformConfig,
-};
+// Every plugin's options type, the option-group trait and `TransformConfig`
+// (a glob, so adding a plugin's options struct needs no line here).
+pub use transform::*;
 pub use values::{Env, EnvString, ProcessEnv, SecretRef};
 
 /// Pattern of a pipeline `name`.

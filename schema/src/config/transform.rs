@@ -1,4 +1,12 @@
 //! The `transforms:` list: one entry per LLM transform, selected by `plugin`.
+//!
+//! Every plugin's options are made of the same option groups (a
+//! connection, the prompt, the call options, perhaps a query matrix or
+//! batch settings, tracing); [`TransformOptions`] exposes them, so the
+//! validator and the code generator handle a plugin through its groups
+//! rather than by name. Adding a plugin here is its options struct (with
+//! its `transform_options!` line) and one entry in the `transform_plugins!`
+//! list below.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -8,84 +16,187 @@ use super::llm::{
     PromptOptions, QueryMatrix,
 };
 use super::tracing::TracingConfig;
+use super::values::{EnvString, SecretRef};
 
-/// One LLM transform: `plugin` selects it, `options` configures it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(
-    tag = "plugin",
-    content = "options",
-    rename_all = "snake_case",
-    deny_unknown_fields
-)]
-pub enum TransformConfig {
-    /// One Azure OpenAI chat call per row.
-    AzureLlm(AzureLlmOptions),
-    /// A query matrix per row against Azure OpenAI: one call per query, run concurrently.
-    AzureMultiQueryLlm(AzureMultiQueryLlmOptions),
-    /// One OpenRouter chat call per row.
-    OpenrouterLlm(OpenRouterLlmOptions),
-    /// A query matrix per row against OpenRouter: one call per query, run concurrently.
-    OpenrouterMultiQueryLlm(OpenRouterMultiQueryLlmOptions),
-    /// Many rows per Azure Batch API job (upload JSONL, poll, download results).
-    AzureBatchLlm(AzureBatchLlmOptions),
-    /// Rows in chunks against OpenRouter, one concurrent call per row.
-    OpenrouterBatchLlm(OpenRouterBatchLlmOptions),
+/// The option groups of one plugin's options.
+///
+/// ```
+/// use elspeth_schema::config::{Connection, TransformConfig};
+/// let t: TransformConfig = serde_json::from_value(serde_json::json!({
+///     "plugin": "openrouter_llm",
+///     "options": {"model": "openai/gpt-4o-mini", "api_key": "${KEY}", "prompt_template": "{{ text }}"},
+/// })).unwrap();
+/// assert!(matches!(t.connection(), Connection::OpenRouter(c) if c.model == "openai/gpt-4o-mini"));
+/// assert_eq!(t.options().call().pool_size, 10);
+/// assert!(t.queries().is_none());
+/// ```
+pub trait TransformOptions {
+    /// Where the calls go and with which key.
+    fn connection(&self) -> Connection<'_>;
+    /// Prompt and reply handling.
+    fn prompt(&self) -> &PromptOptions;
+    /// Sampling, limits, retries and concurrency.
+    fn call(&self) -> &CallOptions;
+    /// The query matrix, for a plugin that makes one call per query.
+    fn queries(&self) -> Option<&QueryMatrix> {
+        None
+    }
+    /// The tracing block, if any.
+    fn tracing(&self) -> Option<&TracingConfig>;
 }
 
-impl TransformConfig {
-    /// Every plugin name, in schema order.
-    pub const PLUGINS: [&'static str; 6] = [
-        "azure_llm",
-        "azure_multi_query_llm",
-        "openrouter_llm",
-        "openrouter_multi_query_llm",
-        "azure_batch_llm",
-        "openrouter_batch_llm",
-    ];
+/// A plugin's connection group: which backend, and how to reach it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Connection<'a> {
+    /// An Azure OpenAI deployment.
+    Azure(&'a AzureConnection),
+    /// OpenRouter.
+    OpenRouter(&'a OpenRouterConnection),
+}
 
-    /// The plugin name used in YAML.
-    pub fn plugin(&self) -> &'static str {
+impl<'a> Connection<'a> {
+    /// The model asked: the Azure deployment name or the OpenRouter model id.
+    pub fn model(self) -> &'a str {
         match self {
-            Self::AzureLlm(_) => Self::PLUGINS[0],
-            Self::AzureMultiQueryLlm(_) => Self::PLUGINS[1],
-            Self::OpenrouterLlm(_) => Self::PLUGINS[2],
-            Self::OpenrouterMultiQueryLlm(_) => Self::PLUGINS[3],
-            Self::AzureBatchLlm(_) => Self::PLUGINS[4],
-            Self::OpenrouterBatchLlm(_) => Self::PLUGINS[5],
+            Self::Azure(c) => &c.deployment_name,
+            Self::OpenRouter(c) => &c.model,
         }
     }
 
+    /// The API key.
+    pub fn api_key(self) -> &'a SecretRef {
+        match self {
+            Self::Azure(c) => &c.api_key,
+            Self::OpenRouter(c) => &c.api_key,
+        }
+    }
+
+    /// The URL the calls go to, with the name of its YAML field
+    /// (`endpoint` for Azure, `base_url` for OpenRouter).
+    pub fn url(self) -> (&'static str, &'a EnvString) {
+        match self {
+            Self::Azure(c) => ("endpoint", &c.endpoint),
+            Self::OpenRouter(c) => ("base_url", &c.base_url),
+        }
+    }
+}
+
+impl<'a> From<&'a AzureConnection> for Connection<'a> {
+    fn from(c: &'a AzureConnection) -> Self {
+        Self::Azure(c)
+    }
+}
+
+impl<'a> From<&'a OpenRouterConnection> for Connection<'a> {
+    fn from(c: &'a OpenRouterConnection) -> Self {
+        Self::OpenRouter(c)
+    }
+}
+
+/// Implements [`TransformOptions`] for an options struct with the fields
+/// `connection`, `prompt`, `call` and `tracing` (and `queries` when listed).
+macro_rules! transform_options {
+    ($ty:ty) => {
+        transform_options!(@impl $ty {});
+    };
+    ($ty:ty { queries }) => {
+        transform_options!(@impl $ty {
+            fn queries(&self) -> Option<&QueryMatrix> {
+                Some(&self.queries)
+            }
+        });
+    };
+    (@impl $ty:ty { $($extra:tt)* }) => {
+        impl TransformOptions for $ty {
+            fn connection(&self) -> Connection<'_> {
+                Connection::from(&self.connection)
+            }
+            fn prompt(&self) -> &PromptOptions {
+                &self.prompt
+            }
+            fn call(&self) -> &CallOptions {
+                &self.call
+            }
+            fn tracing(&self) -> Option<&TracingConfig> {
+                self.tracing.as_ref()
+            }
+            $($extra)*
+        }
+    };
+}
+
+/// Defines [`TransformConfig`] from the list of plugins: each entry is the
+/// variant, its options type and its YAML name; every per-plugin match is
+/// generated from it.
+macro_rules! transform_plugins {
+    ($( $(#[$meta:meta])* $variant:ident($options:ty) = $name:literal, )*) => {
+        /// One LLM transform: `plugin` selects it, `options` configures it.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(tag = "plugin", content = "options", deny_unknown_fields)]
+        pub enum TransformConfig {
+            $( $(#[$meta])* #[serde(rename = $name)] $variant($options), )*
+        }
+
+        impl TransformConfig {
+            /// Every plugin name, in schema order.
+            pub const PLUGINS: [&'static str; [$($name),*].len()] = [$($name),*];
+
+            /// The plugin name used in YAML.
+            pub fn plugin(&self) -> &'static str {
+                match self {
+                    $( Self::$variant(_) => $name, )*
+                }
+            }
+
+            /// The plugin's options, by option group.
+            pub fn options(&self) -> &dyn TransformOptions {
+                match self {
+                    $( Self::$variant(o) => o, )*
+                }
+            }
+        }
+    };
+}
+
+transform_plugins! {
+    /// One Azure OpenAI chat call per row.
+    AzureLlm(AzureLlmOptions) = "azure_llm",
+    /// A query matrix per row against Azure OpenAI: one call per query, run concurrently.
+    AzureMultiQueryLlm(AzureMultiQueryLlmOptions) = "azure_multi_query_llm",
+    /// One OpenRouter chat call per row.
+    OpenrouterLlm(OpenRouterLlmOptions) = "openrouter_llm",
+    /// A query matrix per row against OpenRouter: one call per query, run concurrently.
+    OpenrouterMultiQueryLlm(OpenRouterMultiQueryLlmOptions) = "openrouter_multi_query_llm",
+    /// Many rows per Azure Batch API job (upload JSONL, poll, download results).
+    AzureBatchLlm(AzureBatchLlmOptions) = "azure_batch_llm",
+    /// Rows in chunks against OpenRouter, one concurrent call per row.
+    OpenrouterBatchLlm(OpenRouterBatchLlmOptions) = "openrouter_batch_llm",
+}
+
+impl TransformConfig {
     /// The transform's tracing block, if any.
     pub fn tracing(&self) -> Option<&TracingConfig> {
-        match self {
-            Self::AzureLlm(o) => o.tracing.as_ref(),
-            Self::AzureMultiQueryLlm(o) => o.tracing.as_ref(),
-            Self::OpenrouterLlm(o) => o.tracing.as_ref(),
-            Self::OpenrouterMultiQueryLlm(o) => o.tracing.as_ref(),
-            Self::AzureBatchLlm(o) => o.tracing.as_ref(),
-            Self::OpenrouterBatchLlm(o) => o.tracing.as_ref(),
-        }
+        self.options().tracing()
     }
 
     /// The prompt options every plugin has.
     pub fn prompt(&self) -> &PromptOptions {
-        match self {
-            Self::AzureLlm(o) => &o.prompt,
-            Self::AzureMultiQueryLlm(o) => &o.prompt,
-            Self::OpenrouterLlm(o) => &o.prompt,
-            Self::OpenrouterMultiQueryLlm(o) => &o.prompt,
-            Self::AzureBatchLlm(o) => &o.prompt,
-            Self::OpenrouterBatchLlm(o) => &o.prompt,
-        }
+        self.options().prompt()
+    }
+
+    /// The call options every plugin has.
+    pub fn call(&self) -> &CallOptions {
+        self.options().call()
+    }
+
+    /// The connection every plugin has.
+    pub fn connection(&self) -> Connection<'_> {
+        self.options().connection()
     }
 
     /// The query matrix of a multi-query plugin.
     pub fn queries(&self) -> Option<&QueryMatrix> {
-        match self {
-            Self::AzureMultiQueryLlm(o) => Some(&o.queries),
-            Self::OpenrouterMultiQueryLlm(o) => Some(&o.queries),
-            _ => None,
-        }
+        self.options().queries()
     }
 }
 
@@ -106,6 +217,7 @@ pub struct AzureLlmOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<TracingConfig>,
 }
+transform_options!(AzureLlmOptions);
 
 /// Options of `azure_multi_query_llm`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -126,6 +238,7 @@ pub struct AzureMultiQueryLlmOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<TracingConfig>,
 }
+transform_options!(AzureMultiQueryLlmOptions { queries });
 
 /// Options of `openrouter_llm`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -144,6 +257,7 @@ pub struct OpenRouterLlmOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<TracingConfig>,
 }
+transform_options!(OpenRouterLlmOptions);
 
 /// Options of `openrouter_multi_query_llm`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -164,6 +278,7 @@ pub struct OpenRouterMultiQueryLlmOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<TracingConfig>,
 }
+transform_options!(OpenRouterMultiQueryLlmOptions { queries });
 
 /// Options of `azure_batch_llm`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -185,6 +300,7 @@ pub struct AzureBatchLlmOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<TracingConfig>,
 }
+transform_options!(AzureBatchLlmOptions);
 
 /// Options of `openrouter_batch_llm`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -206,3 +322,4 @@ pub struct OpenRouterBatchLlmOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<TracingConfig>,
 }
+transform_options!(OpenRouterBatchLlmOptions);

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use super::Finding;
 use super::locate::{Found, scalar_range};
-use crate::config::{QueryMatrix, ResponseFormat, SourceConfig, TransformConfig};
+use crate::config::{ResponseFormat, SourceConfig, TransformConfig};
 use crate::diagnostic::Severity;
 use crate::span::{LineIndex, Span};
 use crate::suggest::{did_you_mean, list};
@@ -203,7 +203,7 @@ pub(crate) fn output_fields(t: &TransformConfig) -> Option<Vec<String>> {
     match t.queries() {
         None => Some(fields),
         Some(q) => {
-            let names = query_names(q)?;
+            let names = q.query_names()?;
             Some(
                 names
                     .iter()
@@ -212,30 +212,6 @@ pub(crate) fn output_fields(t: &TransformConfig) -> Option<Vec<String>> {
             )
         }
     }
-}
-
-/// The names of a query matrix's combinations (item names joined by `_`),
-/// or `None` when there are too many (the rules report that).
-fn query_names(q: &QueryMatrix) -> Option<Vec<String>> {
-    let mut names = vec![String::new()];
-    for items in q.0.values() {
-        if names.len().saturating_mul(items.len()) > crate::config::MAX_QUERIES {
-            return None;
-        }
-        names = names
-            .iter()
-            .flat_map(|prefix| {
-                items.iter().map(move |item| {
-                    if prefix.is_empty() {
-                        item.name.clone()
-                    } else {
-                        format!("{prefix}_{}", item.name)
-                    }
-                })
-            })
-            .collect();
-    }
-    Some(names)
 }
 
 /// One transform to check: its typed config and its template's node.

@@ -6,10 +6,13 @@ use std::ops::Range;
 use crate::span::{LineIndex, Span};
 use crate::yaml::{Key, Node, Value};
 
-/// One step of a path: a mapping key or a sequence index.
+/// One step of a path into the YAML document: a mapping key or a sequence
+/// index (see [`Validated::span_at`](super::Validated::span_at)).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum Seg {
+pub enum Seg {
+    /// A mapping key.
     Key(String),
+    /// A sequence index.
     Index(usize),
 }
 
@@ -30,7 +33,7 @@ impl Step<'_> {
 }
 
 impl Seg {
-    pub fn step(&self) -> Step<'_> {
+    pub(crate) fn step(&self) -> Step<'_> {
         match self {
             Seg::Key(k) => Step::Key(k),
             Seg::Index(i) => Step::Index(*i),

@@ -62,7 +62,7 @@ use crate::diagnostic::{Diagnostic, RenderOptions, Severity};
 use crate::span::{LineIndex, Span};
 use crate::yaml::{self, Limits, Node};
 
-use locate::Seg;
+pub use locate::Seg;
 
 /// How to validate.
 #[derive(Clone)]
@@ -114,6 +114,9 @@ pub struct Validated {
     /// The file's text (lossily decoded when it is not UTF-8; empty when it
     /// could not be read), for rendering snippets.
     pub source: String,
+    /// The loaded YAML document, with the span of every node, when the
+    /// file could be parsed.
+    document: Option<Node>,
     /// Byte ranges of literal secrets in `source`, masked in snippets.
     redact: Vec<Range<usize>>,
     /// The file could not be read (missing, a directory, I/O failure).
@@ -123,6 +126,28 @@ pub struct Validated {
 }
 
 impl Validated {
+    /// The loaded YAML document (every node with its span in
+    /// [`Validated::source`]), when the file could be parsed. Tools that
+    /// report on the typed config (the build step) locate values here
+    /// instead of parsing the file again.
+    pub fn document(&self) -> Option<&Node> {
+        self.document.as_ref()
+    }
+
+    /// The span of the value at `path` (e.g. `transforms`, `0`, `options`,
+    /// `api_key`) in [`Validated::source`], when the document has it.
+    ///
+    /// ```
+    /// use elspeth_schema::validate::{Seg, ValidateOptions, validate_str};
+    /// let v = validate_str("p.yaml", "name: p\nsink: { path: out.jsonl }\n", &ValidateOptions::default());
+    /// let span = v.span_at(&[Seg::Key("sink".into()), Seg::Key("path".into())]).unwrap();
+    /// assert_eq!((span.start.line, span.start.column), (2, 15));
+    /// assert!(v.span_at(&[Seg::Key("source".into())]).is_none());
+    /// ```
+    pub fn span_at(&self, path: &[Seg]) -> Option<Span> {
+        locate::find(self.document.as_ref()?, path).map(|found| found.node.span)
+    }
+
     /// Whether any diagnostic is an error (the file is invalid).
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
@@ -213,6 +238,7 @@ fn validate_text(
         config: None,
         diagnostics: Vec::new(),
         source: text.to_string(),
+        document: None,
         redact: Vec::new(),
         io_error: false,
         path_clash: false,
@@ -283,6 +309,7 @@ fn validate_text(
     out.redact = phase.redact;
     out.path_clash = phase.path_clash;
     out.diagnostics = to_diagnostics(file_label, phase.findings);
+    out.document = Some(root);
     out
 }
 
@@ -300,6 +327,7 @@ pub fn validate_file(path: &Path, opts: &ValidateOptions) -> Validated {
             config: None,
             diagnostics: vec![d],
             source: String::new(),
+            document: None,
             redact: Vec::new(),
             io_error: true,
             path_clash: false,
@@ -326,6 +354,7 @@ pub fn validate_file(path: &Path, opts: &ValidateOptions) -> Validated {
             config: None,
             diagnostics: vec![too_large(&label, meta.len(), opts.limits.max_file_bytes)],
             source: String::new(),
+            document: None,
             redact: Vec::new(),
             io_error: false,
             path_clash: false,
@@ -370,6 +399,7 @@ pub fn validate_file(path: &Path, opts: &ValidateOptions) -> Validated {
                 config: None,
                 diagnostics: vec![d],
                 source,
+                document: None,
                 redact: Vec::new(),
                 io_error: false,
                 path_clash: false,

@@ -2,7 +2,7 @@
 //! typed config part by part (source, sink, telemetry, each transform), so
 //! a part with schema errors is skipped without hiding the others.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::yaml::{Node, Value};
@@ -12,18 +12,16 @@ use super::fields;
 use super::locate::{Found, Seg, anchor_span, find, provider_span, scalar_range, segs};
 use super::{Finding, Phase, ValidateOptions};
 use crate::config::{
-    EnvString, FailFastConfig, LangfuseTracingConfig, PipelineConfig, QueryMatrix, ResponseFormat,
-    SinkConfig, SourceConfig, StoreConfig, TelemetryConfig, TelemetryExporter, TracingConfig,
-    TransformConfig, langfuse_environment_problem,
+    Connection, EnvString, FailFastConfig, LangfuseTracingConfig, MAX_QUERIES, MatrixProblem,
+    PipelineConfig, QueryMatrix, ResponseFormat, SinkConfig, SourceConfig, StoreConfig,
+    TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig,
+    langfuse_environment_problem,
 };
 use crate::diagnostic::Severity;
 use crate::paths::{PathClash, Sameness, find_clashes, resolve_against};
 use crate::span::Span;
 use crate::suggest::{did_you_mean, list_or};
 use crate::template;
-
-/// Most queries a multi-query matrix may expand to (each is one LLM call per row).
-pub(crate) const MAX_QUERIES: usize = crate::config::MAX_QUERIES;
 
 /// Runs the semantic rules. Returns the typed config when every part of it
 /// could be read (so it need not be deserialized twice).
@@ -367,25 +365,9 @@ impl Rules<'_, '_> {
             p
         };
         // Connection URLs.
-        match t {
-            TransformConfig::AzureLlm(o) => {
-                self.azure_endpoint(&sub("endpoint"), &o.connection.endpoint)
-            }
-            TransformConfig::AzureMultiQueryLlm(o) => {
-                self.azure_endpoint(&sub("endpoint"), &o.connection.endpoint)
-            }
-            TransformConfig::AzureBatchLlm(o) => {
-                self.azure_endpoint(&sub("endpoint"), &o.connection.endpoint)
-            }
-            TransformConfig::OpenrouterLlm(o) => {
-                self.url(&sub("base_url"), "base_url", &o.connection.base_url)
-            }
-            TransformConfig::OpenrouterMultiQueryLlm(o) => {
-                self.url(&sub("base_url"), "base_url", &o.connection.base_url)
-            }
-            TransformConfig::OpenrouterBatchLlm(o) => {
-                self.url(&sub("base_url"), "base_url", &o.connection.base_url)
-            }
+        match t.connection() {
+            Connection::Azure(c) => self.azure_endpoint(&sub("endpoint"), &c.endpoint),
+            Connection::OpenRouter(c) => self.url(&sub("base_url"), "base_url", &c.base_url),
         }
         // Reply mapping.
         let prompt = t.prompt();
@@ -572,158 +554,132 @@ impl Rules<'_, '_> {
         self.phase.findings.extend(findings);
     }
 
+    /// Each rule the matrix breaks ([`QueryMatrix::problems`]), at its
+    /// place in the file.
     fn matrix(&mut self, path: &[Seg], queries: &QueryMatrix) {
         let sub = |extra: &[Seg]| {
             let mut p = path.to_vec();
             p.extend_from_slice(extra);
             p
         };
-        if queries.0.is_empty() {
-            if let Some(f) =
-                self.at_value(path, Severity::Error, "`queries` must not be empty".into())
-            {
-                f.help = Some("add a dimension, e.g. `criterion: [{ name: accuracy }]`".into());
-            }
-            return;
-        }
-        let mut total: usize = 1;
-        for (dimension, items) in &queries.0 {
-            let dim_path = sub(&[Seg::from(dimension.as_str())]);
-            if !is_identifier(dimension)
-                && let Some(f) = self.at_key(
-                    &dim_path,
-                    Severity::Error,
-                    format!("query dimension `{dimension}` must be letters, digits and `_`, not starting with a digit"),
-                )
-            {
-                f.help = Some("templates refer to it as `{{ <dimension>.name }}`".into());
-            }
-            if items.is_empty()
-                && let Some(f) = self.at_key(
-                    &dim_path,
-                    Severity::Error,
-                    format!("query dimension `{dimension}` has no items"),
-                )
-            {
-                f.help = Some(format!(
-                    "give it at least one item, e.g. `{dimension}: [{{ name: first }}]`"
-                ));
-            }
-            let mut seen: HashMap<&str, usize> = HashMap::new();
-            for (j, item) in items.iter().enumerate() {
-                let name_path = sub(&[
-                    Seg::from(dimension.as_str()),
-                    Seg::Index(j),
-                    Seg::from("name"),
-                ]);
-                if (item.name.is_empty()
-                    || !item
-                        .name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_'))
-                    && let Some(f) = self.at_value(
-                        &name_path,
-                        Severity::Error,
-                        format!(
-                            "query item name `{}` must be letters, digits and `_`",
-                            item.name
-                        ),
-                    )
-                {
-                    f.help =
-                        Some("it becomes part of output field names (`<query>_<field>`)".into());
+        let item = |dimension: &str, index: usize, extra: &[&str]| {
+            let mut p = sub(&[Seg::from(dimension), Seg::Index(index)]);
+            p.extend(extra.iter().map(|k| Seg::from(*k)));
+            p
+        };
+        for problem in queries.problems() {
+            match problem {
+                MatrixProblem::Empty => {
+                    if let Some(f) =
+                        self.at_value(path, Severity::Error, "`queries` must not be empty".into())
+                    {
+                        f.help =
+                            Some("add a dimension, e.g. `criterion: [{ name: accuracy }]`".into());
+                    }
                 }
-                if let Some(first) = seen.insert(item.name.as_str(), j) {
+                MatrixProblem::DimensionName { dimension } => {
+                    if let Some(f) = self.at_key(
+                        &sub(&[Seg::from(dimension.as_str())]),
+                        Severity::Error,
+                        format!("query dimension `{dimension}` must be letters, digits and `_`, not starting with a digit"),
+                    ) {
+                        f.help = Some("templates refer to it as `{{ <dimension>.name }}`".into());
+                    }
+                }
+                MatrixProblem::EmptyDimension { dimension } => {
+                    if let Some(f) = self.at_key(
+                        &sub(&[Seg::from(dimension.as_str())]),
+                        Severity::Error,
+                        format!("query dimension `{dimension}` has no items"),
+                    ) {
+                        f.help = Some(format!(
+                            "give it at least one item, e.g. `{dimension}: [{{ name: first }}]`"
+                        ));
+                    }
+                }
+                MatrixProblem::ItemName {
+                    dimension,
+                    index,
+                    name,
+                } => {
+                    if let Some(f) = self.at_value(
+                        &item(&dimension, index, &["name"]),
+                        Severity::Error,
+                        format!("query item name `{name}` must be letters, digits and `_`"),
+                    ) {
+                        f.help = Some(
+                            "it becomes part of output field names (`<query>_<field>`)".into(),
+                        );
+                    }
+                }
+                MatrixProblem::DuplicateItem {
+                    dimension,
+                    first,
+                    index,
+                    name,
+                } => {
                     let first_line = self
-                        .found(&sub(&[
-                            Seg::from(dimension.as_str()),
-                            Seg::Index(first),
-                            Seg::from("name"),
-                        ]))
+                        .found(&item(&dimension, first, &["name"]))
                         .map_or(0, |f| f.node.span.start.line);
                     if let Some(f) = self.at_value(
-                        &name_path,
+                        &item(&dimension, index, &["name"]),
                         Severity::Error,
-                        format!(
-                            "query item name `{}` appears twice in `{dimension}`",
-                            item.name
-                        ),
+                        format!("query item name `{name}` appears twice in `{dimension}`"),
                     ) {
                         f.help = Some(format!("the first is at line {first_line}; rename one"));
                     }
                 }
-                if item.vars.contains_key("name") {
-                    let p = sub(&[
-                        Seg::from(dimension.as_str()),
-                        Seg::Index(j),
-                        Seg::from("vars"),
-                        Seg::from("name"),
-                    ]);
-                    if let Some(f) =
-                        self.at_key(&p, Severity::Error, "`name` is reserved in `vars`".into())
-                    {
+                MatrixProblem::ReservedVar {
+                    dimension, index, ..
+                } => {
+                    if let Some(f) = self.at_key(
+                        &item(&dimension, index, &["vars", "name"]),
+                        Severity::Error,
+                        "`name` is reserved in `vars`".into(),
+                    ) {
                         f.help = Some(format!(
                             "`{{{{ {dimension}.name }}}}` is the item's name; rename this var"
                         ));
                     }
                 }
-                for var in item.vars.keys() {
-                    if var != "name" && !is_identifier(var) {
-                        let p = sub(&[
-                            Seg::from(dimension.as_str()),
-                            Seg::Index(j),
-                            Seg::from("vars"),
-                            Seg::from(var.as_str()),
-                        ]);
-                        self.at_key(
-                            &p,
-                            Severity::Error,
-                            format!("var name `{var}` must be letters, digits and `_`, not starting with a digit"),
+                MatrixProblem::VarName {
+                    dimension,
+                    index,
+                    var,
+                    ..
+                } => {
+                    self.at_key(
+                        &item(&dimension, index, &["vars", var.as_str()]),
+                        Severity::Error,
+                        format!("var name `{var}` must be letters, digits and `_`, not starting with a digit"),
+                    );
+                }
+                MatrixProblem::TooMany { total } => {
+                    if let Some(f) = self.at_key(
+                        path,
+                        Severity::Error,
+                        format!(
+                            "`queries` expands to {total} combinations; at most {MAX_QUERIES} are allowed"
+                        ),
+                    ) {
+                        f.help = Some(
+                            "each combination is one LLM call per row; use fewer items".into(),
+                        );
+                    }
+                }
+                MatrixProblem::NameCollision { name } => {
+                    if let Some(f) = self.at_key(
+                        path,
+                        Severity::Error,
+                        format!("two query combinations are both named `{name}`"),
+                    ) {
+                        f.help = Some(
+                            "item names are joined with `_`; rename an item so the joined names differ"
+                                .into(),
                         );
                     }
                 }
             }
-            total = total.saturating_mul(items.len().max(1));
-        }
-        if total > MAX_QUERIES {
-            if let Some(f) = self.at_key(
-                path,
-                Severity::Error,
-                format!(
-                    "`queries` expands to {total} combinations; at most {MAX_QUERIES} are allowed"
-                ),
-            ) {
-                f.help = Some("each combination is one LLM call per row; use fewer items".into());
-            }
-            return;
-        }
-        // Joined names must not collide (`a_b` + `c` vs `a` + `b_c`).
-        let mut names: Vec<String> = vec![String::new()];
-        for items in queries.0.values() {
-            names = names
-                .iter()
-                .flat_map(|prefix| {
-                    items.iter().map(move |item| {
-                        if prefix.is_empty() {
-                            item.name.clone()
-                        } else {
-                            format!("{prefix}_{}", item.name)
-                        }
-                    })
-                })
-                .collect();
-        }
-        let mut seen = HashSet::new();
-        if let Some(dup) = names.iter().find(|n| !seen.insert(n.as_str()))
-            && let Some(f) = self.at_key(
-                path,
-                Severity::Error,
-                format!("two query combinations are both named `{dup}`"),
-            )
-        {
-            f.help = Some(
-                "item names are joined with `_`; rename an item so the joined names differ".into(),
-            );
         }
     }
 
@@ -911,20 +867,33 @@ impl Rules<'_, '_> {
     }
 }
 
-fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+/// Why a text is not an absolute http(s) URL with a host. The message
+/// never quotes the text (it may be a resolved, secret value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum UrlProblem {
+    #[error("it is empty")]
+    Empty,
+    #[error("it contains whitespace")]
+    Whitespace,
+    #[error("its scheme is not `http` or `https`")]
+    Scheme,
+    #[error("it does not start with `https://` or `http://`")]
+    NoScheme,
+    #[error("an IPv6 address is missing its closing `]`")]
+    UnclosedIpv6,
+    #[error("it has no host")]
+    NoHost,
+    #[error("its port is not a number from 0 to 65535")]
+    Port,
 }
 
-/// Checks that `text` is an absolute http(s) URL with a host. The reason
-/// never quotes the text (it may be a resolved, secret value).
-pub(crate) fn check_http_url(text: &str) -> Result<(), String> {
+/// Checks that `text` is an absolute http(s) URL with a host.
+pub(crate) fn check_http_url(text: &str) -> Result<(), UrlProblem> {
     if text.is_empty() {
-        return Err("it is empty".into());
+        return Err(UrlProblem::Empty);
     }
     if text.chars().any(char::is_whitespace) {
-        return Err("it contains whitespace".into());
+        return Err(UrlProblem::Whitespace);
     }
     let lower = text.to_ascii_lowercase();
     let rest = if let Some(r) = lower.strip_prefix("https://") {
@@ -932,16 +901,16 @@ pub(crate) fn check_http_url(text: &str) -> Result<(), String> {
     } else if let Some(r) = lower.strip_prefix("http://") {
         r
     } else if lower.contains("://") {
-        return Err("its scheme is not `http` or `https`".into());
+        return Err(UrlProblem::Scheme);
     } else {
-        return Err("it does not start with `https://` or `http://`".into());
+        return Err(UrlProblem::NoScheme);
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
         match v6.split_once(']') {
             Some((h, rest)) => (h, rest.strip_prefix(':')),
-            None => return Err("an IPv6 address is missing its closing `]`".into()),
+            None => return Err(UrlProblem::UnclosedIpv6),
         }
     } else {
         match host_port.rsplit_once(':') {
@@ -950,12 +919,12 @@ pub(crate) fn check_http_url(text: &str) -> Result<(), String> {
         }
     };
     if host.is_empty() {
-        return Err("it has no host".into());
+        return Err(UrlProblem::NoHost);
     }
     if let Some(port) = port
         && port.parse::<u16>().is_err()
     {
-        return Err("its port is not a number from 0 to 65535".into());
+        return Err(UrlProblem::Port);
     }
     Ok(())
 }
@@ -985,7 +954,7 @@ mod tests {
             ("http://a b", "whitespace"),
             ("http://[::1", "closing"),
         ] {
-            let e = check_http_url(bad).unwrap_err();
+            let e = check_http_url(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{bad}: {e}");
             if bad.len() > 4 {
                 assert!(!e.contains(bad), "{e} quotes the value");

@@ -534,7 +534,8 @@ impl<'a> Checker<'_, 'a> {
         let Some(found) = find(self.root(), path) else {
             return;
         };
-        // Tier 2 tracing: the plan's exact messages, at the `provider:` entry.
+        // Tier 2 tracing: the same messages as `TracingConfig::completeness_errors`,
+        // at the `provider:` entry.
         if schema_path.starts_with("/definitions/TracingConfig/oneOf/") {
             let exact = match name {
                 "connection_string" => Some((
