@@ -534,18 +534,21 @@ pub trait BuildTransform: HasTracing + Send + Sync {
     fn build(&self, spec: TransformSpec) -> Box<dyn DynTransform>;
 }
 
-/// The one dispatch over [`TransformConfig`]: the plugin's options, as the
-/// trait every plugin implements.
-pub fn plugin_of(config: &TransformConfig) -> &dyn BuildTransform {
-    match config {
-        TransformConfig::AzureLlm(o) => o,
-        TransformConfig::AzureMultiQueryLlm(o) => o,
-        TransformConfig::OpenrouterLlm(o) => o,
-        TransformConfig::OpenrouterMultiQueryLlm(o) => o,
-        TransformConfig::AzureBatchLlm(o) => o,
-        TransformConfig::OpenrouterBatchLlm(o) => o,
-    }
+/// Generates [`plugin_of`] from the schema's one list of plugins, so a new
+/// plugin needs no line here: only its `BuildTransform` impl, which the
+/// compiler asks for.
+macro_rules! plugin_dispatch {
+    ($( $(#[$meta:meta])* $variant:ident($options:ty) = $name:literal, )*) => {
+        /// The one dispatch over [`TransformConfig`]: the plugin's options,
+        /// as the trait every plugin implements.
+        pub fn plugin_of(config: &TransformConfig) -> &dyn BuildTransform {
+            match config {
+                $( TransformConfig::$variant(o) => o, )*
+            }
+        }
+    };
 }
+elspeth_schema::transform_plugins!(plugin_dispatch);
 
 impl HasTracing for TransformConfig {
     fn tracing_config(&self) -> Option<&TracingConfig> {

@@ -6,7 +6,8 @@
 //! validator and the code generator handle a plugin through its groups
 //! rather than by name. Adding a plugin here is its options struct (with
 //! its `transform_options!` line) and one entry in the `transform_plugins!`
-//! list below.
+//! list below, which every per-plugin dispatch (here and in the runtime) is
+//! generated from.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -125,10 +126,35 @@ macro_rules! transform_options {
     };
 }
 
-/// Defines [`TransformConfig`] from the list of plugins: each entry is the
-/// variant, its options type and its YAML name; every per-plugin match is
-/// generated from it.
+/// The one list of plugins: each entry is the variant of
+/// [`TransformConfig`], its options type and its YAML name. It hands the
+/// list to the macro named `$callback`, which generates a per-plugin match
+/// from it: [`TransformConfig`] itself here, the runtime's build dispatch in
+/// `elspeth-runtime`. Adding a plugin is one entry here (and its options
+/// struct below); every dispatch follows.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! transform_plugins {
+    ($callback:ident) => {
+        $callback! {
+            /// One Azure OpenAI chat call per row.
+            AzureLlm($crate::config::AzureLlmOptions) = "azure_llm",
+            /// A query matrix per row against Azure OpenAI: one call per query, run concurrently.
+            AzureMultiQueryLlm($crate::config::AzureMultiQueryLlmOptions) = "azure_multi_query_llm",
+            /// One OpenRouter chat call per row.
+            OpenrouterLlm($crate::config::OpenRouterLlmOptions) = "openrouter_llm",
+            /// A query matrix per row against OpenRouter: one call per query, run concurrently.
+            OpenrouterMultiQueryLlm($crate::config::OpenRouterMultiQueryLlmOptions) = "openrouter_multi_query_llm",
+            /// Many rows per Azure Batch API job (upload JSONL, poll, download results).
+            AzureBatchLlm($crate::config::AzureBatchLlmOptions) = "azure_batch_llm",
+            /// Rows in chunks against OpenRouter, one concurrent call per row.
+            OpenrouterBatchLlm($crate::config::OpenRouterBatchLlmOptions) = "openrouter_batch_llm",
+        }
+    };
+}
+
+/// Defines [`TransformConfig`] and its per-plugin matches from the list.
+macro_rules! define_transform_config {
     ($( $(#[$meta:meta])* $variant:ident($options:ty) = $name:literal, )*) => {
         /// One LLM transform: `plugin` selects it, `options` configures it.
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -158,20 +184,7 @@ macro_rules! transform_plugins {
     };
 }
 
-transform_plugins! {
-    /// One Azure OpenAI chat call per row.
-    AzureLlm(AzureLlmOptions) = "azure_llm",
-    /// A query matrix per row against Azure OpenAI: one call per query, run concurrently.
-    AzureMultiQueryLlm(AzureMultiQueryLlmOptions) = "azure_multi_query_llm",
-    /// One OpenRouter chat call per row.
-    OpenrouterLlm(OpenRouterLlmOptions) = "openrouter_llm",
-    /// A query matrix per row against OpenRouter: one call per query, run concurrently.
-    OpenrouterMultiQueryLlm(OpenRouterMultiQueryLlmOptions) = "openrouter_multi_query_llm",
-    /// Many rows per Azure Batch API job (upload JSONL, poll, download results).
-    AzureBatchLlm(AzureBatchLlmOptions) = "azure_batch_llm",
-    /// Rows in chunks against OpenRouter, one concurrent call per row.
-    OpenrouterBatchLlm(OpenRouterBatchLlmOptions) = "openrouter_batch_llm",
-}
+transform_plugins!(define_transform_config);
 
 impl TransformConfig {
     /// The transform's tracing block, if any.
