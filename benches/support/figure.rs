@@ -32,14 +32,14 @@ use std::time::SystemTime;
 
 /// Whether the binary runs as `cargo bench` (which passes `--bench`), not as
 /// a smoke run under `cargo test --benches`.
-pub fn bench_mode() -> bool {
+pub(crate) fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
 /// Runs criterion groups as `criterion_main!` does; then, under `cargo
 /// bench`, returns when the run started (for [`criterion_median_ns`]), and
 /// `None` under `cargo test --benches`.
-pub fn criterion_main(groups: impl FnOnce()) -> Option<SystemTime> {
+pub(crate) fn criterion_main(groups: impl FnOnce()) -> Option<SystemTime> {
     let started = SystemTime::now();
     groups();
     criterion::Criterion::default()
@@ -50,7 +50,7 @@ pub fn criterion_main(groups: impl FnOnce()) -> Option<SystemTime> {
 
 /// Whether a figure meets its target.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     /// The target is met.
     Ok,
     /// The target is missed.
@@ -81,7 +81,7 @@ impl Display for Status {
 ///     .print();
 /// ```
 #[derive(Clone, Debug, PartialEq)]
-pub struct Figure {
+pub(crate) struct Figure {
     /// Stable dotted name, e.g. `schema.vs_python`.
     pub id: String,
     /// What was measured, one line.
@@ -115,7 +115,7 @@ fn field(s: impl Display) -> String {
 impl Figure {
     /// A figure with no anchor and no target (status `info` until
     /// [`Figure::target`] is called).
-    pub fn new(id: &str, what: &str, value: impl Display, unit: &str) -> Self {
+    pub(crate) fn new(id: &str, what: &str, value: impl Display, unit: &str) -> Self {
         Self {
             id: field(id),
             what: field(what),
@@ -130,7 +130,7 @@ impl Figure {
     }
 
     /// A figure that could not be measured, and why.
-    pub fn skipped(id: &str, what: &str, target: &str, why: impl Display) -> Self {
+    pub(crate) fn skipped(id: &str, what: &str, target: &str, why: impl Display) -> Self {
         let mut f = Self::new(id, what, "-", "-");
         f.target = field(target);
         f.status = Status::Skipped(field(why));
@@ -138,27 +138,27 @@ impl Figure {
     }
 
     /// What the figure is compared with, and its value (with its unit).
-    pub fn anchor(mut self, name: &str, value: impl Display) -> Self {
+    pub(crate) fn anchor(mut self, name: &str, value: impl Display) -> Self {
         self.anchor = field(name);
         self.anchor_value = field(value);
         self
     }
 
     /// The comparison the target is stated in, formatted (`21.3×`, `98.7%`).
-    pub fn ratio(mut self, ratio: impl Display) -> Self {
+    pub(crate) fn ratio(mut self, ratio: impl Display) -> Self {
         self.ratio = field(ratio);
         self
     }
 
     /// The target as stated, and whether the figure meets it.
-    pub fn target(mut self, target: &str, ok: bool) -> Self {
+    pub(crate) fn target(mut self, target: &str, ok: bool) -> Self {
         self.target = field(target);
         self.status = if ok { Status::Ok } else { Status::Below };
         self
     }
 
     /// The line, without a trailing newline.
-    pub fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         [
             "figure",
             &self.id,
@@ -175,12 +175,12 @@ impl Figure {
     }
 
     /// Prints the line on stdout.
-    pub fn print(&self) {
+    pub(crate) fn print(&self) {
         println!("{}", self.line());
     }
 
     /// Parses a line printed by [`Figure::print`]; `None` for any other line.
-    pub fn parse(line: &str) -> Option<Self> {
+    pub(crate) fn parse(line: &str) -> Option<Self> {
         let parts: Vec<&str> = line.trim_end_matches(['\r', '\n']).split('\t').collect();
         let [
             "figure",
@@ -245,7 +245,7 @@ fn criterion_home() -> PathBuf {
 /// replaced by `_`, e.g. `validate 1000 transforms/end to end (validate_file)`),
 /// as measured by this process: a result older than `since` (left by an
 /// earlier run, e.g. when a filter skipped the benchmark) is an error.
-pub fn criterion_median_ns(dir: &str, since: SystemTime) -> Result<f64, String> {
+pub(crate) fn criterion_median_ns(dir: &str, since: SystemTime) -> Result<f64, String> {
     let path = criterion_home()
         .join(dir)
         .join("new")

@@ -22,7 +22,7 @@ Example:
 /// Serve the bundled mock backends (no cloud account needed).
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct MockServerArgs {
+pub(crate) struct MockServerArgs {
     /// First port; the five backends take consecutive ports from it
     /// (0 = any free ports).
     #[arg(long, default_value_t = 0)]
@@ -36,7 +36,7 @@ pub struct MockServerArgs {
 }
 
 /// Runs `elspeth mock-server`.
-pub fn run(args: MockServerArgs) -> ExitCode {
+pub(crate) fn run(args: MockServerArgs) -> ExitCode {
     let runtime = match super::async_runtime() {
         Ok(rt) => rt,
         Err(code) => return code,

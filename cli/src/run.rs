@@ -20,13 +20,13 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 
 /// Exit code: the run was interrupted by Ctrl-C (SIGINT), or cancelled.
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 /// The exit code of a run stopped by `signal`: the shell convention,
 /// 128 + the signal number (130 SIGINT, 143 SIGTERM, 129 SIGHUP), so a
 /// supervisor sees the same code as if the signal had killed the process,
 /// but only after the output was written and the summary printed.
-pub fn exit_code_of_signal(signal: StopSignal) -> u8 {
+pub(crate) fn exit_code_of_signal(signal: StopSignal) -> u8 {
     128 + signal.number()
 }
 
@@ -77,7 +77,7 @@ printed first); 130 interrupted by Ctrl-C (SIGINT); 143 stopped by SIGTERM;
 /// its sink.
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The pipeline YAML file.
     #[arg(value_name = "PIPELINE")]
     pipeline: PathBuf,
@@ -111,7 +111,7 @@ pub struct RunArgs {
 }
 
 /// Runs `elspeth run`.
-pub fn run(args: RunArgs) -> ExitCode {
+pub(crate) fn run(args: RunArgs) -> ExitCode {
     let runtime = match super::async_runtime() {
         Ok(rt) => rt,
         Err(code) => return code,

@@ -23,7 +23,7 @@ checks in VS Code (YAML extension) and other yaml-language-server clients:
 /// completion, hover docs and checks as you type.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
-pub struct SchemaArgs {
+pub(crate) struct SchemaArgs {
     /// Write the schema to PATH instead of stdout.
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
@@ -34,7 +34,7 @@ pub struct SchemaArgs {
 }
 
 /// Runs `elspeth schema`.
-pub fn run(args: SchemaArgs) -> ExitCode {
+pub(crate) fn run(args: SchemaArgs) -> ExitCode {
     let schema = pipeline_schema_json();
     let Some(out) = args.out else {
         print!("{schema}");

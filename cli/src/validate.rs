@@ -24,7 +24,7 @@ Exit codes: 0 every file is valid (warnings allowed), 1 a file is invalid,
 /// `file:line:col`, the source line with a caret, and a help line.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
-pub struct ValidateArgs {
+pub(crate) struct ValidateArgs {
     /// Pipeline YAML files to check.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -45,7 +45,7 @@ enum Format {
 }
 
 /// Runs `elspeth validate`.
-pub fn run(args: ValidateArgs) -> ExitCode {
+pub(crate) fn run(args: ValidateArgs) -> ExitCode {
     let options = ValidateOptions {
         resolve_env: args.resolve_env,
         ..ValidateOptions::default()

@@ -8,18 +8,18 @@ use quote::ToTokens;
 
 /// Collects errors; [`Errors::finish`] combines them into one.
 #[derive(Default)]
-pub struct Errors {
+pub(crate) struct Errors {
     combined: Option<syn::Error>,
 }
 
 impl Errors {
     /// No errors yet.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Adds an error as it is (e.g. a syn parse error).
-    pub fn push(&mut self, error: syn::Error) {
+    pub(crate) fn push(&mut self, error: syn::Error) {
         match &mut self.combined {
             Some(all) => all.combine(error),
             None => self.combined = Some(error),
@@ -27,22 +27,27 @@ impl Errors {
     }
 
     /// Adds an error spanned at `tokens`, with a help line.
-    pub fn spanned(&mut self, tokens: impl ToTokens, message: impl Display, help: impl Display) {
+    pub(crate) fn spanned(
+        &mut self,
+        tokens: impl ToTokens,
+        message: impl Display,
+        help: impl Display,
+    ) {
         self.push(syn::Error::new_spanned(tokens, with_help(message, help)));
     }
 
     /// Adds an error at `span`, with a help line.
-    pub fn at(&mut self, span: Span, message: impl Display, help: impl Display) {
+    pub(crate) fn at(&mut self, span: Span, message: impl Display, help: impl Display) {
         self.push(syn::Error::new(span, with_help(message, help)));
     }
 
     /// Whether any error was collected.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.combined.is_none()
     }
 
     /// All errors as one, or `Ok` when there were none.
-    pub fn finish(self) -> Result<(), syn::Error> {
+    pub(crate) fn finish(self) -> Result<(), syn::Error> {
         match self.combined {
             Some(e) => Err(e),
             None => Ok(()),
@@ -51,14 +56,14 @@ impl Errors {
 }
 
 /// `message` followed by a `help:` line, as rustc lays them out.
-pub fn with_help(message: impl Display, help: impl Display) -> String {
+pub(crate) fn with_help(message: impl Display, help: impl Display) -> String {
     format!("{message}\nhelp: {help}")
 }
 
 /// The candidate of `candidates` close to `got`, if any: the config
 /// validator's algorithm, so the macro and the validator suggest the same
 /// name for the same typo.
-pub use elspeth_core::suggest::did_you_mean;
+pub(crate) use elspeth_core::suggest::did_you_mean;
 
 #[cfg(test)]
 mod tests {

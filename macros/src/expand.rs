@@ -17,7 +17,7 @@ use crate::validate::{self, Validated};
 /// emitted unchanged (helper attributes removed) next to the errors, with a
 /// stub `Transform` impl (see [`stub`]) so that the item's uses elsewhere do
 /// not add errors of their own.
-pub fn llm_transform(args: TokenStream, item: TokenStream) -> TokenStream {
+pub(crate) fn llm_transform(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::new();
     let args = parse::parse_args(args, &mut errors);
     let item = match syn::parse2::<syn::Item>(item.clone()) {

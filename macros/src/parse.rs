@@ -18,7 +18,7 @@ const USAGE: &str = "arguments are `tracing`, `tracing(providers = [langfuse, az
 
 /// A tracing provider a transform can accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
+pub(crate) enum Provider {
     /// `azure_ai`
     AzureAi,
     /// `langfuse`
@@ -27,13 +27,13 @@ pub enum Provider {
 
 impl Provider {
     /// Every provider with its YAML name.
-    pub const ALL: [(&'static str, Provider); 2] = [
+    pub(crate) const ALL: [(&'static str, Provider); 2] = [
         ("azure_ai", Provider::AzureAi),
         ("langfuse", Provider::Langfuse),
     ];
 
     /// The `TracingProvider` variant it stands for.
-    pub fn variant(self) -> &'static str {
+    pub(crate) fn variant(self) -> &'static str {
         match self {
             Self::AzureAi => "AzureAi",
             Self::Langfuse => "Langfuse",
@@ -43,7 +43,7 @@ impl Provider {
 
 /// `tracing` or `tracing(providers = [...])`.
 #[derive(Debug, Clone)]
-pub struct TracingArg {
+pub(crate) struct TracingArg {
     /// Where the argument is written.
     pub span: Span,
     /// The accepted providers; `None` accepts every provider.
@@ -52,7 +52,7 @@ pub struct TracingArg {
 
 /// Per-call (`LlmCall`) or batch-job (`LlmJob`) transform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// One trace per row, one generation per call.
     #[default]
     Call,
@@ -63,7 +63,7 @@ pub enum Mode {
 /// The parsed arguments. Arguments that failed to parse are left at their
 /// defaults (the error is in [`Errors`]).
 #[derive(Debug, Default)]
-pub struct Args {
+pub(crate) struct Args {
     /// `tracing`, if given.
     pub tracing: Option<TracingArg>,
     /// `name = "..."`, if given and valid.
@@ -75,7 +75,7 @@ pub struct Args {
 }
 
 /// Parses the attribute's arguments, collecting every problem.
-pub fn parse_args(tokens: TokenStream, errors: &mut Errors) -> Args {
+pub(crate) fn parse_args(tokens: TokenStream, errors: &mut Errors) -> Args {
     let mut args = Args::default();
     let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
         Ok(metas) => metas,
@@ -257,14 +257,14 @@ fn parse_providers(meta: &Meta, errors: &mut Errors) -> Option<Vec<Provider>> {
 }
 
 /// A valid plugin name: a lowercase letter, then lowercase letters, digits, `_`.
-pub fn is_valid_plugin_name(name: &str) -> bool {
+pub(crate) fn is_valid_plugin_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// `SentimentTransform` → `sentiment_transform`, `HTTPCaller` → `http_caller`.
-pub fn snake_case(name: &str) -> String {
+pub(crate) fn snake_case(name: &str) -> String {
     let chars: Vec<char> = name.trim_start_matches("r#").chars().collect();
     let mut out = String::with_capacity(chars.len() + 4);
     for (i, &c) in chars.iter().enumerate() {

@@ -15,7 +15,7 @@ use crate::parse::Args;
 const FIELD_HELP: &str = "mark the field holding the tracing config with `#[tracing]`, or name it `tracing` or `config`; its type must implement `elspeth::HasTracing` (e.g. `Option<elspeth::config::TracingConfig>` or a plugin's options type)";
 
 /// The field holding the tracing config.
-pub struct TracingField {
+pub(crate) struct TracingField {
     /// Its name.
     pub ident: syn::Ident,
     /// Its type (errors about it are spanned here).
@@ -23,7 +23,7 @@ pub struct TracingField {
 }
 
 /// A struct that passed validation, its `#[tracing]` attributes removed.
-pub struct Validated {
+pub(crate) struct Validated {
     /// The struct, ready to emit.
     pub item: ItemStruct,
     /// The tracing config field, when the transform is traced.
@@ -32,7 +32,7 @@ pub struct Validated {
 
 /// Validates `item`. Returns the item to emit (helper attributes removed
 /// whenever it is a struct) and, if no error was found, the validated struct.
-pub fn validate(item: Item, args: &Args, errors: &mut Errors) -> (Item, Option<Validated>) {
+pub(crate) fn validate(item: Item, args: &Args, errors: &mut Errors) -> (Item, Option<Validated>) {
     let mut item_struct = match item {
         Item::Struct(s) => s,
         Item::Enum(e) => {

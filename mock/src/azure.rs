@@ -882,7 +882,7 @@ async fn cancel_batch(
 /// A minimal `multipart/form-data` reader (RFC 7578) for the file upload.
 mod multipart {
     /// One part.
-    pub struct Part {
+    pub(super) struct Part {
         pub name: String,
         pub filename: Option<String>,
         pub data: Vec<u8>,
@@ -890,7 +890,7 @@ mod multipart {
 
     /// Why a body is not a `multipart/form-data` upload the mock can read.
     #[derive(Debug, thiserror::Error)]
-    pub enum MultipartError {
+    pub(super) enum MultipartError {
         /// The content type is another one.
         #[error("expected multipart/form-data, got `{0}`")]
         NotMultipart(String),
@@ -900,7 +900,7 @@ mod multipart {
     }
 
     /// Splits `body` by the boundary of `content_type`.
-    pub fn parse(content_type: &str, body: &[u8]) -> Result<Vec<Part>, MultipartError> {
+    pub(super) fn parse(content_type: &str, body: &[u8]) -> Result<Vec<Part>, MultipartError> {
         use MultipartError::Malformed;
         let (mime, params) = content_type.split_once(';').unwrap_or((content_type, ""));
         if mime.trim() != "multipart/form-data" {

@@ -255,11 +255,11 @@ mod futures_core_stream {
     use std::pin::Pin;
     use std::task::{Context, Poll};
 
-    pub use futures_core::Stream;
+    pub(super) use futures_core::Stream;
 
-    pub struct OnceErr(bool);
+    pub(super) struct OnceErr(bool);
 
-    pub fn once_err() -> OnceErr {
+    pub(super) fn once_err() -> OnceErr {
         OnceErr(false)
     }
 

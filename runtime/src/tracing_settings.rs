@@ -6,7 +6,7 @@
 //! transform's [`TracingConfig`] becomes a [`TransformTracing`] and the
 //! [`TelemetryConfig`] a [`Tier1Settings`], every `${VAR}` resolved against
 //! the run's [`Env`]. A reference that does not resolve is a
-//! [`SettingsError`] naming the field (`langfuse tracing public_key: ...`,
+//! [`SettingsError`] naming the field (`tracing.public_key: ...`,
 //! `telemetry.exporters[0].options.endpoint: ...`) with the schema's
 //! [`EnvError`], whose message already says how to fix it; the telemetry
 //! crate turns it into the usual one warning and an untraced transform (or
@@ -35,7 +35,7 @@ pub enum SettingsError {
     /// A `${VAR}` reference did not resolve.
     #[error("{field}: {source}")]
     Env {
-        /// The field, e.g. `langfuse tracing public_key` or
+        /// The field, e.g. `tracing.public_key` or
         /// `telemetry.exporters[0].options.headers.x-api-key`.
         field: String,
         /// What is wrong with the reference, and the fix.
@@ -109,14 +109,14 @@ pub fn transform_tracing(config: &TracingConfig, env: &dyn Env) -> Option<Transf
 
 fn langfuse(c: &LangfuseTracingConfig, env: &dyn Env) -> Result<LangfuseExport, SettingsError> {
     let public_key = match &c.public_key {
-        Some(k) => env_field("langfuse tracing public_key", k.resolve(env))?,
+        Some(k) => env_field("tracing.public_key", k.resolve(env))?,
         None => return Err(SettingsError::Missing(MISSING_PUBLIC_KEY)),
     };
     let secret_key = match &c.secret_key {
-        Some(k) => env_field("langfuse tracing secret_key", k.resolve(env))?,
+        Some(k) => env_field("tracing.secret_key", k.resolve(env))?,
         None => return Err(SettingsError::Missing(MISSING_SECRET_KEY)),
     };
-    let host = env_field("langfuse tracing host", c.host.resolve(env))?;
+    let host = env_field("tracing.host", c.host.resolve(env))?;
     let mut settings = LangfuseSettings::new(host, public_key, secret_key);
     settings.environment = c.environment.clone();
     settings.release = c.release.clone();
@@ -133,7 +133,7 @@ fn azure_ai(c: &AzureAiTracingConfig, env: &dyn Env) -> Result<AzureAiExport, Se
         return Err(SettingsError::Missing(MISSING_CONNECTION_STRING));
     };
     Ok(AzureAiExport {
-        connection_string: env_field("azure_ai tracing connection_string", raw.resolve(env))?,
+        connection_string: env_field("tracing.connection_string", raw.resolve(env))?,
         live_metrics: c.enable_live_metrics,
     })
 }
@@ -311,7 +311,7 @@ mod tests {
         let e = t.exporter.unwrap_err().to_string();
         assert_eq!(
             e,
-            "langfuse tracing public_key: environment variable `NOPE_PK` is not set (set it (`export NOPE_PK=...`) or give a default: `${NOPE_PK:-default}`)"
+            "tracing.public_key: environment variable `NOPE_PK` is not set (set it (`export NOPE_PK=...`) or give a default: `${NOPE_PK:-default}`)"
         );
         let c = tracing(json!({"provider": "azure_ai", "connection_string": "${NOPE_CS}"}));
         let e = transform_tracing(&c, &env(&[]))
@@ -320,7 +320,7 @@ mod tests {
             .unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("azure_ai tracing connection_string: environment variable `NOPE_CS`"),
+                .starts_with("tracing.connection_string: environment variable `NOPE_CS`"),
             "{e}"
         );
     }

@@ -216,8 +216,9 @@ pub enum StartError {
 /// use elspeth_telemetry::{TracingRegistry, TransformLabel};
 /// let env: std::collections::HashMap<String, String> =
 ///     [("BASE".to_string(), "http://127.0.0.1:1".to_string())].into();
-/// let registry = Arc::new(TracingRegistry::new(Arc::new(env)));
-/// let ctx = StartContext::new(TransformLabel { index: 0, plugin: "mine".into() }, registry);
+/// let registry = Arc::new(TracingRegistry::new());
+/// let mut ctx = StartContext::new(TransformLabel { index: 0, plugin: "mine".into() }, registry);
+/// ctx.env = Arc::new(env);
 /// assert_eq!(ctx.resolve("base_url", &EnvString::new("${BASE}/v1")).unwrap(), "http://127.0.0.1:1/v1");
 /// let e = ctx.resolve("api_key", &EnvString::new("${KEY}")).unwrap_err();
 /// assert!(e.to_string().starts_with("transforms[0] (mine): api_key: environment variable `KEY` is not set"));

@@ -9,7 +9,7 @@ use elspeth_schema::config::TransformConfig;
 const PLUGINS: &[&str] = &TransformConfig::PLUGINS;
 
 /// A valid pipeline with `n` transforms.
-pub fn pipeline(n: usize) -> String {
+pub(crate) fn pipeline(n: usize) -> String {
     let mut y = String::with_capacity(n * 700);
     y.push_str("# yaml-language-server: $schema=../schema/pipeline.schema.json\n");
     y.push_str("name: bench-pipeline\nsource: { plugin: jsonl, path: data/tickets.jsonl }\n");
@@ -48,7 +48,7 @@ pub fn pipeline(n: usize) -> String {
 }
 
 /// Writes the 1,000-transform pipeline under `target/` and returns its path.
-pub fn pipeline_file() -> PathBuf {
+pub(crate) fn pipeline_file() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data");
     std::fs::create_dir_all(&dir).expect("create target/bench-data");
     let path = dir.join("pipeline-1000.yaml");

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// Every variable the bundled mocks stand in for.
-pub const CLOUD_VARS: [&str; 9] = [
+pub(crate) const CLOUD_VARS: [&str; 9] = [
     "AZURE_OPENAI_ENDPOINT",
     "AZURE_OPENAI_KEY",
     "OPENROUTER_API_KEY",
@@ -20,7 +20,7 @@ pub const CLOUD_VARS: [&str; 9] = [
 ];
 
 /// `program args…` in `dir`, without colour and without any of [`CLOUD_VARS`].
-pub fn clean_command(program: impl AsRef<OsStr>, dir: &Path, args: &[&str]) -> Command {
+pub(crate) fn clean_command(program: impl AsRef<OsStr>, dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(program);
     cmd.args(args).current_dir(dir).env("NO_COLOR", "1");
     for var in CLOUD_VARS {

@@ -55,7 +55,7 @@ pub(crate) fn encode_chat(
 impl<'a> ChatBody<'a> {
     /// The body for `request`; `model` is sent when the endpoint needs it
     /// (OpenRouter, Batch API lines), not to Azure's per-deployment URL.
-    pub fn new(request: &'a LlmRequest, model: Option<&'a str>) -> Self {
+    pub(super) fn new(request: &'a LlmRequest, model: Option<&'a str>) -> Self {
         Self {
             model,
             messages: &request.messages,

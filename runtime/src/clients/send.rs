@@ -63,7 +63,7 @@ impl Sender {
     /// The sender of one backend's client: the shared HTTP client of
     /// `backend`, the retry policy, timeout and Tier 1 handle of `settings`,
     /// and `base`'s host for the Tier 1 spans.
-    pub fn new(
+    pub(super) fn new(
         backend: Backend,
         service: &'static str,
         key: SecretString,
@@ -84,7 +84,7 @@ impl Sender {
     /// Sends what `build` makes until `classify` says done or fail, or the
     /// retries run out. Each attempt is one Tier 1 span named `call`;
     /// `body` is the request body (hashed there, never exported).
-    pub async fn execute<T>(
+    pub(super) async fn execute<T>(
         &self,
         call: &'static str,
         body: &[u8],
@@ -98,7 +98,7 @@ impl Sender {
     /// timeout or a connection broken after the request was sent is not
     /// retried (the server may have acted on it), only failures to connect
     /// and the statuses `classify` marks as retryable.
-    pub async fn execute_with<T>(
+    pub(super) async fn execute_with<T>(
         &self,
         idempotent: bool,
         call: &'static str,
@@ -238,7 +238,7 @@ impl Sender {
     }
 
     /// `text` with every occurrence of the key replaced by `<redacted>`.
-    pub fn redact(&self, text: &str) -> String {
+    pub(super) fn redact(&self, text: &str) -> String {
         let key = self.key.expose_secret();
         if key.len() >= 4 && text.contains(key) {
             text.replace(key, "<redacted>")

@@ -13,7 +13,7 @@ use crate::store::CallCache;
 use crate::transform::RowError;
 
 /// One planned call with its outcome, in plan order.
-pub type CallResult = (PlannedCall, Result<LlmResponse, LlmError>);
+pub(super) type CallResult = (PlannedCall, Result<LlmResponse, LlmError>);
 
 /// Runs the calls of a per-call transform (an [`LlmCall`]) for one row.
 ///

@@ -241,8 +241,6 @@ mod tests {
 
     use std::sync::Arc;
 
-    use elspeth_telemetry::{InMemorySink, TracingRegistry};
-
     use super::*;
     use crate::llm::{GenAiSystem, LlmError, LlmRequest, LlmResponse, PlannedCall};
     use crate::row::{Row, RowContext};
@@ -297,8 +295,7 @@ mod tests {
 
     #[tokio::test]
     async fn close_reports_the_flush_summary() {
-        let sink = InMemorySink::new();
-        let registry = Arc::new(TracingRegistry::fixed(Arc::new(sink.clone())));
+        let (registry, _sink) = elspeth_test_support::memory_tracing();
         let mut t = Inside {
             options: Some(TracingConfig::Langfuse(
                 elspeth_schema::config::LangfuseTracingConfig {

@@ -20,12 +20,12 @@ pub(crate) struct RowFailure {
 
 impl RowFailure {
     /// The JSON written to the row's `error` field.
-    pub fn to_json(&self) -> Value {
+    pub(super) fn to_json(&self) -> Value {
         self.error.to_json_at(&self.transform)
     }
 
     /// The error as one readable line (a CSV cell): `kind: message [transform]`.
-    pub fn text(&self) -> String {
+    pub(super) fn text(&self) -> String {
         format!(
             "{}: {} [{}]",
             self.error.kind, self.error.message, self.transform
@@ -49,7 +49,7 @@ pub(crate) struct Item {
 
 impl Item {
     /// A row read from the source.
-    pub fn new(index: u64, row: Row) -> Self {
+    pub(super) fn new(index: u64, row: Row) -> Self {
         Self {
             index,
             token_id: format!("row-{index}"),
@@ -59,7 +59,7 @@ impl Item {
     }
 
     /// A source line that could not be read as a row.
-    pub fn unreadable(index: u64, message: String) -> Self {
+    pub(super) fn unreadable(index: u64, message: String) -> Self {
         let mut item = Self::new(index, Row::new());
         item.error = Some(RowFailure {
             transform: "source".into(),
@@ -69,7 +69,7 @@ impl Item {
     }
 
     /// Marks the row failed by `transform`.
-    pub fn fail(&mut self, transform: &TransformLabel, error: &RowError) {
+    pub(super) fn fail(&mut self, transform: &TransformLabel, error: &RowError) {
         self.error = Some(RowFailure {
             transform: transform.to_string(),
             error: error.clone(),
@@ -78,7 +78,7 @@ impl Item {
 
     /// Marks the row cancelled before `transform` finished it, saying why
     /// the run stopped (`None`: no reason recorded).
-    pub fn cancel(&mut self, transform: &TransformLabel, reason: Option<&StopReason>) {
+    pub(super) fn cancel(&mut self, transform: &TransformLabel, reason: Option<&StopReason>) {
         let message = match reason {
             Some(reason) if reason.is_breaker() => {
                 format!("not processed: the run stopped because {reason}")
@@ -92,7 +92,7 @@ impl Item {
     }
 
     /// Whether the row was stopped by a cancellation.
-    pub fn is_cancelled(&self) -> bool {
+    pub(super) fn is_cancelled(&self) -> bool {
         self.error
             .as_ref()
             .is_some_and(|e| e.error.kind == RowErrorKind::Cancelled)

@@ -391,7 +391,7 @@ impl Sink {
     /// Creates the sink's temporary files (and the folders of the
     /// destinations); the destinations themselves are untouched until
     /// [`commit`](Self::commit).
-    pub fn create(
+    pub(super) fn create(
         config: &SinkConfig,
         path: &Path,
         error_path: Option<&Path>,
@@ -440,7 +440,7 @@ impl Sink {
     }
 
     /// Writes one row (a failed row to the error file when there is one).
-    pub fn write(&mut self, item: Item) -> Result<(), RunError> {
+    pub(super) fn write(&mut self, item: Item) -> Result<(), RunError> {
         if item.error.is_some()
             && let Some(errors) = &mut self.errors
         {
@@ -453,7 +453,7 @@ impl Sink {
     }
 
     /// Flushes buffered rows to the files.
-    pub fn flush(&mut self) -> Result<(), RunError> {
+    pub(super) fn flush(&mut self) -> Result<(), RunError> {
         match &mut self.main {
             Main::Jsonl(f) => f.flush()?,
             Main::Csv(f) => f.w.flush().map_err(|e| sink_error(&f.path, &e))?,
@@ -465,7 +465,7 @@ impl Sink {
     }
 
     /// Flushes, fsyncs and renames every file over its destination.
-    pub fn commit(self) -> Result<(), RunError> {
+    pub(super) fn commit(self) -> Result<(), RunError> {
         let Self { main, errors } = self;
         match main {
             Main::Jsonl(f) => f.commit()?,
@@ -479,7 +479,7 @@ impl Sink {
 
     /// Removes the temporary files: every destination keeps its previous
     /// content (or stays absent).
-    pub fn discard(self) {
+    pub(super) fn discard(self) {
         drop(self);
     }
 }

@@ -50,7 +50,7 @@ fn delimiter(d: &str) -> Result<u8, BadDelimiter> {
 
 impl Source {
     /// Opens the source of `config` at `path` (already resolved).
-    pub fn open(config: &SourceConfig, path: &Path) -> Result<Self, RunError> {
+    pub(super) fn open(config: &SourceConfig, path: &Path) -> Result<Self, RunError> {
         let io = |e: std::io::Error| RunError::Source {
             path: path.to_path_buf(),
             message: io_message(&e),
@@ -100,7 +100,7 @@ impl Source {
     }
 
     /// The next record; `None` at the end; `Err` on an I/O failure.
-    pub fn next_record(&mut self) -> Option<Result<Record, RunError>> {
+    pub(super) fn next_record(&mut self) -> Option<Result<Record, RunError>> {
         match self {
             Self::Jsonl {
                 reader,
@@ -177,7 +177,7 @@ impl Source {
     }
 
     /// The file this source reads.
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         match self {
             Self::Jsonl { path, .. } | Self::Csv { path, .. } => path,
         }
@@ -189,7 +189,7 @@ impl Source {
     /// A source that ends before its first row is logged as a warning: the
     /// run still succeeds (there is nothing to fail), but an empty output
     /// is rarely what was meant.
-    pub fn pump(
+    pub(super) fn pump(
         mut self,
         limit: Option<u64>,
         stop: impl Fn() -> bool,

@@ -77,7 +77,7 @@ pub(crate) struct Breaker {
 }
 
 impl Breaker {
-    pub fn new(label: TransformLabel, limit: u32, on_auth_error: bool) -> Self {
+    pub(super) fn new(label: TransformLabel, limit: u32, on_auth_error: bool) -> Self {
         Self {
             label,
             limit,
@@ -102,7 +102,7 @@ impl Breaker {
 
     /// Records one row's result (after its retries); trips `cancel` when
     /// the run must stop.
-    pub fn record(&self, result: Result<(), &RowError>, cancel: &CancelToken) {
+    pub(super) fn record(&self, result: Result<(), &RowError>, cancel: &CancelToken) {
         let e = match result {
             Ok(()) => {
                 self.run.store(0, Ordering::Relaxed);
@@ -185,7 +185,7 @@ fn panic_error(e: JoinError) -> RowError {
 
 impl Stage {
     /// Runs the stage until its input ends (or the output closes).
-    pub async fn run(
+    pub(super) async fn run(
         self: Arc<Self>,
         rx: mpsc::Receiver<Item>,
         tx: mpsc::Sender<Item>,

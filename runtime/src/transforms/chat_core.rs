@@ -105,7 +105,7 @@ pub(crate) struct ChatCore<C> {
 
 impl<C: ChatBackend> ChatCore<C> {
     /// From the transform's resolved spec (no I/O).
-    pub fn from_spec(spec: TransformSpec) -> Self {
+    pub(super) fn from_spec(spec: TransformSpec) -> Self {
         Self {
             prompt: spec.prompt,
             queries: spec.queries,
@@ -116,22 +116,22 @@ impl<C: ChatBackend> ChatCore<C> {
     }
 
     /// The expanded queries (empty for a single-call transform).
-    pub fn queries(&self) -> &[Query] {
+    pub(super) fn queries(&self) -> &[Query] {
         &self.queries
     }
 
     /// `pool_size`.
-    pub fn concurrency(&self) -> usize {
+    pub(super) fn concurrency(&self) -> usize {
         self.call.pool_size.max(1) as usize
     }
 
     /// The backend's host, once connected.
-    pub fn server_address(&self) -> Option<&str> {
+    pub(super) fn server_address(&self) -> Option<&str> {
         self.client.as_ref().map(|(c, _)| c.host())
     }
 
     /// Builds the client (from `on_start`).
-    pub fn connect(&mut self, start: &StartContext) -> Result<(), StartError> {
+    pub(super) fn connect(&mut self, start: &StartContext) -> Result<(), StartError> {
         let settings = start.client_settings(&self.call);
         let client = C::connect(start, &self.target, &settings)?;
         self.client = Some((client, start.usage.clone()));
@@ -139,7 +139,7 @@ impl<C: ChatBackend> ChatCore<C> {
     }
 
     /// One call for the row, or one per query (a template error names the query).
-    pub fn plan(&self, row: &Row) -> Result<Vec<PlannedCall>, RowError> {
+    pub(super) fn plan(&self, row: &Row) -> Result<Vec<PlannedCall>, RowError> {
         if self.queries.is_empty() {
             return Ok(vec![PlannedCall::single(self.prompt.request(row, None)?)]);
         }
@@ -159,7 +159,7 @@ impl<C: ChatBackend> ChatCore<C> {
     }
 
     /// Makes the call and counts its usage.
-    pub async fn call(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+    pub(super) async fn call(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
         let (client, usage) = self.client.as_ref().ok_or_else(not_started)?;
         let result = client.chat(request).await;
         usage.record_result(&result);
@@ -167,7 +167,7 @@ impl<C: ChatBackend> ChatCore<C> {
     }
 
     /// Puts the replies into the row.
-    pub fn merge(
+    pub(super) fn merge(
         &self,
         row: Row,
         results: Vec<(PlannedCall, Result<LlmResponse, LlmError>)>,

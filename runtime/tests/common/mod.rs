@@ -21,11 +21,11 @@ use elspeth_telemetry::record::SpanRecord;
 use elspeth_telemetry::{InMemorySink, Tracer, TransformLabel};
 use serde_json::{Value, json};
 
-pub const AZURE_KEY: &str = "test-azure-key-0123456789";
-pub const OPENROUTER_KEY: &str = "sk-or-test-0123456789";
+pub(crate) const AZURE_KEY: &str = "test-azure-key-0123456789";
+pub(crate) const OPENROUTER_KEY: &str = "sk-or-test-0123456789";
 
 /// Both LLM mocks, running.
-pub struct Mocks {
+pub(crate) struct Mocks {
     pub azure: AzureMock,
     pub openrouter: OpenRouterMock,
     pub azure_server: MockServer,
@@ -33,7 +33,7 @@ pub struct Mocks {
 }
 
 impl Mocks {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let azure = AzureMock::new(AZURE_KEY);
         let openrouter = OpenRouterMock::new(OPENROUTER_KEY);
         let azure_server = azure.start(0).await.unwrap();
@@ -47,7 +47,7 @@ impl Mocks {
     }
 
     /// The variables the test configs reference.
-    pub fn env(&self) -> HashMap<String, String> {
+    pub(crate) fn env(&self) -> HashMap<String, String> {
         [
             ("AZURE_OPENAI_ENDPOINT", self.azure_server.url()),
             ("AZURE_OPENAI_KEY", AZURE_KEY.to_string()),
@@ -65,13 +65,13 @@ impl Mocks {
 
 /// The Langfuse tracing block used by traced tests (the fixed registry
 /// records into memory whatever the provider).
-pub fn langfuse() -> Value {
+pub(crate) fn langfuse() -> Value {
     json!({"provider": "langfuse", "public_key": "${LANGFUSE_PUBLIC_KEY:-pk-lf-test}",
            "secret_key": "${LANGFUSE_SECRET_KEY:-sk-lf-test}"})
 }
 
 /// Connection options of `plugin` pointing at the mocks.
-pub fn connection(plugin: &str) -> Value {
+pub(crate) fn connection(plugin: &str) -> Value {
     if plugin.starts_with("azure") {
         json!({"deployment_name": "gpt-4o", "endpoint": "${AZURE_OPENAI_ENDPOINT}", "api_key": "${AZURE_OPENAI_KEY}"})
     } else {
@@ -81,7 +81,7 @@ pub fn connection(plugin: &str) -> Value {
 }
 
 /// A transform config: connection + `options` for `plugin`.
-pub fn config(plugin: &str, options: Value) -> TransformConfig {
+pub(crate) fn config(plugin: &str, options: Value) -> TransformConfig {
     let mut all = connection(plugin);
     for (k, v) in options.as_object().cloned().unwrap_or_default() {
         all[k] = v;
@@ -91,7 +91,7 @@ pub fn config(plugin: &str, options: Value) -> TransformConfig {
 }
 
 /// A started transform with its tracer and trace sink.
-pub struct Harness {
+pub(crate) struct Harness {
     pub transform: Box<dyn DynTransform>,
     pub tracer: Tracer,
     pub sink: InMemorySink,
@@ -99,7 +99,7 @@ pub struct Harness {
 }
 
 impl Harness {
-    pub async fn start(
+    pub(crate) async fn start(
         config: &TransformConfig,
         env: HashMap<String, String>,
         checkpoint_dir: Option<PathBuf>,
@@ -109,7 +109,7 @@ impl Harness {
             .unwrap_or_else(|e| panic!("on_start failed: {e}"))
     }
 
-    pub async fn try_start(
+    pub(crate) async fn try_start(
         config: &TransformConfig,
         env: HashMap<String, String>,
         checkpoint_dir: Option<PathBuf>,
@@ -139,7 +139,7 @@ impl Harness {
         })
     }
 
-    pub async fn process(&self, index: u64, row: Value) -> Result<Row, RowError> {
+    pub(crate) async fn process(&self, index: u64, row: Value) -> Result<Row, RowError> {
         let token = format!("row-{index}");
         self.transform
             .process(
@@ -149,7 +149,7 @@ impl Harness {
             .await
     }
 
-    pub async fn process_batch(&self, rows: Vec<Value>) -> Vec<Result<Row, RowError>> {
+    pub(crate) async fn process_batch(&self, rows: Vec<Value>) -> Vec<Result<Row, RowError>> {
         let rows = rows
             .into_iter()
             .enumerate()
@@ -164,13 +164,13 @@ impl Harness {
             .await
     }
 
-    pub fn spans(&self) -> Vec<SpanRecord> {
+    pub(crate) fn spans(&self) -> Vec<SpanRecord> {
         self.sink.spans()
     }
 }
 
 /// A fresh folder under the system temp dir.
-pub fn tmpdir(name: &str) -> PathBuf {
+pub(crate) fn tmpdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "elspeth-test-{name}-{}-{}",
         std::process::id(),
@@ -181,11 +181,11 @@ pub fn tmpdir(name: &str) -> PathBuf {
 }
 
 /// The row as a JSON value.
-pub fn value(row: Row) -> Value {
+pub(crate) fn value(row: Row) -> Value {
     Value::Object(row)
 }
 
 /// `(key, value)` pairs of trace metadata, as JSON.
-pub fn meta(pairs: &[(String, Value)]) -> Value {
+pub(crate) fn meta(pairs: &[(String, Value)]) -> Value {
     Value::Object(pairs.iter().cloned().collect())
 }

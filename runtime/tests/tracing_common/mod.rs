@@ -13,22 +13,22 @@ use std::ops::Deref;
 use elspeth_runtime::tracing_settings;
 use elspeth_schema::config::{TracingConfig, TracingProvider};
 use elspeth_telemetry::{ProviderNotAccepted, Tracer, TracingRegistry, TransformLabel};
-pub use telemetry_common::*;
+pub(crate) use telemetry_common::*;
 
 /// A [`TracingRegistry`] and the environment `${VAR}`s resolve against.
-pub struct Registry {
+pub(crate) struct Registry {
     inner: TracingRegistry,
     env: HashMap<String, String>,
 }
 
 impl Registry {
     /// `inner`, resolving against `env`.
-    pub fn new(env: HashMap<String, String>, inner: TracingRegistry) -> Self {
+    pub(crate) fn new(env: HashMap<String, String>, inner: TracingRegistry) -> Self {
         Self { inner, env }
     }
 
     /// The tracer of one transform, as the runtime sets it up.
-    pub fn tracer_for(
+    pub(crate) fn tracer_for(
         &self,
         transform: &TransformLabel,
         config: Option<&TracingConfig>,
@@ -47,7 +47,7 @@ impl Deref for Registry {
 }
 
 /// The environment of `pairs`.
-pub fn env_of(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+pub(crate) fn env_of(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

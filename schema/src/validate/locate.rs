@@ -24,7 +24,7 @@ pub(crate) enum Step<'a> {
 }
 
 impl Step<'_> {
-    pub fn to_seg(self) -> Seg {
+    pub(crate) fn to_seg(self) -> Seg {
         match self {
             Step::Key(k) => Seg::Key(k.to_string()),
             Step::Index(i) => Seg::Index(i),

@@ -442,7 +442,7 @@ pub(crate) struct Finding {
 }
 
 impl Finding {
-    pub fn new(span: Span, severity: Severity, message: String) -> Self {
+    pub(crate) fn new(span: Span, severity: Severity, message: String) -> Self {
         Self {
             span,
             severity,
@@ -467,13 +467,13 @@ pub(crate) struct Phase<'a> {
 }
 
 impl Phase<'_> {
-    pub fn push(&mut self, finding: Finding) -> &mut Finding {
+    pub(crate) fn push(&mut self, finding: Finding) -> &mut Finding {
         self.findings.push(finding);
         self.findings.last_mut().expect("just pushed")
     }
 
     /// Whether the schema phase found no problem at or under `prefix`.
-    pub fn is_clean(&self, prefix: &[Seg]) -> bool {
+    pub(crate) fn is_clean(&self, prefix: &[Seg]) -> bool {
         !self.bad_paths.iter().any(|p| p.starts_with(prefix))
     }
 }

@@ -57,7 +57,7 @@ pub(crate) struct Nav<'s> {
 }
 
 impl<'s> Nav<'s> {
-    pub fn new(root: &'s Json) -> Self {
+    pub(crate) fn new(root: &'s Json) -> Self {
         Self {
             root,
             refs: RefCell::new(HashMap::new()),
@@ -66,12 +66,12 @@ impl<'s> Nav<'s> {
     }
 
     /// The schema of the document root.
-    pub fn root(&self, node: &Node) -> At<'s> {
+    pub(crate) fn root(&self, node: &Node) -> At<'s> {
         self.enter(self.root, node)
     }
 
     /// Follows `$ref` and single-item `allOf` wrappers.
-    pub fn resolve(&self, mut schema: &'s Json) -> (&'s Json, Option<&'s str>, StrKind) {
+    pub(crate) fn resolve(&self, mut schema: &'s Json) -> (&'s Json, Option<&'s str>, StrKind) {
         let mut description = None;
         let mut kind = StrKind::Plain;
         for _ in 0..32 {
@@ -114,7 +114,7 @@ impl<'s> Nav<'s> {
 
     /// The schema of `node` given the schema written for its position:
     /// resolves references and picks the `oneOf`/`anyOf` branch that applies.
-    pub fn enter(&self, schema: &'s Json, node: &Node) -> At<'s> {
+    pub(crate) fn enter(&self, schema: &'s Json, node: &Node) -> At<'s> {
         let (mut schema, mut description, mut kind) = self.resolve(schema);
         for _ in 0..8 {
             let Some(branch) = self.select(schema, node) else {
@@ -135,7 +135,7 @@ impl<'s> Nav<'s> {
     }
 
     /// The branches of a `oneOf`/`anyOf`, resolved.
-    pub fn branches(&self, schema: &'s Json) -> Vec<&'s Json> {
+    pub(crate) fn branches(&self, schema: &'s Json) -> Vec<&'s Json> {
         schema
             .get("oneOf")
             .or_else(|| schema.get("anyOf"))
@@ -146,7 +146,7 @@ impl<'s> Nav<'s> {
 
     /// The discriminator of a `oneOf`, when every branch has a `const` for
     /// the same key.
-    pub fn discriminator(&self, schema: &'s Json) -> Option<Rc<Discriminated<'s>>> {
+    pub(crate) fn discriminator(&self, schema: &'s Json) -> Option<Rc<Discriminated<'s>>> {
         let key = schema as *const Json as usize;
         if let Some(d) = self.discriminators.borrow().get(&key) {
             return d.clone();
@@ -157,7 +157,7 @@ impl<'s> Nav<'s> {
     }
 
     /// The discriminator of a list of `oneOf` branches.
-    pub fn discriminator_of(&self, branches: &[&'s Json]) -> Option<Discriminated<'s>> {
+    pub(crate) fn discriminator_of(&self, branches: &[&'s Json]) -> Option<Discriminated<'s>> {
         let branches: Vec<&Json> = branches.iter().map(|b| self.resolve(b).0).collect();
         if branches.len() < 2 {
             return None;
@@ -217,7 +217,13 @@ impl<'s> Nav<'s> {
     }
 
     /// The schema of the child `step` of `node` (whose schema is `at`).
-    pub fn child(&self, at: At<'s>, node: &Node, step: Step<'_>, child: &Node) -> Option<At<'s>> {
+    pub(crate) fn child(
+        &self,
+        at: At<'s>,
+        node: &Node,
+        step: Step<'_>,
+        child: &Node,
+    ) -> Option<At<'s>> {
         let schema = at.schema;
         let property = |name: &str| {
             schema
@@ -236,7 +242,7 @@ impl<'s> Nav<'s> {
 
     /// The schema that applies at `path` under `root` (`None` where the
     /// schema does not describe the tree).
-    pub fn at_path(&self, root: &Node, path: &[Seg]) -> Option<At<'s>> {
+    pub(crate) fn at_path(&self, root: &Node, path: &[Seg]) -> Option<At<'s>> {
         let mut at = self.root(root);
         let mut node = root;
         for seg in path {
@@ -248,7 +254,7 @@ impl<'s> Nav<'s> {
     }
 
     /// The root schema document.
-    pub fn document(&self) -> &'s Json {
+    pub(crate) fn document(&self) -> &'s Json {
         self.root
     }
 }

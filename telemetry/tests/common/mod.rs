@@ -12,16 +12,16 @@ use elspeth_telemetry::{
     GenerationStart, SpanSink, TraceStart, Tracer, TracerOptions, TracingProvider,
 };
 
-pub const PK: &str = "pk-lf-test-0001";
-pub const SK: &str = "sk-lf-secret-0001";
-pub const IKEY: &str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
+pub(crate) const PK: &str = "pk-lf-test-0001";
+pub(crate) const SK: &str = "sk-lf-secret-0001";
+pub(crate) const IKEY: &str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
 
-pub const PROMPT: &str = "Classify: hello world";
-pub const SYSTEM: &str = "You are a sentiment classifier.";
-pub const REPLY: &str = "positive";
+pub(crate) const PROMPT: &str = "Classify: hello world";
+pub(crate) const SYSTEM: &str = "You are a sentiment classifier.";
+pub(crate) const REPLY: &str = "positive";
 
 /// Export settings for tests: small backoff so retries finish fast.
-pub fn fast_config() -> ExportConfig {
+pub(crate) fn fast_config() -> ExportConfig {
     ExportConfig {
         interval: Duration::from_millis(50),
         request_timeout: Duration::from_secs(2),
@@ -36,7 +36,7 @@ pub fn fast_config() -> ExportConfig {
     }
 }
 
-pub fn tracer(sink: Arc<dyn SpanSink>, provider: TracingProvider, content: bool) -> Tracer {
+pub(crate) fn tracer(sink: Arc<dyn SpanSink>, provider: TracingProvider, content: bool) -> Tracer {
     Tracer::new(
         sink,
         TracerOptions {
@@ -47,7 +47,7 @@ pub fn tracer(sink: Arc<dyn SpanSink>, provider: TracingProvider, content: bool)
     )
 }
 
-pub fn start(token: &str) -> TraceStart<'_> {
+pub(crate) fn start(token: &str) -> TraceStart<'_> {
     TraceStart {
         plugin: "azure_llm",
         token_id: token,
@@ -56,7 +56,7 @@ pub fn start(token: &str) -> TraceStart<'_> {
     }
 }
 
-pub fn request(with_system: bool) -> LlmRequest {
+pub(crate) fn request(with_system: bool) -> LlmRequest {
     let mut r = LlmRequest::user("gpt-4o", PROMPT);
     if with_system {
         r.messages.insert(0, ChatMessage::system(SYSTEM));
@@ -64,7 +64,7 @@ pub fn request(with_system: bool) -> LlmRequest {
     r
 }
 
-pub fn response() -> LlmResponse {
+pub(crate) fn response() -> LlmResponse {
     LlmResponse {
         content: REPLY.into(),
         model: Some("gpt-4o-2024-08-06".into()),
@@ -79,7 +79,7 @@ pub fn response() -> LlmResponse {
     }
 }
 
-pub fn server_error() -> LlmError {
+pub(crate) fn server_error() -> LlmError {
     LlmError::new(
         LlmErrorKind::Server,
         format!("HTTP 500: upstream overloaded while answering '{REPLY}'"),
@@ -88,7 +88,7 @@ pub fn server_error() -> LlmError {
 }
 
 /// One row: trace + successful generation.
-pub fn record_ok(tracer: &Tracer, token: &str, with_system: bool) {
+pub(crate) fn record_ok(tracer: &Tracer, token: &str, with_system: bool) {
     let trace = tracer.start_trace(start(token));
     let req = request(with_system);
     let mut gs = GenerationStart::new(GenAiSystem::AzureOpenAi, &req);
@@ -98,7 +98,7 @@ pub fn record_ok(tracer: &Tracer, token: &str, with_system: bool) {
 }
 
 /// One row: trace + failed generation (HTTP 500).
-pub fn record_err(tracer: &Tracer, token: &str) {
+pub(crate) fn record_err(tracer: &Tracer, token: &str) {
     let trace = tracer.start_trace(start(token));
     let req = request(false);
     trace
@@ -108,14 +108,14 @@ pub fn record_err(tracer: &Tracer, token: &str) {
 }
 
 /// Whether `needle` occurs in `haystack`.
-pub fn contains(haystack: &[u8], needle: &str) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
     let n = needle.as_bytes();
     !n.is_empty() && haystack.windows(n.len()).any(|w| w == n)
 }
 
 /// Log lines of every test in this binary (a global subscriber writing to
 /// memory). Filter by something unique to your test (a host, a label).
-pub fn logs() -> LogBuffer {
+pub(crate) fn logs() -> LogBuffer {
     use std::sync::OnceLock;
     static BUFFER: OnceLock<LogBuffer> = OnceLock::new();
     BUFFER
@@ -135,16 +135,16 @@ pub fn logs() -> LogBuffer {
 
 /// Captured log output.
 #[derive(Clone)]
-pub struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+pub(crate) struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl LogBuffer {
     /// Everything logged so far.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 
     /// Lines containing every one of `needles`.
-    pub fn lines_with(&self, needles: &[&str]) -> Vec<String> {
+    pub(crate) fn lines_with(&self, needles: &[&str]) -> Vec<String> {
         self.text()
             .lines()
             .filter(|l| needles.iter().all(|n| l.contains(n)))
@@ -164,7 +164,7 @@ impl std::io::Write for LogBuffer {
 }
 
 /// A port nothing listens on.
-pub fn dead_port() -> u16 {
+pub(crate) fn dead_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
@@ -172,7 +172,7 @@ pub fn dead_port() -> u16 {
 /// A miniature pipeline: `rows` rows, 8 in flight, each "calls the LLM"
 /// (yields) and records a trace + generation, then writes its output row.
 /// Returns the rows written, and the most spans the sink had pending.
-pub async fn run_rows(
+pub(crate) async fn run_rows(
     tracer: &Tracer,
     sink: Arc<dyn SpanSink>,
     rows: usize,
