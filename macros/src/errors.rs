@@ -70,24 +70,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn suggests_close_names_only() {
-        let args = ["tracing", "name", "mode", "crate"];
-        assert_eq!(did_you_mean("tracin", args), Some("tracing"));
-        assert_eq!(did_you_mean("nmae", args), Some("name"));
-        assert_eq!(did_you_mean("frobnicate", args), None);
-        assert_eq!(
-            did_you_mean("langfus", ["langfuse", "azure_ai"]),
-            Some("langfuse")
-        );
-        assert_eq!(
-            did_you_mean("azure", ["langfuse", "azure_ai"]),
-            Some("azure_ai")
-        );
-        assert_eq!(did_you_mean("jbo", ["call", "job"]), Some("job"));
-        assert_eq!(did_you_mean("x", ["call", "job"]), None);
-    }
-
-    #[test]
     fn collects_every_error() {
         let mut errors = Errors::new();
         assert!(errors.is_empty());

@@ -37,8 +37,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use elspeth_schema::config::{
-    AzureConnection, CallOptions, Env, EnvString, OpenRouterConnection, PipelineConfig,
+    AzureConnection, CallOptions, Connection, Env, EnvString, OpenRouterConnection, PipelineConfig,
     PromptOptions, QueryMatrix, ResponseFormat, SecretRef, TracingConfig, TransformConfig,
+    TransformOptions,
 };
 use elspeth_schema::interpolate::EnvError;
 use elspeth_schema::paths::resolve_against;
@@ -51,7 +52,7 @@ use crate::engine::HasTracing;
 use crate::row::Row;
 use crate::store::Fingerprint;
 use crate::transform::DynTransform;
-use crate::transforms::matrix::{Query, expand};
+use crate::transforms::matrix::{MatrixProblem, Query, expand};
 use crate::transforms::prompt::{Prompt, PromptError};
 
 /// How the runner hands a transform its rows.
@@ -439,12 +440,13 @@ pub enum PlanProblem {
         source: PromptError,
     },
     /// The query matrix cannot be expanded.
-    #[error("{transform}: {message}")]
+    #[error("{transform}: {source}")]
     Queries {
         /// The transform.
         transform: TransformLabel,
         /// What is wrong and how to fix it.
-        message: String,
+        #[source]
+        source: MatrixProblem,
     },
 }
 
@@ -534,11 +536,20 @@ pub trait BuildTransform: HasTracing + Send + Sync {
     fn build(&self, spec: TransformSpec) -> Box<dyn DynTransform>;
 }
 
-/// Generates [`plugin_of`] from the schema's one list of plugins, so a new
-/// plugin needs no line here: only its `BuildTransform` impl, which the
-/// compiler asks for.
+/// Generates [`plugin_of`] (and each plugin's [`HasTracing`], from its
+/// option groups) from the schema's one list of plugins, so a new plugin
+/// needs no line here: only its `BuildTransform` impl, which the compiler
+/// asks for.
 macro_rules! plugin_dispatch {
     ($( $(#[$meta:meta])* $variant:ident($options:ty) = $name:literal, )*) => {
+        $(
+            impl HasTracing for $options {
+                fn tracing_config(&self) -> Option<&TracingConfig> {
+                    TransformOptions::tracing(self)
+                }
+            }
+        )*
+
         /// The one dispatch over [`TransformConfig`]: the plugin's options,
         /// as the trait every plugin implements.
         pub fn plugin_of(config: &TransformConfig) -> &dyn BuildTransform {
@@ -649,12 +660,42 @@ impl Resolver<'_> {
     /// The expanded matrix (empty, with the problem recorded, when it
     /// cannot be expanded).
     pub fn queries(&mut self, matrix: &QueryMatrix) -> Vec<Query> {
-        expand(matrix).unwrap_or_else(|message| {
+        expand(matrix).unwrap_or_else(|source| {
             self.problems.push(PlanProblem::Queries {
                 transform: self.label.clone(),
-                message: message.to_string(),
+                source,
             });
             Vec::new()
+        })
+    }
+
+    /// The parts every plugin has, from its option groups: the target of
+    /// its connection, its queries (when it has a matrix) and its compiled
+    /// prompt; `None` when the prompt does not compile (every problem is
+    /// recorded either way).
+    pub fn parts(
+        &mut self,
+        options: &dyn TransformOptions,
+        mode: Mode,
+        service: Service,
+    ) -> Option<SpecParts> {
+        let connection = options.connection();
+        let target = match connection {
+            Connection::Azure(c) => self.azure(c),
+            Connection::OpenRouter(c) => self.openrouter(c),
+        };
+        let queries = options
+            .queries()
+            .map(|m| self.queries(m))
+            .unwrap_or_default();
+        let prompt = self.prompt(options.prompt(), options.call(), connection.model())?;
+        Some(SpecParts {
+            mode,
+            service,
+            target,
+            prompt,
+            queries,
+            call: options.call().clone(),
         })
     }
 }

@@ -8,14 +8,13 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use std::sync::Arc;
 
-use elspeth_schema::config::{AzureBatchLlmOptions, TracingConfig};
+use elspeth_schema::config::AzureBatchLlmOptions;
 
 use super::chat_core::not_started;
 use super::checkpoint::{CheckpointDir, job_key};
 use super::prompt::Prompt;
 use crate::clients::azure_batch::parse_results;
 use crate::clients::{AzureBatchClient, BatchJob, BatchStatus};
-use crate::engine::HasTracing;
 use crate::llm::{
     GenAiSystem, JobLine, JobOutcome, LlmError, LlmErrorKind, LlmJob, LlmRequest, LlmResponse,
 };
@@ -317,26 +316,15 @@ impl LlmJob for AzureBatchLlm {
     }
 }
 
-impl HasTracing for AzureBatchLlmOptions {
-    fn tracing_config(&self) -> Option<&TracingConfig> {
-        self.tracing.as_ref()
-    }
-}
-
 impl BuildTransform for AzureBatchLlmOptions {
     fn resolve(&self, r: &mut Resolver<'_>) -> Option<SpecParts> {
-        let target = r.azure(&self.connection);
-        let prompt = r.prompt(&self.prompt, &self.call, &self.connection.deployment_name)?;
-        Some(SpecParts {
-            mode: Mode::Job {
+        r.parts(
+            self,
+            Mode::Job {
                 batch_size: self.batch.batch_size.max(1) as usize,
             },
-            service: Service::AzureOpenAiBatch,
-            target,
-            prompt,
-            queries: Vec::new(),
-            call: self.call.clone(),
-        })
+            Service::AzureOpenAiBatch,
+        )
     }
 
     fn build(&self, spec: TransformSpec) -> Box<dyn DynTransform> {

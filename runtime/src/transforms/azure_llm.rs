@@ -1,10 +1,9 @@
 //! `azure_llm`: one Azure OpenAI chat call per row.
 
-use elspeth_schema::config::{AzureLlmOptions, TracingConfig};
+use elspeth_schema::config::AzureLlmOptions;
 
 use super::chat_core::{ChatCore, llm_call_via_core};
 use crate::clients::AzureChatClient;
-use crate::engine::HasTracing;
 use crate::plan::{BuildTransform, Mode, Resolver, Service, SpecParts, TransformSpec};
 use crate::transform::DynTransform;
 
@@ -35,25 +34,9 @@ impl AzureLlm {
 
 llm_call_via_core!(AzureLlm, AzureOpenAi, "deployment", deployment_name);
 
-impl HasTracing for AzureLlmOptions {
-    fn tracing_config(&self) -> Option<&TracingConfig> {
-        self.tracing.as_ref()
-    }
-}
-
 impl BuildTransform for AzureLlmOptions {
     fn resolve(&self, r: &mut Resolver<'_>) -> Option<SpecParts> {
-        let target = r.azure(&self.connection);
-        let queries = Vec::new();
-        let prompt = r.prompt(&self.prompt, &self.call, &self.connection.deployment_name)?;
-        Some(SpecParts {
-            mode: Mode::PerCall,
-            service: Service::AzureOpenAi,
-            target,
-            prompt,
-            queries,
-            call: self.call.clone(),
-        })
+        r.parts(self, Mode::PerCall, Service::AzureOpenAi)
     }
 
     fn build(&self, spec: TransformSpec) -> Box<dyn DynTransform> {

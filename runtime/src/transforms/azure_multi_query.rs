@@ -1,11 +1,10 @@
 //! `azure_multi_query_llm`: a query matrix per row against Azure OpenAI.
 
-use elspeth_schema::config::{AzureMultiQueryLlmOptions, TracingConfig};
+use elspeth_schema::config::AzureMultiQueryLlmOptions;
 
 use super::chat_core::{ChatCore, llm_call_via_core};
 use super::matrix::Query;
 use crate::clients::AzureChatClient;
-use crate::engine::HasTracing;
 use crate::plan::{BuildTransform, Mode, Resolver, Service, SpecParts, TransformSpec};
 use crate::transform::DynTransform;
 
@@ -41,25 +40,9 @@ llm_call_via_core!(
     deployment_name
 );
 
-impl HasTracing for AzureMultiQueryLlmOptions {
-    fn tracing_config(&self) -> Option<&TracingConfig> {
-        self.tracing.as_ref()
-    }
-}
-
 impl BuildTransform for AzureMultiQueryLlmOptions {
     fn resolve(&self, r: &mut Resolver<'_>) -> Option<SpecParts> {
-        let target = r.azure(&self.connection);
-        let queries = r.queries(&self.queries);
-        let prompt = r.prompt(&self.prompt, &self.call, &self.connection.deployment_name)?;
-        Some(SpecParts {
-            mode: Mode::PerCall,
-            service: Service::AzureOpenAi,
-            target,
-            prompt,
-            queries,
-            call: self.call.clone(),
-        })
+        r.parts(self, Mode::PerCall, Service::AzureOpenAi)
     }
 
     fn build(&self, spec: TransformSpec) -> Box<dyn DynTransform> {

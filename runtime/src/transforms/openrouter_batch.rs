@@ -2,11 +2,10 @@
 //! one OpenRouter call, run concurrently (at most `pool_size` in flight),
 //! each traced as its own call.
 
-use elspeth_schema::config::{OpenRouterBatchLlmOptions, TracingConfig};
+use elspeth_schema::config::OpenRouterBatchLlmOptions;
 
 use super::chat_core::{ChatCore, llm_call_via_core};
 use crate::clients::OpenRouterClient;
-use crate::engine::HasTracing;
 use crate::plan::{BuildTransform, Mode, Resolver, Service, SpecParts, TransformSpec};
 use crate::transform::DynTransform;
 
@@ -42,27 +41,15 @@ impl OpenRouterBatchLlm {
 
 llm_call_via_core!(OpenRouterBatchLlm, OpenRouter, "model", model);
 
-impl HasTracing for OpenRouterBatchLlmOptions {
-    fn tracing_config(&self) -> Option<&TracingConfig> {
-        self.tracing.as_ref()
-    }
-}
-
 impl BuildTransform for OpenRouterBatchLlmOptions {
     fn resolve(&self, r: &mut Resolver<'_>) -> Option<SpecParts> {
-        let target = r.openrouter(&self.connection);
-        let queries = Vec::new();
-        let prompt = r.prompt(&self.prompt, &self.call, &self.connection.model)?;
-        Some(SpecParts {
-            mode: Mode::Chunked {
+        r.parts(
+            self,
+            Mode::Chunked {
                 rows: self.batch.batch_size.max(1) as usize,
             },
-            service: Service::OpenRouter,
-            target,
-            prompt,
-            queries,
-            call: self.call.clone(),
-        })
+            Service::OpenRouter,
+        )
     }
 
     fn build(&self, spec: TransformSpec) -> Box<dyn DynTransform> {

@@ -1,10 +1,9 @@
 //! `openrouter_llm`: one OpenRouter chat call per row.
 
-use elspeth_schema::config::{OpenRouterLlmOptions, TracingConfig};
+use elspeth_schema::config::OpenRouterLlmOptions;
 
 use super::chat_core::{ChatCore, llm_call_via_core};
 use crate::clients::OpenRouterClient;
-use crate::engine::HasTracing;
 use crate::plan::{BuildTransform, Mode, Resolver, Service, SpecParts, TransformSpec};
 use crate::transform::DynTransform;
 
@@ -34,25 +33,9 @@ impl OpenRouterLlm {
 
 llm_call_via_core!(OpenRouterLlm, OpenRouter, "model", model);
 
-impl HasTracing for OpenRouterLlmOptions {
-    fn tracing_config(&self) -> Option<&TracingConfig> {
-        self.tracing.as_ref()
-    }
-}
-
 impl BuildTransform for OpenRouterLlmOptions {
     fn resolve(&self, r: &mut Resolver<'_>) -> Option<SpecParts> {
-        let target = r.openrouter(&self.connection);
-        let queries = Vec::new();
-        let prompt = r.prompt(&self.prompt, &self.call, &self.connection.model)?;
-        Some(SpecParts {
-            mode: Mode::PerCall,
-            service: Service::OpenRouter,
-            target,
-            prompt,
-            queries,
-            call: self.call.clone(),
-        })
+        r.parts(self, Mode::PerCall, Service::OpenRouter)
     }
 
     fn build(&self, spec: TransformSpec) -> Box<dyn DynTransform> {

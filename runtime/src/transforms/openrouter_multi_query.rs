@@ -1,11 +1,10 @@
 //! `openrouter_multi_query_llm`: a query matrix per row against OpenRouter.
 
-use elspeth_schema::config::{OpenRouterMultiQueryLlmOptions, TracingConfig};
+use elspeth_schema::config::OpenRouterMultiQueryLlmOptions;
 
 use super::chat_core::{ChatCore, llm_call_via_core};
 use super::matrix::Query;
 use crate::clients::OpenRouterClient;
-use crate::engine::HasTracing;
 use crate::plan::{BuildTransform, Mode, Resolver, Service, SpecParts, TransformSpec};
 use crate::transform::DynTransform;
 
@@ -36,25 +35,9 @@ impl OpenRouterMultiQueryLlm {
 
 llm_call_via_core!(OpenRouterMultiQueryLlm, OpenRouter, "model", model);
 
-impl HasTracing for OpenRouterMultiQueryLlmOptions {
-    fn tracing_config(&self) -> Option<&TracingConfig> {
-        self.tracing.as_ref()
-    }
-}
-
 impl BuildTransform for OpenRouterMultiQueryLlmOptions {
     fn resolve(&self, r: &mut Resolver<'_>) -> Option<SpecParts> {
-        let target = r.openrouter(&self.connection);
-        let queries = r.queries(&self.queries);
-        let prompt = r.prompt(&self.prompt, &self.call, &self.connection.model)?;
-        Some(SpecParts {
-            mode: Mode::PerCall,
-            service: Service::OpenRouter,
-            target,
-            prompt,
-            queries,
-            call: self.call.clone(),
-        })
+        r.parts(self, Mode::PerCall, Service::OpenRouter)
     }
 
     fn build(&self, spec: TransformSpec) -> Box<dyn DynTransform> {

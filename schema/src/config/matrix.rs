@@ -300,6 +300,40 @@ mod tests {
     }
 
     #[test]
+    fn the_first_problem_stops_expand_with_its_message() {
+        let e = matrix(json!({"d": []})).expand().unwrap_err().to_string();
+        assert_eq!(e, "queries.d has no items; give it at least one");
+        let e = matrix(json!({"d": [{"name": "a b"}]}))
+            .expand()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must be letters, digits and `_`"));
+        let e = matrix(json!({"d": [{"name": "a"}, {"name": "a"}]}))
+            .expand()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "queries.d: item name `a` appears twice");
+        let e = matrix(
+            json!({"d1": [{"name": "a_b"}, {"name": "a"}], "d2": [{"name": "c"}, {"name": "b_c"}]}),
+        )
+        .expand()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("both named `a_b_c`"), "{e}");
+        let big: Vec<Value> = (0..40).map(|i| json!({"name": format!("i{i}")})).collect();
+        let e = matrix(json!({"a": big.clone(), "b": big}))
+            .expand()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1600 combinations"), "{e}");
+        let e = matrix(json!({"d": [{"name": "a", "vars": {"name": "x"}}]}))
+            .expand()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`name` is reserved"));
+    }
+
+    #[test]
     fn every_problem_is_reported() {
         let m = matrix(json!({
             "bad-dim": [],
