@@ -3,6 +3,8 @@
 //! - [`call`]: one LLM call (request, response, usage, error), used by the
 //!   clients, the transforms, the tracer and the run store alike.
 //! - [`TransformLabel`]: how a transform is named in logs and errors.
+//! - [`redact`]: URLs with their userinfo and query values masked, for
+//!   anything shown (dry runs, summaries, logs, errors).
 //! - [`suggest`]: the one "did you mean" algorithm of the validator and the
 //!   `#[llm_transform]` macro.
 //! - [`BoxFuture`]: the boxed future of object-safe async traits.
@@ -19,6 +21,7 @@ use std::pin::Pin;
 pub mod call;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod redact;
 pub mod suggest;
 
 pub use call::{

@@ -726,7 +726,8 @@ fn resolve_one(
     }
     let (tracing_summary, tracing_warnings) = tracing_of(env, &label, config.tracing());
     Some(TransformSpec {
-        shown_target: url_resolved.then(|| parts.target.url().to_string()),
+        shown_target: url_resolved
+            .then(|| elspeth_core::redact::url(parts.target.url()).into_owned()),
         mode: parts.mode,
         service: parts.service,
         target: parts.target,
@@ -763,7 +764,9 @@ fn tracing_of(
         return ("none".into(), warnings);
     };
     let summary = match resolved.exporter {
-        Ok(ExporterSettings::Langfuse(l)) => format!("langfuse ({})", l.settings.host),
+        Ok(ExporterSettings::Langfuse(l)) => {
+            format!("langfuse ({})", elspeth_core::redact::url(&l.settings.host))
+        }
         Ok(ExporterSettings::AzureAi(_)) => config.provider().to_string(),
         Err(e) => {
             // A missing key is already among the completeness errors.

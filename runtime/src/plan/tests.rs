@@ -213,3 +213,39 @@ fn resolution_errors_name_the_field_and_variable_only() {
         "transforms[2] (azure_llm): api_key: environment variable `AZURE_OPENAI_KEY` is not set (set it (`export AZURE_OPENAI_KEY=...`) or give a default: `${AZURE_OPENAI_KEY:-default}`)"
     );
 }
+
+#[test]
+fn the_description_masks_credentials_in_urls() {
+    // Resolved values can carry credentials: a SAS-style query on the
+    // endpoint, a password in the Langfuse host.
+    let config = pipeline(serde_json::json!([
+        {"plugin": "azure_llm", "options": {
+            "deployment_name": "gpt-4o", "endpoint": "${AZ_ENDPOINT}",
+            "api_key": "${AZ_KEY}", "prompt_template": "x {{ text }}",
+            "tracing": {"provider": "langfuse", "host": "${LF_HOST}",
+                        "public_key": "pk", "secret_key": "${SK}"}}}
+    ]));
+    let vars = env(&[
+        (
+            "AZ_ENDPOINT",
+            "https://proxy:hunter2@r.openai.azure.com/?sig=s3cr3t",
+        ),
+        ("AZ_KEY", "k"),
+        ("LF_HOST", "https://lf-user:lf-pass@langfuse.example"),
+        ("SK", "sk"),
+    ]);
+    let plan = Plan::resolve(&config, Path::new("."), &vars).unwrap();
+    let d = plan.describe(None);
+    let shown = format!("{plan}{d:?}");
+    for secret in ["hunter2", "s3cr3t", "lf-pass"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert_eq!(
+        d.transforms[0].target.as_deref(),
+        Some("https://proxy:***@r.openai.azure.com/?sig=***")
+    );
+    assert_eq!(
+        d.transforms[0].tracing,
+        "langfuse (https://lf-user:***@langfuse.example)"
+    );
+}

@@ -98,12 +98,15 @@ impl LangfuseSettings {
     /// (no trailing `/`). The error says what is wrong; it never contains a key.
     pub fn validate(mut self) -> Result<Self, LangfuseSettingsError> {
         let host = self.host.trim().trim_end_matches('/').to_string();
+        // Errors show the host masked: a malformed one may still hold a
+        // password or a token.
+        let shown = || elspeth_core::redact::url(&host).into_owned();
         let url = reqwest::Url::parse(&host).map_err(|e| LangfuseSettingsError::HostNotAUrl {
-            host: host.clone(),
+            host: shown(),
             reason: e.to_string(),
         })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(LangfuseSettingsError::HostScheme { host });
+            return Err(LangfuseSettingsError::HostScheme { host: shown() });
         }
         if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
             return Err(LangfuseSettingsError::HostNotPlain {
@@ -140,7 +143,11 @@ impl LangfuseSettings {
     /// `langfuse <host> (<public key>)`: names the exporter in logs; the
     /// public key tells two projects on one host apart (it is not a secret).
     pub fn label(&self) -> String {
-        format!("langfuse {} ({})", self.host, self.public_key)
+        format!(
+            "langfuse {} ({})",
+            elspeth_core::redact::url(&self.host),
+            self.public_key
+        )
     }
 }
 
@@ -152,7 +159,7 @@ pub enum LangfuseSettingsError {
         "langfuse host `{host}` is not a valid URL ({reason}); use e.g. https://cloud.langfuse.com"
     )]
     HostNotAUrl {
-        /// The host as given.
+        /// The host as given, credentials masked.
         host: String,
         /// The URL parser's complaint.
         reason: String,
@@ -160,7 +167,7 @@ pub enum LangfuseSettingsError {
     /// The host is not `http(s)://`.
     #[error("langfuse host `{host}` must start with http:// or https://")]
     HostScheme {
-        /// The host as given.
+        /// The host as given, credentials masked.
         host: String,
     },
     /// The host has credentials or a query string.

@@ -575,14 +575,14 @@ fn pipeline(
 /// `{endpoint}/v1/traces` (kept as is when it already ends with it).
 fn traces_url(endpoint: &str) -> Result<String, EndpointProblem> {
     let base = endpoint.trim().trim_end_matches('/');
+    // Errors show the endpoint masked (credentials, query values).
+    let shown = || elspeth_core::redact::url(base).into_owned();
     let url = reqwest::Url::parse(base).map_err(|e| EndpointProblem::NotAUrl {
-        endpoint: base.to_string(),
+        endpoint: shown(),
         reason: e.to_string(),
     })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(EndpointProblem::Scheme {
-            endpoint: base.to_string(),
-        });
+        return Err(EndpointProblem::Scheme { endpoint: shown() });
     }
     if base.ends_with("/v1/traces") {
         Ok(base.to_string())
