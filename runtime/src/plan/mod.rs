@@ -161,9 +161,8 @@ pub struct TransformSpec {
     pub call: CallOptions,
     /// What it calls, for the run store (never covers a secret).
     pub fingerprint: Fingerprint,
-    /// Its tracing block, for the tracer set-up at start.
-    pub tracing: Option<TracingConfig>,
-    /// The options it was resolved from.
+    /// The options it was resolved from (its tracing block among them:
+    /// [`TransformSpec::tracing`]).
     pub config: TransformConfig,
     /// The URL as shown by `--dry-run`: `None` when it did not resolve.
     shown_target: Option<String>,
@@ -187,6 +186,13 @@ impl TransformSpec {
             (Some(spec), true) => Ok(spec),
             (spec, _) => Err(PlanError::new(problems, spec.map(|s| vec![s]))),
         }
+    }
+
+    /// Its tracing block, which the tracer set-up at start resolves (as
+    /// the plan's description did) through
+    /// [`crate::tracing_settings::transform_tracing`].
+    pub fn tracing(&self) -> Option<&TracingConfig> {
+        self.config.tracing()
     }
 
     /// LLM calls per row.
@@ -735,7 +741,6 @@ fn resolve_one(
         queries: parts.queries,
         call: parts.call,
         fingerprint: fingerprint(config, env),
-        tracing: config.tracing().cloned(),
         config: config.clone(),
         tracing_summary,
         tracing_warnings,
