@@ -457,3 +457,36 @@ fn diagnostics_are_in_file_order_and_render_rustc_style() {
         "\n\nerror: `pool_size` must be between 1 and 1000, found 0\n  --> p.yaml:11:18\n"
     ));
 }
+
+/// A literal secret (or a URL's credentials) is masked in the snippet even
+/// when the error on its line is not about it, or the file does not parse.
+#[test]
+fn secrets_are_masked_whatever_else_is_wrong_on_their_line() {
+    let head = "name: p\nsource: {plugin: jsonl, path: in.jsonl}\ntransforms:\n  - plugin: openrouter_llm\n    options:\n      model: m\n";
+    let tail = "      prompt_template: \"x {{ text }}\"\nsink: {plugin: jsonl, path: out.jsonl}\n";
+    let cases = [
+        // The second of two duplicate keys is not in the tree.
+        "      api_key: sk-live-first1\n      api_key: sk-live-second2\n",
+        // An unclosed quote: the file does not parse at all.
+        "      api_key: \"sk-live-unclosed3\n",
+        // A wrong type beside the secret, in a flow mapping.
+        "      call: {api_key: sk-live-flow4, pool_size: \"many\"}\n",
+        // A password and a SAS-style query in a URL, in a file that does not parse.
+        "      base_url: \"https://user:hunter2@proxy.example/v1?sig=s3cr3t\n",
+    ];
+    for case in cases {
+        let v = validate_str(
+            "p.yaml",
+            &format!("{head}{case}{tail}"),
+            &ValidateOptions::default(),
+        );
+        let rendered = v.render();
+        assert!(!v.diagnostics.is_empty(), "{case}");
+        for secret in ["sk-live", "hunter2", "s3cr3t"] {
+            assert!(
+                !rendered.contains(secret),
+                "{secret} shown for {case}:\n{rendered}"
+            );
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! Which fields expand references comes from the schema: the ones typed
 //! `EnvString` or `SecretRef` (`#/definitions/EnvString` / `SecretRef`).
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use serde_json::Value as Json;
@@ -85,6 +86,103 @@ fn names() -> &'static Names {
             env_only,
         }
     })
+}
+
+/// Byte ranges of secret values found in the raw text, line by line,
+/// without the YAML tree: the snippet of any diagnostic masks them even
+/// when the file does not parse (an unclosed quote) or the value is not in
+/// the tree (the second of two duplicate keys). A value is taken to run
+/// from after `<secret field>:` to the end of the line, or to the next
+/// `,` / `}` in a flow mapping; a pure `${VAR}` reference is left visible.
+/// Masking too much only hides text; masking too little leaks a key.
+pub(super) fn lexical_secret_ranges(text: &str) -> Vec<Range<usize>> {
+    let names = names();
+    let mut out = Vec::new();
+    let mut line_start = 0;
+    for line in text.split_inclusive('\n') {
+        let content = line.trim_end_matches(['\n', '\r']);
+        // One pass per line: each `:` is checked for a secret field name
+        // right before it (`api_key:`, `"api_key":`), preceded by the start
+        // of a key (line start, space, `{`, `,`, `-`).
+        for (colon, _) in content.match_indices(':') {
+            let before = content[..colon].trim_end_matches(['"', '\'']);
+            let key_start = before
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .map_or(0, |i| i + 1);
+            let key = &before[key_start..];
+            if key.is_empty() || names.secret_fields.binary_search(&key).is_err() {
+                continue;
+            }
+            let before_ok = content[..key_start]
+                .trim_end_matches(['"', '\''])
+                .chars()
+                .next_back()
+                .is_none_or(|c| matches!(c, ' ' | '\t' | '{' | ',' | '-'));
+            if !before_ok {
+                continue;
+            }
+            let after_colon = &content[colon + 1..];
+            let value_start = content.len() - after_colon.trim_start().len();
+            let value = &content[value_start..];
+            let quoted = value.starts_with(['"', '\'']);
+            let end = if quoted {
+                // To the closing quote; an unclosed one runs to the end.
+                let quote = value.as_bytes()[0] as char;
+                value[1..].find(quote).map_or(value.len(), |i| i + 2)
+            } else {
+                value
+                    .find([',', '}'])
+                    .or_else(|| value.find(" #"))
+                    .unwrap_or(value.len())
+            };
+            let raw = value[..end].trim_end();
+            let unquoted = raw.trim_matches(['"', '\'']);
+            if raw.is_empty() || !SecretRef::new(unquoted).is_literal() {
+                continue;
+            }
+            let start = line_start + value_start;
+            out.push(start..start + raw.len());
+        }
+        url_credential_ranges(content, line_start, &mut out);
+        line_start += line.len();
+    }
+    out
+}
+
+/// The ranges of URL credentials in `line` (offset by `line_start`): the
+/// password of a userinfo (or the whole userinfo when it is a lone token)
+/// and the value of every query parameter, as
+/// [`elspeth_core::redact::url`] masks them in displayed text.
+fn url_credential_ranges(line: &str, line_start: usize, out: &mut Vec<Range<usize>>) {
+    let mut from = 0;
+    while let Some(scheme_end) = line[from..].find("://").map(|i| from + i + 3) {
+        let end = line[scheme_end..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | '}' | ']'))
+            .map_or(line.len(), |i| scheme_end + i);
+        let url = &line[scheme_end..end];
+        let authority = url.find(['/', '?', '#']).map_or(url, |i| &url[..i]);
+        if let Some(at) = authority.rfind('@') {
+            let userinfo = &authority[..at];
+            let masked = userinfo.find(':').map_or(0..at, |c| c + 1..at);
+            if !masked.is_empty() {
+                let base = line_start + scheme_end;
+                out.push(base + masked.start..base + masked.end);
+            }
+        }
+        if let Some(q) = url.find('?') {
+            let query_end = url[q..].find('#').map_or(url.len(), |i| q + i);
+            let mut pair_start = q + 1;
+            for pair in url[q + 1..query_end].split('&') {
+                let value = pair.find('=').map_or(0..pair.len(), |e| e + 1..pair.len());
+                if !value.is_empty() {
+                    let base = line_start + scheme_end + pair_start;
+                    out.push(base + value.start..base + value.end);
+                }
+                pair_start += pair.len() + 1;
+            }
+        }
+        from = end.max(scheme_end);
+    }
 }
 
 pub(super) fn check(phase: &mut Phase<'_>, opts: &ValidateOptions) {
@@ -288,4 +386,48 @@ fn suggested_var(description: Option<&str>) -> String {
         })
     });
     found.unwrap_or_else(|| "a `${VAR}` reference".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `text` with the ranges replaced by `*`, as a snippet shows it.
+    fn masked(text: &str) -> String {
+        let mut bytes = text.as_bytes().to_vec();
+        for r in lexical_secret_ranges(text) {
+            bytes[r].fill(b'*');
+        }
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn secret_values_and_url_credentials_are_found_without_parsing() {
+        let cases = [
+            ("api_key: sk-live-1\n", "api_key: *********\n"),
+            ("  api_key: \"sk-live-1\n", "  api_key: **********\n"),
+            (
+                "opts: {api_key: sk-1, pool_size: x}\n",
+                "opts: {api_key: ****, pool_size: x}\n",
+            ),
+            (
+                "secret_key: 'sk-lf-9' # old\n",
+                "secret_key: ********* # old\n",
+            ),
+            (
+                "api_key: ${OPENROUTER_API_KEY}\n",
+                "api_key: ${OPENROUTER_API_KEY}\n",
+            ),
+            ("my_api_key: visible\n", "my_api_key: visible\n"),
+            (
+                "endpoint: https://u:pw@h/x?sig=abc&sv=1\n",
+                "endpoint: https://u:**@h/x?sig=***&sv=*\n",
+            ),
+            ("host: \"https://tok@h\"\n", "host: \"https://***@h\"\n"),
+            ("endpoint: https://h/x\n", "endpoint: https://h/x\n"),
+        ];
+        for (text, shown) in cases {
+            assert_eq!(masked(text), shown, "{text}");
+        }
+    }
 }

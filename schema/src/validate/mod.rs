@@ -239,7 +239,9 @@ fn validate_text(
         diagnostics: Vec::new(),
         source: text.to_string(),
         document: None,
-        redact: Vec::new(),
+        // Secrets are masked in every snippet, whatever else is wrong: the
+        // raw text is scanned before (and whether or not) it parses.
+        redact: env::lexical_secret_ranges(text),
         io_error: false,
         path_clash: false,
     };
@@ -306,7 +308,7 @@ fn validate_text(
             }
         }
     }
-    out.redact = phase.redact;
+    out.redact.extend(phase.redact);
     out.path_clash = phase.path_clash;
     out.diagnostics = to_diagnostics(file_label, phase.findings);
     out.document = Some(root);
