@@ -121,6 +121,8 @@ pub fn classify_reqwest_error(error: &reqwest::Error) -> SendOutcome {
         detail = s.to_string();
         source = s.source();
     }
+    // An error without a cause is reqwest's own text, URL included.
+    let detail = elspeth_core::redact::url(&detail);
     SendOutcome::Retry {
         reason: format!("{kind}: {detail}"),
         retry_after: None,
