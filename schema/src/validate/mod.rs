@@ -231,6 +231,25 @@ fn validate_text(
     opts: &ValidateOptions,
     file: Option<&Path>,
 ) -> Validated {
+    let mut out = validate_parsed(file_label, text, opts, file);
+    // Secrets are masked in every snippet, whatever else is wrong: the raw
+    // text is scanned whether or not it parsed (a duplicate key's second
+    // value, an unclosed quote). Only snippets need it, so a file without
+    // diagnostics skips the scan.
+    if !out.diagnostics.is_empty() {
+        let lexical = env::lexical_secret_ranges(&out.source);
+        out.redact.extend(lexical);
+    }
+    out
+}
+
+/// Parses and checks the text, every phase.
+fn validate_parsed(
+    file_label: &str,
+    text: &str,
+    opts: &ValidateOptions,
+    file: Option<&Path>,
+) -> Validated {
     // A UTF-8 byte order mark is invisible in editors: drop it so columns
     // on the first line match what the user sees.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -239,9 +258,7 @@ fn validate_text(
         diagnostics: Vec::new(),
         source: text.to_string(),
         document: None,
-        // Secrets are masked in every snippet, whatever else is wrong: the
-        // raw text is scanned before (and whether or not) it parses.
-        redact: env::lexical_secret_ranges(text),
+        redact: Vec::new(),
         io_error: false,
         path_clash: false,
     };
