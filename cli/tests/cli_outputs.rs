@@ -9,6 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 mod support;
+use support::text;
 
 fn command(program: &str, dir: &Path, args: &[&str]) -> Command {
     support::clean_command(program, dir, args)
@@ -18,10 +19,6 @@ fn elspeth(dir: &Path, args: &[&str]) -> Output {
     command(env!("CARGO_BIN_EXE_elspeth"), dir, args)
         .output()
         .expect("run elspeth")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn tmpdir(name: &str) -> PathBuf {

@@ -11,13 +11,7 @@ use std::time::{Duration, Instant};
 use elspeth_runtime::store::RunStore;
 
 mod support;
-
-/// The repository root (this package is `cli/` in it).
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("cli/ is inside the repository")
-}
+use support::{quickstart_dir, quickstart_yaml, text, tickets};
 
 fn elspeth(dir: &Path, args: &[&str]) -> Output {
     support::clean_command(env!("CARGO_BIN_EXE_elspeth"), dir, args)
@@ -25,31 +19,13 @@ fn elspeth(dir: &Path, args: &[&str]) -> Output {
         .expect("run elspeth")
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// The quick start in a fresh folder with `n` tickets.
 fn quickstart(name: &str, n: usize) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("elspeth-resume-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(
-        repo().join("examples/quickstart/ticket-triage.yaml"),
-        dir.join("ticket-triage.yaml"),
+    quickstart_dir(
+        &format!("resume-{name}"),
+        &quickstart_yaml(),
+        &tickets(n, None),
     )
-    .unwrap();
-    let tickets: String = (0..n)
-        .map(|i| {
-            format!(
-                "{}\n",
-                serde_json::json!({"id": i, "subject": format!("ticket {i}"),
-                                   "body": format!("I was charged twice for invoice {i}")})
-            )
-        })
-        .collect();
-    std::fs::write(dir.join("tickets.jsonl"), tickets).unwrap();
-    dir
 }
 
 /// `N` in the summary line that starts with `prefix` (`llm:` → paid calls,

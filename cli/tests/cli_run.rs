@@ -2,18 +2,12 @@
 //! quick start against the bundled mocks, exit codes, dry runs, Ctrl-C.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 mod support;
-
-/// The repository root (this package is `cli/` in it).
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("cli/ is inside the repository")
-}
+use support::{quickstart_dir, quickstart_yaml, repo, text, tickets};
 
 fn command(args: &[&str]) -> Command {
     support::clean_command(env!("CARGO_BIN_EXE_elspeth"), repo(), args)
@@ -23,44 +17,13 @@ fn elspeth(args: &[&str]) -> Output {
     command(args).output().expect("run elspeth")
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// A copy of the quick start in a fresh folder, with `tickets` as its rows
 /// (the shipped ones when `None`).
 fn quickstart(name: &str, tickets: Option<String>) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("elspeth-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let src = repo().join("examples/quickstart");
-    std::fs::copy(
-        src.join("ticket-triage.yaml"),
-        dir.join("ticket-triage.yaml"),
-    )
-    .unwrap();
-    match tickets {
-        Some(t) => std::fs::write(dir.join("tickets.jsonl"), t).unwrap(),
-        None => {
-            std::fs::copy(src.join("tickets.jsonl"), dir.join("tickets.jsonl")).unwrap();
-        }
-    }
-    dir
-}
-
-fn tickets(n: usize, odd: Option<(usize, &str)>) -> String {
-    (0..n)
-        .map(|i| {
-            let body = match odd {
-                Some((at, body)) if at == i => body.to_string(),
-                _ => format!("I was charged twice for invoice {i}"),
-            };
-            format!(
-                "{}\n",
-                serde_json::json!({"id": i, "subject": format!("ticket {i}"), "body": body})
-            )
-        })
-        .collect()
+    let tickets = tickets.unwrap_or_else(|| {
+        std::fs::read_to_string(repo().join("examples/quickstart/tickets.jsonl")).unwrap()
+    });
+    quickstart_dir(&format!("cli-{name}"), &quickstart_yaml(), &tickets)
 }
 
 #[test]

@@ -12,16 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod support;
+use support::{quickstart_dir, quickstart_yaml, repo, tickets};
 
 /// Upper bound of every wait (a hung run fails the test, it never hangs it).
 const PATIENCE: Duration = Duration::from_secs(120);
-
-/// The repository root (this package is `cli/` in it).
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("cli/ is inside the repository")
-}
 
 fn command(args: &[&str]) -> Command {
     support::clean_command(env!("CARGO_BIN_EXE_elspeth"), repo(), args)
@@ -29,23 +23,11 @@ fn command(args: &[&str]) -> Command {
 
 /// The quick start in a fresh folder with `n` tickets; `edit` rewrites its YAML.
 fn quickstart(name: &str, n: usize, edit: impl Fn(String) -> String) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("elspeth-sig-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let yaml =
-        std::fs::read_to_string(repo().join("examples/quickstart/ticket-triage.yaml")).unwrap();
-    std::fs::write(dir.join("ticket-triage.yaml"), edit(yaml)).unwrap();
-    let tickets: String = (0..n)
-        .map(|i| {
-            format!(
-                "{}\n",
-                serde_json::json!({"id": i, "subject": format!("ticket {i}"),
-                                   "body": format!("I was charged twice for invoice {i}")})
-            )
-        })
-        .collect();
-    std::fs::write(dir.join("tickets.jsonl"), tickets).unwrap();
-    dir
+    quickstart_dir(
+        &format!("sig-{name}"),
+        &edit(quickstart_yaml()),
+        &tickets(n, None),
+    )
 }
 
 /// A running `elspeth run` whose stderr is collected line by line.

@@ -1,14 +1,10 @@
 //! `elspeth validate` and `elspeth schema`, run as a user runs them.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
-/// The repository root (this package is `cli/` in it).
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("cli/ is inside the repository")
-}
+mod support;
+use support::repo;
 
 /// Runs `elspeth` in the repository root with a clean environment for the
 /// variables the examples reference.

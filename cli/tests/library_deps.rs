@@ -29,36 +29,31 @@ fn tree_lines_are_parsed_by_name() {
     assert_eq!(packages(tree), ["elspeth", "clap", "clap"]);
 }
 
-#[test]
-fn the_library_depends_on_no_cli_crate() {
+/// `cargo tree` of `package`'s normal dependencies, one package per line
+/// (`extra` adds arguments); fails the test when cargo does.
+fn cargo_tree(package: &str, extra: &[&str]) -> String {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("cli/ is inside the repository");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
-        .args([
-            "tree",
-            "--offline",
-            "-p",
-            "elspeth",
-            "-e",
-            "normal",
-            "--target",
-            "all",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-        ])
+        .args(["tree", "--offline", "-p", package, "-e", "normal"])
+        .args(extra)
+        .args(["--prefix", "none", "--format", "{p}"])
         .current_dir(repo)
         .output()
         .expect("cargo runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "cargo tree failed:\n{}",
+        "cargo tree -p {package} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_library_depends_on_no_cli_crate() {
+    let stdout = cargo_tree("elspeth", &["--target", "all"]);
     let names = packages(&stdout);
     // The graph really is the library's (an empty or wrong tree proves nothing).
     for needed in ["elspeth", "elspeth-runtime", "elspeth-telemetry", "tokio"] {
@@ -75,28 +70,7 @@ fn the_library_depends_on_no_cli_crate() {
 /// The same check is not vacuous: the binary's own graph has them all.
 #[test]
 fn the_binary_depends_on_the_cli_crates() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("cli/ is inside the repository");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "tree",
-            "--offline",
-            "-p",
-            "elspeth-cli",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-        ])
-        .current_dir(repo)
-        .output()
-        .expect("cargo runs");
-    assert!(out.status.success());
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = cargo_tree("elspeth-cli", &[]);
     let names = packages(&stdout);
     for c in CLI_ONLY {
         assert!(names.contains(&c), "{c} missing from:\n{stdout}");

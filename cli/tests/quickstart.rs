@@ -8,18 +8,11 @@
 //! target folder (`target/fixtures-target`, also used by the build-step
 //! tests) does not rebuild what has not changed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 mod support;
-
-/// The repository root (this package is `cli/` in it).
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("cli/ is inside the repository")
-        .to_path_buf()
-}
+use support::repo;
 
 /// The first command of the first fenced block under `## Quick start`.
 fn first_quick_start_command(readme: &str) -> Option<String> {
@@ -46,7 +39,7 @@ fn clean_copy(dest: &Path) {
     );
     let status = Command::new("bash")
         .args(["-c", &script])
-        .current_dir(workspace())
+        .current_dir(repo())
         .status()
         .expect("git and tar run");
     assert!(status.success(), "copying the repository failed");
@@ -80,15 +73,15 @@ fn readme_block_parsing() {
 
 #[test]
 fn readme_first_command_runs_verbatim_in_a_clean_copy() {
-    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let command = first_quick_start_command(&readme).expect("README.md has a quick start block");
     assert!(
         command.starts_with("cargo run -- run "),
         "the quick start's first command runs a pipeline: {command}"
     );
 
-    let target = workspace().join("target/fixtures-target");
-    let copy = workspace().join("target/elspeth-fixtures/quickstart-clone");
+    let target = repo().join("target/fixtures-target");
+    let copy = repo().join("target/elspeth-fixtures/quickstart-clone");
     clean_copy(&copy);
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
