@@ -43,7 +43,13 @@ fn count(stdout: &str, prefix: &str) -> Option<u64> {
 }
 
 fn run(dir: &Path, extra: &[&str]) -> String {
-    let mut args = vec!["run", "ticket-triage.yaml", "--with-mocks"];
+    run_pipeline(dir, "ticket-triage.yaml", extra)
+}
+
+/// `elspeth run <pipeline> --with-mocks <extra>` in `dir`, which must exit 0;
+/// its stdout.
+fn run_pipeline(dir: &Path, pipeline: &str, extra: &[&str]) -> String {
+    let mut args = vec!["run", pipeline, "--with-mocks"];
     args.extend_from_slice(extra);
     let out = elspeth(dir, &args);
     let stdout = text(&out.stdout);
@@ -257,17 +263,7 @@ sink: { plugin: jsonl, path: out/batch.jsonl }
 ",
     )
     .unwrap();
-    let go = || {
-        let out = elspeth(&dir, &["run", "batch.yaml", "--with-mocks"]);
-        let stdout = text(&out.stdout);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{stdout}\n{}",
-            text(&out.stderr)
-        );
-        stdout
-    };
+    let go = || run_pipeline(&dir, "batch.yaml", &[]);
     let first = go();
     assert_eq!(count(&first, "llm:"), Some(7), "{first}");
     let written = std::fs::read_to_string(dir.join("out/batch.jsonl")).unwrap();
