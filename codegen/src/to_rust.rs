@@ -406,14 +406,20 @@ impl ToRust for SourceConfig {
     fn to_rust(&self, cx: &mut Cx) -> TokenStream {
         let ty = cx.config_type("SourceConfig");
         match self {
-            Self::Jsonl { path } => {
+            Self::Jsonl { path, key } => {
                 let path = cx.key("path", |cx| path.to_rust(cx));
-                quote!(#ty::Jsonl { path: #path })
+                let key = cx.key("key", |cx| key.to_rust(cx));
+                quote!(#ty::Jsonl { path: #path, key: #key })
             }
-            Self::Csv { path, delimiter } => {
+            Self::Csv {
+                path,
+                delimiter,
+                key,
+            } => {
                 let path = cx.key("path", |cx| path.to_rust(cx));
                 let delimiter = cx.key("delimiter", |cx| delimiter.to_rust(cx));
-                quote!(#ty::Csv { path: #path, delimiter: #delimiter })
+                let key = cx.key("key", |cx| key.to_rust(cx));
+                quote!(#ty::Csv { path: #path, delimiter: #delimiter, key: #key })
             }
         }
     }

@@ -71,3 +71,125 @@ impl<'a> BatchContext<'a> {
         RowContext::new(token_id, index, self.tracer).with_cache(self.cache)
     }
 }
+
+/// A row's stable identity: SHA-256 of the value of the source's `key:`
+/// field when set (`key: id`), else of the row's content as read. It does
+/// not depend on the run, the row's position or the machine, so everything
+/// decided from it (trace sampling, the shard a row belongs to) comes out
+/// the same in every run, in a resumed run and on every shard.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RowIdentity([u8; 32]);
+
+impl RowIdentity {
+    /// The identity of `row`, by its `key` field when given. A row without
+    /// that field (or with `null` there) falls back to its content.
+    pub fn of(row: &Row, key: Option<&str>) -> Self {
+        let mut f = crate::store::Fingerprinter::new();
+        match key.and_then(|k| row.get(k)).filter(|v| !v.is_null()) {
+            // A string key hashes its text, so `"7"` in CSV and `"7"` in
+            // JSONL agree; other values hash their JSON.
+            Some(serde_json::Value::String(s)) => f.field("key", s.as_bytes()),
+            Some(other) => f.field("key", other.to_string().as_bytes()),
+            None => f.field(
+                "row",
+                serde_json::Value::Object(row.clone())
+                    .to_string()
+                    .as_bytes(),
+            ),
+        }
+        Self(*f.finish().as_bytes())
+    }
+
+    /// The first 8 bytes, big-endian: a uniformly spread 64-bit number.
+    pub fn as_u64(&self) -> u64 {
+        let mut b = [0; 8];
+        b.copy_from_slice(&self.0[..8]);
+        u64::from_be_bytes(b)
+    }
+
+    /// A number in `[0, 1)` spread uniformly over rows: a row is sampled at
+    /// rate `r` when `unit() < r`, so a higher rate keeps every row a lower
+    /// one kept.
+    pub fn unit(&self) -> f64 {
+        (self.as_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// The shard (`0..n`) this row belongs to when the rows are split `n`
+    /// ways. `n` must be at least 1.
+    pub fn shard(&self, n: u32) -> u32 {
+        (self.as_u64() % u64::from(n.max(1))) as u32
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RowIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RowIdentity({:016x})", self.as_u64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(v: serde_json::Value) -> Row {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn the_key_field_alone_decides_the_identity() {
+        let a = row(json!({"id": "7", "text": "a"}));
+        let b = row(json!({"id": "7", "text": "b"}));
+        let c = row(json!({"id": "8", "text": "a"}));
+        assert_eq!(
+            RowIdentity::of(&a, Some("id")),
+            RowIdentity::of(&b, Some("id"))
+        );
+        assert_ne!(
+            RowIdentity::of(&a, Some("id")),
+            RowIdentity::of(&c, Some("id"))
+        );
+        // Without a key the content decides.
+        assert_ne!(RowIdentity::of(&a, None), RowIdentity::of(&b, None));
+        // A missing or null key falls back to the content.
+        let n = row(json!({"id": null, "text": "a"}));
+        assert_eq!(RowIdentity::of(&n, Some("id")), RowIdentity::of(&n, None));
+        assert_eq!(RowIdentity::of(&a, Some("nope")), RowIdentity::of(&a, None));
+    }
+
+    #[test]
+    fn the_identity_is_pinned_so_runs_and_versions_agree() {
+        // Changing the hash would move every row to another shard and
+        // another sampling decision: this pins it.
+        // The value is SHA-256 of the length-prefixed field ("key", "42"),
+        // computed independently (Python's hashlib).
+        let id = RowIdentity::of(&row(json!({"id": "42"})), Some("id"));
+        assert_eq!(format!("{id:?}"), "RowIdentity(eca74a6352ca105b)");
+        let again = RowIdentity::of(&row(json!({"other": 1, "id": "42"})), Some("id"));
+        assert_eq!(id, again);
+        let numeric = RowIdentity::of(&row(json!({"id": 42})), Some("id"));
+        assert_eq!(numeric, id, "42 and \"42\" hash the same text");
+    }
+
+    #[test]
+    fn shards_and_unit_spread_rows_evenly() {
+        let mut counts = [0u32; 4];
+        let mut below_half = 0;
+        for i in 0..4000 {
+            let id = RowIdentity::of(&row(json!({ "id": i })), Some("id"));
+            counts[id.shard(4) as usize] += 1;
+            let u = id.unit();
+            assert!((0.0..1.0).contains(&u));
+            below_half += u32::from(u < 0.5);
+        }
+        for c in counts {
+            assert!((850..1150).contains(&c), "{counts:?}");
+        }
+        assert!((1800..2200).contains(&below_half), "{below_half}");
+    }
+}

@@ -329,6 +329,7 @@ mod tests {
     fn jsonl() -> SourceConfig {
         SourceConfig::Jsonl {
             path: "unused".into(),
+            key: None,
         }
     }
 

@@ -12,6 +12,11 @@ pub enum SourceConfig {
     Jsonl {
         /// Path of the `.jsonl` file.
         path: String,
+        /// Field whose value identifies a row (e.g. `id`). Unset: a row is
+        /// identified by its content. The identity decides trace sampling
+        /// and shards, so it must not change between runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
     /// CSV with a header row; every value is read as a string.
     Csv {
@@ -21,6 +26,11 @@ pub enum SourceConfig {
         #[serde(default = "default_delimiter")]
         #[schemars(default = "default_delimiter", length(min = 1, max = 1))]
         delimiter: String,
+        /// Field whose value identifies a row (e.g. `id`). Unset: a row is
+        /// identified by its content. The identity decides trace sampling
+        /// and shards, so it must not change between runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
 }
 
@@ -60,7 +70,14 @@ impl SourceConfig {
     /// The path as written.
     pub fn path(&self) -> &str {
         match self {
-            Self::Jsonl { path } | Self::Csv { path, .. } => path,
+            Self::Jsonl { path, .. } | Self::Csv { path, .. } => path,
+        }
+    }
+
+    /// The `key:` field that identifies a row, if set.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Jsonl { key, .. } | Self::Csv { key, .. } => key.as_deref(),
         }
     }
 }
