@@ -20,7 +20,7 @@ pub mod __macro_support;
 
 pub use engine::{CallEngine, HasTracing, JobEngine, TransformMeta};
 pub use llm::{JobLine, JobOutcome, JobStatus, LlmCall, LlmJob, PlannedCall};
-pub use row::{BatchContext, Row, RowContext};
+pub use row::{BatchContext, Row, RowContext, RowIdentity, Shard, ShardError};
 pub use transform::{
     BatchRow, CloseReport, DynTransform, RowError, RowErrorKind, StartContext, StartError,
     Transform,

@@ -132,6 +132,81 @@ impl std::fmt::Debug for RowIdentity {
     }
 }
 
+/// One of `count` disjoint parts of a run's rows (`--shard index/count`,
+/// 0-based): the rows whose [`RowIdentity::shard`] is `index`. Shards never
+/// overlap, together cover every row, and a rerun of a shard takes the same
+/// rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Shard {
+    index: u32,
+    count: u32,
+}
+
+/// Why a `--shard` value is not `index/count`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardError {
+    /// Not two numbers around a `/`.
+    #[error("`{0}` is not a shard: write INDEX/COUNT, e.g. `0/4` (0-based index)")]
+    Syntax(String),
+    /// A count of zero.
+    #[error("a shard count must be at least 1, got `{0}`")]
+    ZeroCount(String),
+    /// An index that is not below the count.
+    #[error("shard index {index} is out of range for {count} shards: use 0 to {last}", last = count - 1)]
+    OutOfRange {
+        /// The index given.
+        index: u32,
+        /// The count given.
+        count: u32,
+    },
+}
+
+impl Shard {
+    /// Shard `index` of `count`.
+    pub fn new(index: u32, count: u32) -> Result<Self, ShardError> {
+        if count == 0 {
+            return Err(ShardError::ZeroCount(format!("{index}/{count}")));
+        }
+        if index >= count {
+            return Err(ShardError::OutOfRange { index, count });
+        }
+        Ok(Self { index, count })
+    }
+
+    /// The 0-based index.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// How many shards there are.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Whether the row with identity `id` belongs to this shard.
+    pub fn contains(&self, id: &RowIdentity) -> bool {
+        id.shard(self.count) == self.index
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = ShardError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let syntax = || ShardError::Syntax(s.to_string());
+        let (i, n) = s.trim().split_once('/').ok_or_else(syntax)?;
+        let index = i.trim().parse().map_err(|_| syntax())?;
+        let count = n.trim().parse().map_err(|_| syntax())?;
+        Self::new(index, count)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +249,31 @@ mod tests {
         assert_eq!(id, again);
         let numeric = RowIdentity::of(&row(json!({"id": 42})), Some("id"));
         assert_eq!(numeric, id, "42 and \"42\" hash the same text");
+    }
+
+    #[test]
+    fn shards_parse_and_partition_the_rows() {
+        assert_eq!("2/4".parse::<Shard>(), Shard::new(2, 4));
+        assert_eq!(" 0 / 1 ".parse::<Shard>().unwrap().to_string(), "0/1");
+        assert!(matches!(
+            "4/4".parse::<Shard>(),
+            Err(ShardError::OutOfRange { index: 4, count: 4 })
+        ));
+        assert!(matches!(
+            "0/0".parse::<Shard>(),
+            Err(ShardError::ZeroCount(_))
+        ));
+        for bad in ["", "3", "a/4", "-1/4", "1/4/2"] {
+            assert!(
+                matches!(bad.parse::<Shard>(), Err(ShardError::Syntax(_))),
+                "{bad}"
+            );
+        }
+        let shards: Vec<Shard> = (0..3).map(|i| Shard::new(i, 3).unwrap()).collect();
+        for i in 0..300 {
+            let id = RowIdentity::of(&row(json!({ "n": i })), None);
+            assert_eq!(shards.iter().filter(|s| s.contains(&id)).count(), 1);
+        }
     }
 
     #[test]

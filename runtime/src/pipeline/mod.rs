@@ -47,6 +47,7 @@ pub use report::{Progress, RunObserver, RunStart, RunSummary};
 pub use sink::ERROR_FIELD;
 
 use crate::plan::{self as plan_, Plan, PlanError};
+use crate::row::Shard;
 use crate::store::{CallCache, Fingerprint, RunCounts, RunStatus, RunStore, StoreError};
 use crate::tier1::Tier1;
 use crate::transform::{DynTransform, StartContext, StartError};
@@ -144,6 +145,8 @@ pub struct RunOptions {
     /// The run store (`None`: no store, every call is paid). `elspeth run`
     /// always has one; a library caller opts in with [`with_store`](Self::with_store).
     pub store: Option<StoreOptions>,
+    /// Run only this shard of the rows (`--shard i/n`); `None`: every row.
+    pub shard: Option<Shard>,
 }
 
 /// Where the run store lives and whether it serves stored replies.
@@ -184,6 +187,7 @@ impl Default for RunOptions {
             backoff: None,
             channel_capacity: 256,
             store: None,
+            shard: None,
         }
     }
 }
@@ -233,6 +237,11 @@ impl RunOptions {
     /// Keeps finished calls in the run store `store` and serves them again.
     pub fn with_store(mut self, store: StoreOptions) -> Self {
         self.store = Some(store);
+        self
+    }
+    /// Runs only the rows of `shard`.
+    pub fn with_shard(mut self, shard: Option<Shard>) -> Self {
+        self.shard = shard;
         self
     }
     /// Calls in flight get `grace` to finish after a cancel.
