@@ -1,5 +1,8 @@
 //! An Application Insights ingestion endpoint: `POST /v2/track` and
-//! `/v2.1/track` (envelopes), plus the live metrics (QuickPulse) `ping` /
+//! `/v2.1/track` (envelopes; also `//v2.1/track` and `//v2/track`, which
+//! Microsoft's exporters post to when the connection string's
+//! `IngestionEndpoint` ends with `/`, as the Azure portal shows it, and
+//! which the real service accepts), plus the live metrics (QuickPulse) `ping` /
 //! `post` endpoints.
 //!
 //! Like the real service it accepts a JSON array of envelopes (also a single
@@ -83,6 +86,8 @@ impl AppInsightsMock {
         Router::new()
             .route("/v2/track", post(track))
             .route("/v2.1/track", post(track))
+            .route("//v2/track", post(track))
+            .route("//v2.1/track", post(track))
             .route("/QuickPulseService.svc/ping", post(quick_pulse))
             .route("/QuickPulseService.svc/post", post(quick_pulse))
             .fallback(other)

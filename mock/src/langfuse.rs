@@ -1,12 +1,15 @@
 //! A Langfuse OTLP endpoint: `POST /api/public/otel/v1/traces`.
 //!
-//! Like the real server it gunzips the body, decodes the protobuf
-//! `ExportTraceServiceRequest`, checks `Authorization: Basic
-//! base64(public_key:secret_key)` (401 otherwise) and the headers the
-//! Langfuse SDKs send (`x-langfuse-public-key` equal to the key,
-//! `x-langfuse-sdk-name`, `x-langfuse-sdk-version`,
-//! `x-langfuse-ingestion-version`, `content-type: application/x-protobuf`;
-//! 400 when one is missing). Every request is recorded (headers and
+//! Like the real server it gunzips the body, checks `Authorization: Basic
+//! base64(public_key:secret_key)` (401 otherwise) and decodes the
+//! `ExportTraceServiceRequest` as OTLP/protobuf (`content-type:
+//! application/x-protobuf`) or OTLP/JSON (`application/json`); any other
+//! content type, or a body that does not decode, is a 400. The
+//! `x-langfuse-*` headers the Langfuse SDKs add (`x-langfuse-public-key`,
+//! `x-langfuse-sdk-name`, …) are optional, as on the real route: a plain
+//! OpenTelemetry exporter sends none and is accepted; when
+//! `x-langfuse-public-key` is sent it must be the key (401 otherwise).
+//! Every request is recorded (headers and
 //! decompressed body), faulted or not; any other path (e.g. the legacy
 //! `/api/public/ingestion`) answers 404 and is recorded too, so tests can
 //! prove it is never called.
@@ -201,46 +204,74 @@ async fn answer(inner: &Inner, recorded: &RecordedRequest) -> Response {
             "Invalid credentials. Confirm that you've configured the correct host.",
         );
     }
-    let mut missing = Vec::new();
-    for name in [
-        "x-langfuse-sdk-name",
-        "x-langfuse-sdk-version",
-        "x-langfuse-ingestion-version",
-    ] {
-        if recorded.header(name).is_none_or(str::is_empty) {
-            missing.push(name);
-        }
-    }
-    if recorded.header("x-langfuse-public-key") != Some(inner.public_key.as_str()) {
-        missing.push("x-langfuse-public-key");
-    }
-    if !recorded
-        .header("content-type")
-        .is_some_and(|v| v.starts_with("application/x-protobuf"))
+    if recorded
+        .header("x-langfuse-public-key")
+        .is_some_and(|key| key != inner.public_key)
     {
-        missing.push("content-type: application/x-protobuf");
-    }
-    if !missing.is_empty() {
         return json_error(
-            StatusCode::BAD_REQUEST,
-            &format!("missing or wrong headers: {}", missing.join(", ")),
+            StatusCode::UNAUTHORIZED,
+            "x-langfuse-public-key does not match the key of the Authorization header",
         );
     }
+    let Some(encoding) = recorded.header("content-type").and_then(Encoding::of) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported content-type: send application/x-protobuf or application/json",
+        );
+    };
     if let Some(max) = *lock(&inner.max_body)
         && recorded.body.len() > max
     {
         return json_error(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
     }
-    match ExportTraceServiceRequest::decode(recorded.body.as_slice()) {
+    match encoding.decode(&recorded.body) {
         Ok(request) => {
             lock(&inner.decoded).push(request);
             (StatusCode::OK, axum::Json(serde_json::json!({}))).into_response()
         }
         Err(e) => json_error(
             StatusCode::BAD_REQUEST,
-            &format!("body is not an OTLP ExportTraceServiceRequest: {e}"),
+            &format!("body is not an OTLP ExportTraceServiceRequest ({encoding:?}): {e}"),
         ),
     }
+}
+
+/// The two OTLP/HTTP encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    /// The encoding a `content-type` names (parameters such as `charset`
+    /// ignored), if OTLP has one.
+    fn of(content_type: &str) -> Option<Self> {
+        let essence = content_type.split(';').next()?.trim();
+        if essence.eq_ignore_ascii_case("application/x-protobuf") {
+            Some(Self::Protobuf)
+        } else if essence.eq_ignore_ascii_case("application/json") {
+            Some(Self::Json)
+        } else {
+            None
+        }
+    }
+
+    fn decode(self, body: &[u8]) -> Result<ExportTraceServiceRequest, DecodeError> {
+        Ok(match self {
+            Self::Protobuf => ExportTraceServiceRequest::decode(body)?,
+            Self::Json => serde_json::from_slice(body)?,
+        })
+    }
+}
+
+/// Why a body is not an `ExportTraceServiceRequest`.
+#[derive(Debug, thiserror::Error)]
+enum DecodeError {
+    #[error(transparent)]
+    Protobuf(#[from] prost::DecodeError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
 }
 
 async fn other(
