@@ -110,6 +110,13 @@ async fn call_spans_carry_status_latency_and_hashes_only() {
     );
     for s in &spans {
         assert_eq!(s.resource_str("service.name"), Some("triage-pipeline"));
+        // The OTel SDK's own resource attributes (dropped before).
+        assert_eq!(s.resource_str("telemetry.sdk.name"), Some("opentelemetry"));
+        assert_eq!(s.resource_str("telemetry.sdk.language"), Some("rust"));
+        assert!(
+            s.resource_str("telemetry.sdk.version")
+                .is_some_and(|v| !v.is_empty())
+        );
         assert_eq!(s.scope.name, "elspeth.tier1");
     }
     let ok = spans

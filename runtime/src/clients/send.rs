@@ -109,9 +109,16 @@ impl Sender {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let span = self.tier1.start_call(call, &self.host);
+            // Built up front so the span can carry the request's method and URL.
+            let request = build().build();
+            let span = match &request {
+                Ok(r) => self
+                    .tier1
+                    .start_http_call(call, r.method().as_str(), r.url()),
+                Err(_) => self.tier1.start_call(call, &self.host),
+            };
             let sent = tokio::time::timeout(self.timeout, async {
-                let response = build().send().await?;
+                let response = self.http.execute(request?).await?;
                 let status = response.status();
                 let retry_after = if status.is_success() {
                     None

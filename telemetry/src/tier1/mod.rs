@@ -358,6 +358,40 @@ impl Tier1 {
         Tier1Call { spans }
     }
 
+    /// Starts the span of one HTTP call like [`start_call`](Self::start_call),
+    /// with the OTel HTTP client attributes: `http.request.method`,
+    /// `server.address`, `server.port` (explicit, else the scheme's default)
+    /// and `url.full`. The URL is redacted first (query values masked,
+    /// userinfo removed) since a signed endpoint carries its secret there.
+    pub fn start_http_call(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        method: &str,
+        url: &reqwest::Url,
+    ) -> Tier1Call {
+        let spans = match self.records(Granularity::Full) {
+            Some(_) => {
+                let mut attrs = vec![
+                    KeyValue::new("http.request.method", method.to_string()),
+                    KeyValue::new(
+                        "server.address",
+                        url.host_str().unwrap_or_default().to_string(),
+                    ),
+                    KeyValue::new(
+                        "url.full",
+                        elspeth_core::redact::url(url.as_str()).into_owned(),
+                    ),
+                ];
+                if let Some(port) = url.port_or_known_default() {
+                    attrs.push(KeyValue::new("server.port", i64::from(port)));
+                }
+                self.start(Granularity::Full, name.into(), SpanKind::Client, attrs)
+            }
+            None => Vec::new(),
+        };
+        Tier1Call { spans }
+    }
+
     /// Records an LLM call served from the run store instead of paid (at
     /// granularity `full`): an `llm.chat` span with `elspeth.cache_hit =
     /// true` and the transform's label, and no HTTP attributes (no request
@@ -540,12 +574,15 @@ fn pipeline(
     .build();
     let provider = SdkTracerProvider::builder()
         .with_resource(
+            // `builder_empty` skips the env detectors (a run's resource must
+            // not depend on OTEL_* variables), but that also drops the SDK's
+            // own `telemetry.sdk.*` attributes, so that detector is added back.
             Resource::builder_empty()
+                .with_detector(Box::new(
+                    opentelemetry_sdk::resource::TelemetryResourceDetector,
+                ))
                 .with_service_name(o.service_name.clone())
-                .with_attributes([
-                    KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
-                    KeyValue::new("telemetry.sdk.language", "rust"),
-                ])
+                .with_attributes([KeyValue::new("service.version", env!("CARGO_PKG_VERSION"))])
                 .build(),
         )
         .with_span_processor(processor)
