@@ -384,6 +384,7 @@ struct_to_rust!(LangfuseTracingConfig {
     host,
     enable_content_recording,
     sample_rate,
+    trace_failures,
     environment,
     release,
     tags,

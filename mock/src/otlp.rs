@@ -186,6 +186,14 @@ impl DecodedSpan {
         }
     }
 
+    /// A bool attribute.
+    pub fn bool_attr(&self, key: &str) -> Option<bool> {
+        match self.attr(key)? {
+            any_value::Value::BoolValue(b) => Some(*b),
+            _ => None,
+        }
+    }
+
     /// A resource attribute (string).
     pub fn resource_str(&self, key: &str) -> Option<&str> {
         match find(&self.resource.attributes, key)? {

@@ -1,6 +1,7 @@
 //! Rows and per-row context.
 
 use elspeth_telemetry::Tracer;
+use elspeth_telemetry::tracer::RowTrace;
 
 use crate::store::CallCache;
 
@@ -21,6 +22,10 @@ pub struct RowContext<'a> {
     /// a call is paid and committed before the row goes on. `None` when
     /// the run has no store (or the transform is not fingerprinted).
     pub cache: Option<&'a CallCache>,
+    /// The row's trace: its Tier 2 trace uses this trace id (the id of its
+    /// Tier 1 `pipeline.row` trace) and samples by its point. `None`
+    /// outside a pipeline run.
+    pub trace: Option<RowTrace>,
 }
 
 impl<'a> RowContext<'a> {
@@ -31,12 +36,19 @@ impl<'a> RowContext<'a> {
             index,
             tracer,
             cache: None,
+            trace: None,
         }
     }
 
     /// The same context, with the run store's `cache`.
     pub fn with_cache(mut self, cache: Option<&'a CallCache>) -> Self {
         self.cache = cache;
+        self
+    }
+
+    /// The same context, in the row's `trace`.
+    pub fn with_trace(mut self, trace: Option<RowTrace>) -> Self {
+        self.trace = trace;
         self
     }
 }

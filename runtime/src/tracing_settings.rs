@@ -82,15 +82,20 @@ fn env_field<T>(field: &str, r: Result<T, EnvError>) -> Result<T, SettingsError>
 /// The tracer options of `config` (provider, content recording, sampling):
 /// known without resolving anything.
 pub fn tracer_options(config: &TracingConfig) -> TracerOptions {
-    let (content_recording, sample_rate) = match config {
-        TracingConfig::None => (true, 1.0),
-        TracingConfig::AzureAi(c) => (c.enable_content_recording, 1.0),
-        TracingConfig::Langfuse(c) => (c.enable_content_recording, c.sample_rate),
+    let (content_recording, sample_rate, trace_failures) = match config {
+        TracingConfig::None => (true, 1.0, true),
+        TracingConfig::AzureAi(c) => (c.enable_content_recording, 1.0, true),
+        TracingConfig::Langfuse(c) => (
+            c.enable_content_recording,
+            c.sample_rate,
+            c.trace_failures,
+        ),
     };
     TracerOptions {
         provider: provider(config.provider()),
         content_recording,
         sample_rate,
+        trace_failures,
     }
 }
 

@@ -901,8 +901,8 @@ async fn live_exporters_and_tier1_telemetry() {
     );
     assert_eq!(appinsights.envelopes().len(), 10);
 
-    // Tier 1: a run span, a span per row per transform, a span per LLM
-    // call, with hashes and never content.
+    // Tier 1: a run span, a trace per row, a span per LLM call, with
+    // hashes and never content.
     let tier1: Vec<_> = summary
         .exporters
         .iter()
@@ -912,16 +912,88 @@ async fn live_exporters_and_tier1_telemetry() {
     let spans = collector.spans();
     let count = |name: &str| spans.iter().filter(|s| s.span.name == name).count();
     assert_eq!(count("pipeline.run"), 1);
-    assert_eq!(count("pipeline.row"), 10);
+    assert_eq!(count("pipeline.row"), 5);
     assert_eq!(count("llm.chat"), 10);
     assert_eq!(tier1[0].sent as usize, spans.len());
-    let call = spans.iter().find(|s| s.span.name == "llm.chat").unwrap();
-    assert_eq!(call.str_attr("server.address"), Some("127.0.0.1"));
-    assert_eq!(call.int_attr("http.response.status_code"), Some(200));
-    assert_eq!(
-        call.str_attr("elspeth.request.sha256").map(str::len),
-        Some(64)
-    );
+    let run = spans.iter().find(|s| s.span.name == "pipeline.run").unwrap();
+    let run_id = run.str_attr("elspeth.run_id").expect("the run has an id");
+    let rows: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span.name == "pipeline.row")
+        .collect();
+    // One trace per row, each a root linked to the run span.
+    let mut row_traces: Vec<Vec<u8>> = rows.iter().map(|r| r.span.trace_id.clone()).collect();
+    row_traces.sort();
+    row_traces.dedup();
+    assert_eq!(row_traces.len(), 5, "one trace per row");
+    let mut indexes: Vec<i64> = rows
+        .iter()
+        .map(|r| r.int_attr("elspeth.row.index").unwrap())
+        .collect();
+    indexes.sort();
+    assert_eq!(indexes, vec![0, 1, 2, 3, 4]);
+    for row in &rows {
+        assert!(row.span.parent_span_id.is_empty());
+        assert_ne!(row.span.trace_id, run.span.trace_id);
+        assert_eq!(row.span.links.len(), 1);
+        assert_eq!(row.span.links[0].span_id, run.span.span_id);
+        assert_eq!(row.span.links[0].trace_id, run.span.trace_id);
+        assert_eq!(row.str_attr("elspeth.run_id"), Some(run_id));
+        assert_eq!(row.str_attr("elspeth.pipeline"), Some("live"));
+        // Each row's two calls (one per transform) are its children.
+        let mut transforms: Vec<&str> = spans
+            .iter()
+            .filter(|s| s.span.name == "llm.chat" && s.span.parent_span_id == row.span.span_id)
+            .inspect(|c| assert_eq!(c.span.trace_id, row.span.trace_id))
+            .map(|c| c.str_attr("elspeth.transform").unwrap())
+            .collect();
+        transforms.sort();
+        assert_eq!(
+            transforms,
+            vec!["transforms[0] (azure_llm)", "transforms[1] (openrouter_llm)"]
+        );
+    }
+    for call in spans.iter().filter(|s| s.span.name == "llm.chat") {
+        assert_eq!(call.str_attr("server.address"), Some("127.0.0.1"));
+        assert_eq!(call.str_attr("http.request.method"), Some("POST"));
+        assert_eq!(call.int_attr("http.response.status_code"), Some(200));
+        assert_eq!(call.bool_attr("elspeth.cache_hit"), Some(false));
+        assert_eq!(
+            call.str_attr("elspeth.request.sha256").map(str::len),
+            Some(64)
+        );
+        let url = reqwest::Url::parse(call.str_attr("url.full").unwrap()).unwrap();
+        assert_eq!(
+            call.int_attr("server.port"),
+            url.port().map(i64::from),
+            "{url}"
+        );
+        assert!(
+            url.query_pairs().all(|(_, v)| v == "***"),
+            "query values are masked in url.full: {url}"
+        );
+    }
+    // A row's Tier 2 traces carry its Tier 1 trace id: Langfuse's trace id
+    // and Application Insights' operation id.
+    let mut langfuse_traces: Vec<Vec<u8>> = langfuse
+        .spans()
+        .iter()
+        .filter(|s| s.span.name == "elspeth.azure_llm")
+        .map(|s| s.span.trace_id.clone())
+        .collect();
+    langfuse_traces.sort();
+    assert_eq!(langfuse_traces, row_traces);
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut operations: Vec<String> = appinsights
+        .envelopes()
+        .iter()
+        .map(|e| e["tags"]["ai.operation.id"].as_str().unwrap().to_string())
+        .collect();
+    operations.sort();
+    operations.dedup();
+    let mut row_hex: Vec<String> = row_traces.iter().map(|t| hex(t)).collect();
+    row_hex.sort();
+    assert_eq!(operations, row_hex);
     for request in collector.requests() {
         let bytes = request.all_bytes();
         let text = String::from_utf8_lossy(&bytes);

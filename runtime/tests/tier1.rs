@@ -13,7 +13,8 @@ use elspeth_mock::otlp::{DecodedSpan, OtlpCollector};
 use elspeth_runtime::tracing_settings::tier1_with;
 use elspeth_schema::config::{TelemetryConfig, TracingConfig, TracingProvider};
 use elspeth_telemetry::appinsights::AzureMonitorSlot;
-use elspeth_telemetry::tier1::{Tier1, Tier1Options, sha256_hex};
+use elspeth_telemetry::record::TraceId;
+use elspeth_telemetry::tier1::{CallScope, RowSpanStart, Tier1, Tier1Options, sha256_hex};
 use elspeth_telemetry::{Tracer, TracingRegistry, TransformLabel};
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
 use serde_json::json;
@@ -75,17 +76,34 @@ async fn call_spans_carry_status_latency_and_hashes_only() {
     );
     assert!(tier1.is_enabled());
 
-    let run = tier1.start_run("triage");
-    let row = tier1.start_row("transforms[0] (azure_llm)", "tok-1");
-    tier1
-        .start_call("llm.chat", "myresource.openai.azure.com")
-        .succeed(200, REQUEST_BODY.as_bytes(), RESPONSE_BODY.as_bytes());
-    tier1.start_call("llm.chat", "openrouter.ai").fail(
-        Some(429),
-        "429",
-        REQUEST_BODY.as_bytes(),
-        Some(b"{\"error\":\"slow down\"}"),
-    );
+    let run = tier1.start_run("triage", "run-1");
+    let row_trace = TraceId::random();
+    let row = tier1.start_row(RowSpanStart {
+        run: run.link(),
+        pipeline: "triage",
+        run_id: "run-1",
+        index: 0,
+        token_id: "row-0",
+        trace_id: row_trace,
+    });
+    let scope = CallScope {
+        row: row.link(),
+        transform: Arc::from("transforms[0] (azure_llm)"),
+    };
+    scope
+        .scope(async {
+            tier1
+                .start_call("llm.chat", "myresource.openai.azure.com")
+                .succeed(200, REQUEST_BODY.as_bytes(), RESPONSE_BODY.as_bytes());
+            tier1.start_call("llm.chat", "openrouter.ai").fail(
+                Some(429),
+                "429",
+                REQUEST_BODY.as_bytes(),
+                Some(b"{\"error\":\"slow down\"}"),
+            );
+        })
+        .await;
+    // Outside the row's scope: a root of its own, no transform.
     drop(tier1.start_call("llm.batch.poll", "myresource.openai.azure.com")); // cancelled
     row.end();
     run.end();
@@ -171,7 +189,36 @@ async fn call_spans_carry_status_latency_and_hashes_only() {
         .iter()
         .find(|s| s.span.name == "pipeline.row")
         .unwrap();
-    assert_eq!(row.str_attr("elspeth.token_id"), Some("tok-1"));
+    assert_eq!(row.str_attr("elspeth.token_id"), Some("row-0"));
+    assert_eq!(row.str_attr("elspeth.run_id"), Some("run-1"));
+    assert_eq!(row.str_attr("elspeth.pipeline"), Some("triage"));
+    assert_eq!(row.int_attr("elspeth.row.index"), Some(0));
+    // The row is its own trace, with the id given (its Tier 2 trace's id),
+    // a root linked to the run span.
+    let run = spans
+        .iter()
+        .find(|s| s.span.name == "pipeline.run")
+        .unwrap();
+    assert_eq!(run.str_attr("elspeth.run_id"), Some("run-1"));
+    assert_eq!(row.span.trace_id, row_trace.0.to_vec());
+    assert_ne!(row.span.trace_id, run.span.trace_id);
+    assert!(row.span.parent_span_id.is_empty());
+    assert_eq!(row.span.links.len(), 1);
+    assert_eq!(row.span.links[0].trace_id, run.span.trace_id);
+    assert_eq!(row.span.links[0].span_id, run.span.span_id);
+    // The calls made in the row's scope are its children and name the
+    // transform; the one outside is a root without it.
+    for call in spans.iter().filter(|s| s.span.name == "llm.chat") {
+        assert_eq!(call.span.trace_id, row.span.trace_id);
+        assert_eq!(call.span.parent_span_id, row.span.span_id);
+        assert_eq!(
+            call.str_attr("elspeth.transform"),
+            Some("transforms[0] (azure_llm)")
+        );
+    }
+    assert!(cancelled.span.parent_span_id.is_empty());
+    assert_ne!(cancelled.span.trace_id, row.span.trace_id);
+    assert_eq!(cancelled.str_attr("elspeth.transform"), None);
 
     // Hashes only: no byte of the bodies, prompt or reply reached the collector.
     for r in collector.requests() {
@@ -196,8 +243,15 @@ async fn granularity_limits_what_is_recorded() {
         let mut config = telemetry(&collector.url(), json!({}));
         config.granularity = serde_json::from_value(json!(granularity)).unwrap();
         let tier1 = tier1_with(&config, &env(&[]), options());
-        let run = tier1.start_run(granularity);
-        let row = tier1.start_row("t", "tok");
+        let run = tier1.start_run(granularity, "run-1");
+        let row = tier1.start_row(RowSpanStart {
+            run: run.link(),
+            pipeline: "p",
+            run_id: "run-1",
+            index: 0,
+            token_id: "row-0",
+            trace_id: TraceId::random(),
+        });
         let call = tier1.start_call("llm.chat", "h");
         assert_eq!(call.is_recording(), granularity == "full");
         call.succeed(200, b"{}", b"{}");

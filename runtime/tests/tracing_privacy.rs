@@ -53,6 +53,7 @@ fn calls(tier1: &Tier1, tracer: &Tracer, tag: &str) {
             token_id: &format!("{tag}-{i}"),
             model_key: "deployment",
             model: "gpt-4o",
+            row: None,
         };
         let trace = tracer.start_trace(start);
         let call = tier1.start_call("llm.chat", "myresource.openai.azure.com");

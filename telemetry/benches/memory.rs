@@ -87,6 +87,7 @@ fn main() {
             provider: TracingProvider::Langfuse,
             content_recording: true,
             sample_rate: 1.0,
+            trace_failures: true,
         },
     );
     let request = LlmRequest::user(
@@ -115,6 +116,7 @@ fn main() {
             token_id: &token,
             model_key: "deployment",
             model: "gpt-4o",
+            row: None,
         });
         trace
             .generation(GenerationStart::new(GenAiSystem::AzureOpenAi, &request))

@@ -67,6 +67,7 @@ fn bench(c: &mut Criterion) {
         token_id: "tok-1",
         model_key: "deployment",
         model: "gpt-4o",
+        row: None,
     };
     let record = |tracer: &Tracer| {
         let trace = tracer.start_trace(black_box(start));
@@ -88,6 +89,7 @@ fn bench(c: &mut Criterion) {
                 provider: TracingProvider::Langfuse,
                 content_recording: content,
                 sample_rate: 1.0,
+                trace_failures: true,
             },
         );
         c.bench_function(name, |b| {
@@ -117,6 +119,7 @@ fn bench(c: &mut Criterion) {
             provider: TracingProvider::Langfuse,
             content_recording: true,
             sample_rate: 1.0,
+            trace_failures: true,
         },
     );
     c.bench_function("saturated: trace+generation (langfuse, content on)", |b| {

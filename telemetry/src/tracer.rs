@@ -17,6 +17,7 @@
 //! let tracer = Tracer::new(Arc::new(sink.clone()), TracerOptions::default());
 //! let trace = tracer.start_trace(TraceStart {
 //!     plugin: "azure_llm", token_id: "tok-1", model_key: "deployment", model: "gpt-4o",
+//!     row: None,
 //! });
 //! let request = LlmRequest::user("gpt-4o", "Classify: hello");
 //! let generation = trace.generation(GenerationStart::new(GenAiSystem::AzureOpenAi, &request));
@@ -29,6 +30,7 @@
 //! ```
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use std::fmt;
@@ -77,8 +79,13 @@ pub struct TracerOptions {
     pub provider: TracingProvider,
     /// Record prompt and reply text. When false they are never stored.
     pub content_recording: bool,
-    /// Fraction of traces kept, 0..=1, decided by trace id.
+    /// Fraction of traces kept, 0..=1: decided by the row's
+    /// [`RowTrace::sample_point`] (a hash of the row's identity, so every
+    /// run keeps the same rows), else by trace id.
     pub sample_rate: f64,
+    /// Record a trace left out by sampling anyway when one of its calls
+    /// fails (default true): failures are what people look for.
+    pub trace_failures: bool,
 }
 
 impl Default for TracerOptions {
@@ -87,8 +94,20 @@ impl Default for TracerOptions {
             provider: TracingProvider::None,
             content_recording: true,
             sample_rate: 1.0,
+            trace_failures: true,
         }
     }
+}
+
+/// The trace a row's spans belong to, chosen once per row by the pipeline:
+/// its Tier 2 trace and its Tier 1 `pipeline.row` trace share `trace_id`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowTrace {
+    /// The row's trace id.
+    pub trace_id: TraceId,
+    /// The row's point in [0, 1), from a hash of its identity: the row is
+    /// sampled in when it is below `sample_rate`.
+    pub sample_point: f64,
 }
 
 struct TracerInner {
@@ -126,6 +145,9 @@ pub struct TraceStart<'a> {
     pub model_key: &'a str,
     /// The deployment or model name.
     pub model: &'a str,
+    /// The row's trace (id and sampling point); `None`: a random trace id,
+    /// sampled by it.
+    pub row: Option<RowTrace>,
 }
 
 impl Tracer {
@@ -160,13 +182,22 @@ impl Tracer {
             .is_some_and(|i| i.options.content_recording)
     }
 
-    /// Starts the trace of one row.
+    /// Starts the trace of one row. Sampled out, it records nothing —
+    /// unless `trace_failures` is on, in which case it is kept aside and
+    /// recorded only if one of its generations fails.
     pub fn start_trace(&self, start: TraceStart<'_>) -> Trace {
         let Some(inner) = &self.inner else {
             return Trace { active: None };
         };
-        let trace_id = TraceId::random();
-        if !sampled(trace_id, inner.options.sample_rate) {
+        let rate = inner.options.sample_rate;
+        let (trace_id, sampled_in) = match start.row {
+            Some(row) => (row.trace_id, sampled_point(row.sample_point, rate)),
+            None => {
+                let id = TraceId::random();
+                (id, sampled(id, rate))
+            }
+        };
+        if !sampled_in && !inner.options.trace_failures {
             return Trace { active: None };
         }
         let info = TraceInfo {
@@ -177,9 +208,11 @@ impl Tracer {
                 (start.model_key.into(), Value::from(start.model)),
             ],
         };
-        Trace {
-            active: Some(ActiveSpan::root(inner.clone(), Arc::new(info), trace_id)),
+        let mut root = ActiveSpan::root(inner.clone(), Arc::new(info), trace_id);
+        if !sampled_in {
+            root.kept = Some(Arc::new(AtomicBool::new(false)));
         }
+        Trace { active: Some(root) }
     }
 
     /// Starts the trace of one batch job (`mode = job`): the root span is the
@@ -224,14 +257,19 @@ impl Tracer {
 /// Deterministic sampling: keep the trace when the low 64 bits of its id,
 /// as a fraction of 2^64, are below `rate`.
 pub fn sampled(trace_id: TraceId, rate: f64) -> bool {
+    let low = u64::from_be_bytes(trace_id.0[8..].try_into().expect("8 bytes"));
+    sampled_point(low as f64 / (u64::MAX as f64 + 1.0), rate)
+}
+
+/// Whether a trace at `point` in [0, 1) is kept at `rate`.
+pub fn sampled_point(point: f64, rate: f64) -> bool {
     if rate >= 1.0 {
         return true;
     }
     if rate <= 0.0 || rate.is_nan() {
         return false;
     }
-    let low = u64::from_be_bytes(trace_id.0[8..].try_into().expect("8 bytes"));
-    (low as f64) < rate * (u64::MAX as f64)
+    point < rate
 }
 
 /// A span being recorded; finished (recorded) when dropped.
@@ -251,6 +289,9 @@ struct ActiveSpan {
     generation: Option<Box<GenerationData>>,
     /// Explicit end time (batch rows are timed by the job, not by us).
     end: Option<SystemTime>,
+    /// Set on a trace sampled out but kept aside: recorded only once a
+    /// generation of it failed (the flag, shared by the trace's spans).
+    kept: Option<Arc<AtomicBool>>,
 }
 
 impl ActiveSpan {
@@ -270,6 +311,7 @@ impl ActiveSpan {
             metadata: Vec::new(),
             generation: None,
             end: None,
+            kept: None,
         }
     }
 
@@ -289,12 +331,18 @@ impl ActiveSpan {
             metadata: Vec::new(),
             generation: None,
             end: None,
+            kept: self.kept.clone(),
         }
     }
 }
 
 impl Drop for ActiveSpan {
     fn drop(&mut self) {
+        if let Some(kept) = &self.kept
+            && !kept.load(Ordering::Acquire)
+        {
+            return;
+        }
         let end = self
             .end
             .unwrap_or_else(|| self.start + self.started.elapsed());
@@ -414,6 +462,9 @@ impl Generation {
     /// HTTP status do (an error message may quote the prompt or the reply).
     pub fn fail(mut self, error: &LlmError) {
         if let Some(span) = &mut self.active {
+            if let Some(kept) = &span.kept {
+                kept.store(true, Ordering::Release);
+            }
             if let Some(g) = span.generation.as_deref_mut() {
                 g.error_type = Some(error.error_type());
                 g.http_status = error.http_status;
@@ -579,6 +630,7 @@ mod tests {
                 provider: TracingProvider::Langfuse,
                 content_recording: content,
                 sample_rate: rate,
+                trace_failures: true,
             },
         );
         (t, sink)
@@ -590,6 +642,7 @@ mod tests {
             token_id: "tok-1",
             model_key: "deployment",
             model: "gpt-4o",
+            row: None,
         }
     }
 

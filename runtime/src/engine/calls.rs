@@ -144,6 +144,7 @@ impl<'t, T: LlmCall + TransformMeta> CallEngine<'t, T> {
             token_id: ctx.token_id,
             model_key,
             model,
+            row: ctx.trace,
         });
         let results = if calls.len() == 1 {
             let call = calls.pop().expect("one planned call");

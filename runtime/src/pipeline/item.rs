@@ -4,9 +4,12 @@
 use serde_json::Value;
 
 use elspeth_telemetry::TransformLabel;
+use elspeth_telemetry::record::TraceId;
+use elspeth_telemetry::tier1::{RowSpanStart, SpanLink, Tier1, Tier1Span};
+use elspeth_telemetry::tracer::RowTrace;
 
 use super::cancel::StopReason;
-use crate::row::Row;
+use crate::row::{Row, RowIdentity};
 use crate::transform::{RowError, RowErrorKind};
 
 /// Why a row failed, and where: kept typed until the sink writes it.
@@ -45,6 +48,47 @@ pub(crate) struct Item {
     /// Why the row failed (written to its `error` field by the sink).
     /// Failed rows skip the remaining transforms.
     pub error: Option<RowFailure>,
+    /// The row's trace (shared by its Tier 1 and Tier 2 spans), set by
+    /// [`RowTracing::begin`].
+    pub trace: Option<RowTrace>,
+    /// The row's Tier 1 `pipeline.row` span, ended when the row is written.
+    pub span: Tier1Span,
+}
+
+/// What a run gives each row it reads: a trace id, a sampling point from
+/// the row's identity, and a `pipeline.row` span linked to the run's span.
+#[derive(Debug, Clone)]
+pub(crate) struct RowTracing {
+    /// The run's Tier 1 handle.
+    pub tier1: Tier1,
+    /// The run's `pipeline.run` span.
+    pub run: Option<SpanLink>,
+    /// The pipeline's name.
+    pub pipeline: String,
+    /// The run's id.
+    pub run_id: String,
+    /// The source's `key` field, if any (see [`RowIdentity`]).
+    pub key: Option<String>,
+}
+
+impl RowTracing {
+    /// Starts `item`'s trace.
+    pub(super) fn begin(&self, item: &mut Item) {
+        let identity = RowIdentity::of(&item.row, self.key.as_deref());
+        let trace = RowTrace {
+            trace_id: TraceId::random(),
+            sample_point: identity.unit(),
+        };
+        item.span = self.tier1.start_row(RowSpanStart {
+            run: self.run,
+            pipeline: &self.pipeline,
+            run_id: &self.run_id,
+            index: item.index,
+            token_id: &item.token_id,
+            trace_id: trace.trace_id,
+        });
+        item.trace = Some(trace);
+    }
 }
 
 impl Item {
@@ -55,6 +99,18 @@ impl Item {
             token_id: format!("row-{index}"),
             row,
             error: None,
+            trace: None,
+            span: Tier1Span::disabled(),
+        }
+    }
+
+    /// Ends the row's `pipeline.row` span: failed with the error's kind
+    /// when the row failed.
+    pub(super) fn end_span(&mut self) {
+        let span = std::mem::replace(&mut self.span, Tier1Span::disabled());
+        match &self.error {
+            Some(failure) => span.fail(failure.error.kind.as_str()),
+            None => span.end(),
         }
     }
 

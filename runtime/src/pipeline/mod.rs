@@ -52,7 +52,7 @@ use crate::store::{CallCache, Fingerprint, RunCounts, RunStatus, RunStore, Store
 use crate::tier1::Tier1;
 use crate::transform::{DynTransform, StartContext, StartError};
 use crate::usage::UsageMeter;
-use item::Item;
+use item::{Item, RowTracing};
 use sink::Sink;
 use source::Source;
 use stage::{Breaker, Mode, Stage};
@@ -456,7 +456,15 @@ impl Pipeline {
             .tracing
             .clone()
             .unwrap_or_else(|| Arc::new(TracingRegistry::new().with_tier1(&tier1)));
-        let run_span = tier1.start_run(&self.config.name);
+        let run_id = elspeth_telemetry::record::TraceId::random().to_hex();
+        let run_span = tier1.start_run(&self.config.name, &run_id);
+        let row_tracing = RowTracing {
+            tier1: tier1.clone(),
+            run: run_span.link(),
+            pipeline: self.config.name.clone(),
+            run_id,
+            key: self.config.source.key().map(str::to_string),
+        };
         let checkpoint_dir = paths.sink.parent().map(Path::to_path_buf);
         let fail_fast = self.config.fail_fast.clone().unwrap_or_default();
         let mut stages: Vec<Stage> = Vec::with_capacity(built.len());
@@ -488,8 +496,7 @@ impl Pipeline {
                         fail_fast.consecutive_failures,
                         fail_fast.on_auth_error,
                     )),
-                    label_text: label.to_string(),
-                    tier1: tier1.clone(),
+                    label_text: Arc::from(label.to_string()),
                     label,
                     concurrency: transform.concurrency().max(1),
                     transform: Arc::from(transform),
@@ -524,7 +531,10 @@ impl Pipeline {
                 source.pump(
                     limit,
                     || cancel.is_cancelled(),
-                    |item| source_tx.blocking_send(item).is_ok(),
+                    |mut item| {
+                        row_tracing.begin(&mut item);
+                        source_tx.blocking_send(item).is_ok()
+                    },
                 )
             })
         };
@@ -773,7 +783,7 @@ fn write_rows(
     started: Instant,
 ) -> Result<(), RunError> {
     loop {
-        let item = match rx.try_recv() {
+        let mut item = match rx.try_recv() {
             Ok(item) => item,
             Err(mpsc::error::TryRecvError::Empty) => {
                 sink.flush()?;
@@ -792,6 +802,7 @@ fn write_rows(
         } else {
             counts.ok += 1;
         }
+        item.end_span();
         sink.write(item)?;
         if let Some(o) = observer {
             let usage = meter.snapshot();

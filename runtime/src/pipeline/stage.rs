@@ -29,7 +29,7 @@ use super::cancel::{CancelToken, StopReason};
 use super::item::Item;
 use crate::row::{BatchContext, RowContext};
 use crate::store::CallCache;
-use crate::tier1::Tier1;
+use elspeth_telemetry::tier1::CallScope;
 use crate::transform::{BatchRow, DynTransform, RowError, RowErrorKind};
 
 /// How a stage feeds its transform.
@@ -47,10 +47,9 @@ pub(crate) enum Mode {
 /// A started transform in the chain.
 pub(crate) struct Stage {
     pub label: TransformLabel,
-    /// `label` as text (Tier 1 row spans).
-    pub label_text: String,
-    /// Tier 1 telemetry (a span per row at granularity `rows` / `full`).
-    pub tier1: Tier1,
+    /// `label` as text: the `elspeth.transform` of this stage's Tier 1
+    /// call spans (through [`CallScope`]).
+    pub label_text: Arc<str>,
     pub transform: Arc<dyn DynTransform>,
     pub tracer: Tracer,
     /// The transform's view of the run store (`None`: every call is paid).
@@ -215,8 +214,14 @@ impl Stage {
             index,
             token_id,
             row,
+            trace,
+            span,
             ..
         } = item;
+        let scope = CallScope {
+            row: span.link(),
+            transform: self.label_text.clone(),
+        };
         let original = row.clone();
         let transform = self.transform.clone();
         let tracer = self.tracer.clone();
@@ -224,8 +229,6 @@ impl Stage {
         let permits = permits.clone();
         let token = token_id.clone();
         let task_cancel = cancel.clone();
-        let tier1 = self.tier1.clone();
-        let label_text = self.label_text.clone();
         let breaker = self.breaker.clone();
         let handle = AbortOnDrop(tokio::spawn(async move {
             let Ok(_permit) = permits.acquire_owned().await else {
@@ -235,17 +238,14 @@ impl Stage {
                 // Not started before the stop: not started at all.
                 return Outcome::Cancelled;
             }
-            let span = tier1.start_row(&label_text, &token);
+            let ctx = RowContext::new(&token, index, &tracer)
+                .with_cache(cache.as_deref())
+                .with_trace(trace);
             let outcome = tokio::select! {
                 biased;
                 () = task_cancel.aborted() => Outcome::Cancelled,
-                result = transform.process(row, RowContext::new(&token, index, &tracer).with_cache(cache.as_deref())) => Outcome::Done(result),
+                result = scope.scope(transform.process(row, ctx)) => Outcome::Done(result),
             };
-            match &outcome {
-                Outcome::Done(Ok(_)) => span.end(),
-                Outcome::Done(Err(e)) => span.fail(e.kind.as_str()),
-                Outcome::Cancelled => span.fail("cancelled"),
-            }
             match &outcome {
                 Outcome::Done(result) => {
                     breaker.record(result.as_ref().map(|_| ()), &task_cancel);
@@ -262,6 +262,8 @@ impl Stage {
                 token_id,
                 row: original,
                 error: None,
+                trace,
+                span,
             };
             match handle.await {
                 Ok(Outcome::Done(Ok(row))) => item.row = row,
@@ -353,6 +355,11 @@ impl Stage {
             return Box::pin(std::future::ready(items));
         }
         let expected = rows.len();
+        // A job's calls belong to no one row: roots carrying the transform.
+        let scope = CallScope {
+            row: None,
+            transform: self.label_text.clone(),
+        };
         let transform = self.transform.clone();
         let tracer = self.tracer.clone();
         let cache = self.cache.clone();
@@ -362,7 +369,7 @@ impl Stage {
             let outcome = tokio::select! {
                 biased;
                 () = task_cancel.aborted() => Outcome::Cancelled,
-                results = transform.process_batch(rows, BatchContext::new(&tracer).with_cache(cache.as_deref())) => Outcome::Done(results),
+                results = scope.scope(transform.process_batch(rows, BatchContext::new(&tracer).with_cache(cache.as_deref()))) => Outcome::Done(results),
             };
             if let Outcome::Done(results) = &outcome {
                 for result in results {

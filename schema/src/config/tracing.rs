@@ -207,11 +207,18 @@ pub struct LangfuseTracingConfig {
     #[serde(default = "default_true")]
     #[schemars(default = "default_true")]
     pub enable_content_recording: bool,
-    /// Fraction of traces to keep, from 0 to 1. Sampling is per trace (per
-    /// row) and deterministic by trace id.
+    /// Fraction of traces to keep, from 0 to 1. Sampling is per row and
+    /// deterministic: decided by a hash of the row's identity (the source's
+    /// `key` field, else the row's content), so every run and a resumed run
+    /// trace the same rows.
     #[serde(default = "default_sample_rate")]
     #[schemars(default = "default_sample_rate", range(min = 0.0, max = 1.0))]
     pub sample_rate: f64,
+    /// Trace a row left out by `sample_rate` anyway when one of its LLM
+    /// calls fails. Set to false to sample failures like everything else.
+    #[serde(default = "default_true")]
+    #[schemars(default = "default_true")]
+    pub trace_failures: bool,
     /// Langfuse environment (e.g. `production`): lowercase letters, digits,
     /// `-` and `_`, at most 40 characters, not starting with `langfuse`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -242,6 +249,7 @@ impl Default for LangfuseTracingConfig {
             host: default_langfuse_host(),
             enable_content_recording: true,
             sample_rate: 1.0,
+            trace_failures: true,
             environment: None,
             release: None,
             tags: Vec::new(),

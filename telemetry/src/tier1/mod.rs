@@ -36,6 +36,9 @@
 //! ```
 
 mod bridge;
+mod scope;
+
+pub use scope::{CallScope, SpanLink};
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -321,23 +324,45 @@ impl Tier1 {
         name: Cow<'static, str>,
         kind: SpanKind,
         attrs: Vec<KeyValue>,
+        ids: SpanIds,
     ) -> Vec<opentelemetry_sdk::trace::Span> {
         let Some(inner) = self.records(level) else {
             return Vec::new();
         };
-        let root = Context::new();
+        let parent = ids
+            .parent
+            .map_or_else(Context::new, |p| p.as_parent());
+        let links: Vec<opentelemetry::trace::Link> = ids
+            .links
+            .iter()
+            .map(|l| opentelemetry::trace::Link::with_context(l.span_context()))
+            .collect();
         inner
             .pipelines
             .iter()
             .map(|p| {
                 p.counters.recorded.fetch_add(1, Ordering::AcqRel);
-                p.tracer
+                let builder = p
+                    .tracer
                     .span_builder(name.clone())
                     .with_kind(kind.clone())
                     .with_attributes(attrs.clone())
-                    .start_with_context(&p.tracer, &root)
+                    .with_links(links.clone());
+                scope::with_ids(ids.link, || builder.start_with_context(&p.tracer, &parent))
             })
             .collect()
+    }
+
+    /// The ids of a call span started now: a child of the current
+    /// [`CallScope`]'s row, else a root; and the scope's transform label.
+    fn call_ids() -> (SpanIds, Option<KeyValue>) {
+        match CallScope::current() {
+            Some(scope) => (
+                SpanIds::child_of(scope.row),
+                Some(KeyValue::new("elspeth.transform", scope.transform.to_string())),
+            ),
+            None => (SpanIds::child_of(None), None),
+        }
     }
 
     /// Starts the span of one external call (granularity `full`): `name` is
@@ -347,12 +372,12 @@ impl Tier1 {
     /// is recorded as cancelled.
     pub fn start_call(&self, name: impl Into<Cow<'static, str>>, host: &str) -> Tier1Call {
         let spans = match self.records(Granularity::Full) {
-            Some(_) => self.start(
-                Granularity::Full,
-                name.into(),
-                SpanKind::Client,
-                vec![KeyValue::new("server.address", host.to_string())],
-            ),
+            Some(_) => {
+                let (ids, transform) = Self::call_ids();
+                let mut attrs = vec![KeyValue::new("server.address", host.to_string())];
+                attrs.extend(transform);
+                self.start(Granularity::Full, name.into(), SpanKind::Client, attrs, ids)
+            }
             None => Vec::new(),
         };
         Tier1Call { spans }
@@ -361,8 +386,8 @@ impl Tier1 {
     /// Starts the span of one HTTP call like [`start_call`](Self::start_call),
     /// with the OTel HTTP client attributes: `http.request.method`,
     /// `server.address`, `server.port` (explicit, else the scheme's default)
-    /// and `url.full`. The URL is redacted first (query values masked,
-    /// userinfo removed) since a signed endpoint carries its secret there.
+    /// and `url.full`. The URL is redacted first (query values and
+    /// the userinfo password masked) since a signed endpoint carries its secret there.
     pub fn start_http_call(
         &self,
         name: impl Into<Cow<'static, str>>,
@@ -385,7 +410,9 @@ impl Tier1 {
                 if let Some(port) = url.port_or_known_default() {
                     attrs.push(KeyValue::new("server.port", i64::from(port)));
                 }
-                self.start(Granularity::Full, name.into(), SpanKind::Client, attrs)
+                let (ids, transform) = Self::call_ids();
+                attrs.extend(transform);
+                self.start(Granularity::Full, name.into(), SpanKind::Client, attrs, ids)
             }
             None => Vec::new(),
         };
@@ -395,11 +422,12 @@ impl Tier1 {
     /// Records an LLM call served from the run store instead of paid (at
     /// granularity `full`): an `llm.chat` span with `elspeth.cache_hit =
     /// true` and the transform's label, and no HTTP attributes (no request
-    /// was sent).
+    /// was sent). Inside a [`CallScope`] it is a child of the row.
     pub fn record_cache_hit(&self, transform: &str) {
         if self.records(Granularity::Full).is_none() {
             return;
         }
+        let (ids, _) = Self::call_ids();
         for mut span in self.start(
             Granularity::Full,
             Cow::Borrowed("llm.chat"),
@@ -408,37 +436,53 @@ impl Tier1 {
                 KeyValue::new("elspeth.transform", transform.to_string()),
                 KeyValue::new("elspeth.cache_hit", true),
             ],
+            ids,
         ) {
             span.end();
         }
     }
 
-    /// Starts the span of a pipeline run (every granularity).
-    pub fn start_run(&self, pipeline: &str) -> Tier1Span {
-        Tier1Span {
-            spans: self.start(
-                Granularity::Lifecycle,
-                Cow::Borrowed("pipeline.run"),
-                SpanKind::Internal,
-                vec![KeyValue::new("elspeth.pipeline", pipeline.to_string())],
-            ),
-        }
+    /// Starts the span of a pipeline run (every granularity): a trace of
+    /// its own, carrying the pipeline name and `run_id`. Rows link to it
+    /// through [`Tier1Span::link`].
+    pub fn start_run(&self, pipeline: &str, run_id: &str) -> Tier1Span {
+        let ids = SpanIds::child_of(None);
+        let spans = self.start(
+            Granularity::Lifecycle,
+            Cow::Borrowed("pipeline.run"),
+            SpanKind::Internal,
+            vec![
+                KeyValue::new("elspeth.pipeline", pipeline.to_string()),
+                KeyValue::new("elspeth.run_id", run_id.to_string()),
+            ],
+            ids.clone(),
+        );
+        Tier1Span::new(spans, ids.link)
     }
 
-    /// Starts the span of one row in one transform (granularity `rows` or
-    /// `full`).
-    pub fn start_row(&self, transform: &str, token_id: &str) -> Tier1Span {
-        Tier1Span {
-            spans: self.start(
-                Granularity::Rows,
-                Cow::Borrowed("pipeline.row"),
-                SpanKind::Internal,
-                vec![
-                    KeyValue::new("elspeth.transform", transform.to_string()),
-                    KeyValue::new("elspeth.token_id", token_id.to_string()),
-                ],
-            ),
-        }
+    /// Starts the span of one row (granularity `rows` or `full`): the root
+    /// of the row's own trace `row.trace_id` (the id its Tier 2 trace
+    /// uses too), linked to the run span. Run the row's transforms inside
+    /// a [`CallScope`] naming it so their calls become its children.
+    pub fn start_row(&self, row: RowSpanStart<'_>) -> Tier1Span {
+        let ids = SpanIds {
+            link: SpanLink::new_in(row.trace_id),
+            parent: None,
+            links: row.run.into_iter().collect(),
+        };
+        let spans = self.start(
+            Granularity::Rows,
+            Cow::Borrowed("pipeline.row"),
+            SpanKind::Internal,
+            vec![
+                KeyValue::new("elspeth.pipeline", row.pipeline.to_string()),
+                KeyValue::new("elspeth.run_id", row.run_id.to_string()),
+                KeyValue::new("elspeth.row.index", row.index as i64),
+                KeyValue::new("elspeth.token_id", row.token_id.to_string()),
+            ],
+            ids.clone(),
+        );
+        Tier1Span::new(spans, ids.link)
     }
 
     /// Counters per exporter so far (`pending` = recorded, not yet resolved).
@@ -573,6 +617,7 @@ fn pipeline(
     )
     .build();
     let provider = SdkTracerProvider::builder()
+        .with_id_generator(scope::PresetIds)
         .with_resource(
             // `builder_empty` skips the env detectors (a run's resource must
             // not depend on OTEL_* variables), but that also drops the SDK's
@@ -771,6 +816,44 @@ impl Drop for Tier1Call {
 /// A run or row span; recorded when [`end`](Self::end)ed or dropped.
 pub struct Tier1Span {
     spans: Vec<opentelemetry_sdk::trace::Span>,
+    link: Option<SpanLink>,
+}
+
+/// What identifies a row's span (see [`Tier1::start_row`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RowSpanStart<'a> {
+    /// The run's span, linked from the row's.
+    pub run: Option<SpanLink>,
+    /// The pipeline's name.
+    pub pipeline: &'a str,
+    /// The run's id (as on `pipeline.run`).
+    pub run_id: &'a str,
+    /// 0-based position of the row in the source.
+    pub index: u64,
+    /// The row's token id (`row-<index>`).
+    pub token_id: &'a str,
+    /// The row's trace id, shared with its Tier 2 trace.
+    pub trace_id: crate::record::TraceId,
+}
+
+/// The ids of a span about to start.
+#[derive(Debug, Clone)]
+struct SpanIds {
+    link: SpanLink,
+    parent: Option<SpanLink>,
+    links: Vec<SpanLink>,
+}
+
+impl SpanIds {
+    /// A child of `parent` (same trace), or the root of a new trace.
+    fn child_of(parent: Option<SpanLink>) -> Self {
+        let trace_id = parent.map_or_else(crate::record::TraceId::random, |p| p.trace_id);
+        Self {
+            link: SpanLink::new_in(trace_id),
+            parent,
+            links: Vec::new(),
+        }
+    }
 }
 
 impl fmt::Debug for Tier1Span {
@@ -782,9 +865,27 @@ impl fmt::Debug for Tier1Span {
 }
 
 impl Tier1Span {
+    fn new(spans: Vec<opentelemetry_sdk::trace::Span>, link: SpanLink) -> Self {
+        let link = (!spans.is_empty()).then_some(link);
+        Self { spans, link }
+    }
+
+    /// A span that records nothing.
+    pub fn disabled() -> Self {
+        Self {
+            spans: Vec::new(),
+            link: None,
+        }
+    }
+
     /// Whether this span is recorded.
     pub fn is_recording(&self) -> bool {
         !self.spans.is_empty()
+    }
+
+    /// The span's ids, for children and links (`None` when not recorded).
+    pub fn link(&self) -> Option<SpanLink> {
+        self.link
     }
 
     /// Marks the span failed with `error_type` and ends it.

@@ -43,6 +43,7 @@ pub(crate) fn tracer(sink: Arc<dyn SpanSink>, provider: TracingProvider, content
             provider,
             content_recording: content,
             sample_rate: 1.0,
+            trace_failures: true,
         },
     )
 }
@@ -53,6 +54,7 @@ pub(crate) fn start(token: &str) -> TraceStart<'_> {
         token_id: token,
         model_key: "deployment",
         model: "gpt-4o",
+        row: None,
     }
 }
 
