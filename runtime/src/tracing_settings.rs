@@ -85,11 +85,7 @@ pub fn tracer_options(config: &TracingConfig) -> TracerOptions {
     let (content_recording, sample_rate, trace_failures) = match config {
         TracingConfig::None => (true, 1.0, true),
         TracingConfig::AzureAi(c) => (c.enable_content_recording, 1.0, true),
-        TracingConfig::Langfuse(c) => (
-            c.enable_content_recording,
-            c.sample_rate,
-            c.trace_failures,
-        ),
+        TracingConfig::Langfuse(c) => (c.enable_content_recording, c.sample_rate, c.trace_failures),
     };
     TracerOptions {
         provider: provider(config.provider()),

@@ -915,7 +915,10 @@ async fn live_exporters_and_tier1_telemetry() {
     assert_eq!(count("pipeline.row"), 5);
     assert_eq!(count("llm.chat"), 10);
     assert_eq!(tier1[0].sent as usize, spans.len());
-    let run = spans.iter().find(|s| s.span.name == "pipeline.run").unwrap();
+    let run = spans
+        .iter()
+        .find(|s| s.span.name == "pipeline.run")
+        .unwrap();
     let run_id = run.str_attr("elspeth.run_id").expect("the run has an id");
     let rows: Vec<_> = spans
         .iter()
@@ -950,7 +953,10 @@ async fn live_exporters_and_tier1_telemetry() {
         transforms.sort();
         assert_eq!(
             transforms,
-            vec!["transforms[0] (azure_llm)", "transforms[1] (openrouter_llm)"]
+            vec![
+                "transforms[0] (azure_llm)",
+                "transforms[1] (openrouter_llm)"
+            ]
         );
     }
     for call in spans.iter().filter(|s| s.span.name == "llm.chat") {
@@ -1058,4 +1064,98 @@ async fn closing_with_dead_backends_takes_one_deadline_and_counts_every_span() {
         // 4 rows × (trace + generation), none sent, all accounted for.
         assert_eq!((e.sent, e.dropped + e.failed + e.pending), (0, 8), "{e:?}");
     }
+}
+
+/// `sample_rate` decides per row from the row's identity (the source's
+/// `key`), so a second run over the same rows in another order traces the
+/// same rows; a row sampled out whose call fails is traced anyway, unless
+/// `trace_failures: false`.
+#[tokio::test]
+async fn sampling_follows_the_row_and_keeps_failures() {
+    use elspeth_mock::langfuse::LangfuseMock;
+    use elspeth_runtime::RowIdentity;
+
+    let mocks = Mocks::start().await;
+    let ids: Vec<u64> = (0..40).collect();
+    let row_of = |id: u64| {
+        let mut row = elspeth_runtime::Row::new();
+        row.insert("id".into(), json!(id));
+        row
+    };
+    let point = |id: u64| RowIdentity::of(&row_of(id), Some("id")).unit();
+    let sampled: Vec<u64> = ids.iter().copied().filter(|&id| point(id) < 0.5).collect();
+    assert!(
+        (8..=32).contains(&sampled.len()),
+        "about half sampled: {sampled:?}"
+    );
+    // Two rows sampled out whose call fails.
+    let failing: Vec<u64> = ids
+        .iter()
+        .copied()
+        .filter(|&id| point(id) >= 0.5)
+        .take(2)
+        .collect();
+
+    // Traced ids of one run over `order`, with `trace_failures`.
+    let run = async |order: Vec<u64>, trace_failures: bool| -> Vec<u64> {
+        let langfuse = LangfuseMock::new("pk-lf-s", "sk-lf-s");
+        let server = langfuse.start(0).await.unwrap();
+        let dir = tmpdir("sampling");
+        write_jsonl(
+            &dir.join("in.jsonl"),
+            order.iter().map(|&id| {
+                let text = if failing.contains(&id) {
+                    "MOCK_CONTENT_FILTER"
+                } else {
+                    "hello"
+                };
+                json!({"id": id, "text": text})
+            }),
+        );
+        let config: PipelineConfig = serde_json::from_value(json!({
+            "name": "sampling",
+            "source": {"plugin": "jsonl", "path": "in.jsonl", "key": "id"},
+            "transforms": [llm("azure_llm", json!({
+                "prompt_template": "Classify: {{ text }}", "output_field": "category",
+                "tracing": {"provider": "langfuse", "public_key": "pk-lf-s", "secret_key": "sk-lf-s",
+                    "host": server.url(), "sample_rate": 0.5, "trace_failures": trace_failures}}))],
+            "sink": {"plugin": "jsonl", "path": "out.jsonl"},
+        }))
+        .unwrap();
+        let summary = Pipeline::new(config, &dir)
+            .run(
+                RunOptions::default()
+                    .with_env(Arc::new(mocks.env()))
+                    .with_backoff(Duration::from_millis(5), Duration::from_millis(20)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(summary.rows_failed, 2);
+        let mut traced: Vec<u64> = langfuse
+            .spans()
+            .iter()
+            .filter(|s| s.span.name == "elspeth.azure_llm")
+            .map(|s| {
+                let token = s.str_attr("langfuse.trace.metadata.token_id").unwrap();
+                let index: usize = token
+                    .trim_matches('"')
+                    .trim_start_matches("row-")
+                    .parse()
+                    .unwrap();
+                order[index]
+            })
+            .collect();
+        traced.sort();
+        let _ = std::fs::remove_dir_all(dir);
+        traced
+    };
+
+    let mut expected: Vec<u64> = sampled.iter().chain(&failing).copied().collect();
+    expected.sort();
+    let forward = run(ids.clone(), true).await;
+    assert_eq!(forward, expected, "sampled rows plus the failures");
+    let backward = run(ids.iter().rev().copied().collect(), true).await;
+    assert_eq!(backward, forward, "the same rows, whatever their order");
+    let without_failures = run(ids.clone(), false).await;
+    assert_eq!(without_failures, sampled);
 }

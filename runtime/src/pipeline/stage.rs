@@ -29,8 +29,8 @@ use super::cancel::{CancelToken, StopReason};
 use super::item::Item;
 use crate::row::{BatchContext, RowContext};
 use crate::store::CallCache;
-use elspeth_telemetry::tier1::CallScope;
 use crate::transform::{BatchRow, DynTransform, RowError, RowErrorKind};
+use elspeth_telemetry::tier1::CallScope;
 
 /// How a stage feeds its transform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -329,9 +329,7 @@ impl Tier1 {
         let Some(inner) = self.records(level) else {
             return Vec::new();
         };
-        let parent = ids
-            .parent
-            .map_or_else(Context::new, |p| p.as_parent());
+        let parent = ids.parent.map_or_else(Context::new, |p| p.as_parent());
         let links: Vec<opentelemetry::trace::Link> = ids
             .links
             .iter()
@@ -359,7 +357,10 @@ impl Tier1 {
         match CallScope::current() {
             Some(scope) => (
                 SpanIds::child_of(scope.row),
-                Some(KeyValue::new("elspeth.transform", scope.transform.to_string())),
+                Some(KeyValue::new(
+                    "elspeth.transform",
+                    scope.transform.to_string(),
+                )),
             ),
             None => (SpanIds::child_of(None), None),
         }

@@ -93,12 +93,16 @@ pub(super) struct PresetIds;
 
 impl opentelemetry_sdk::trace::IdGenerator for PresetIds {
     fn new_trace_id(&self) -> opentelemetry::trace::TraceId {
-        let id = PRESET.with(Cell::get).map_or_else(TraceId::random, |l| l.trace_id);
+        let id = PRESET
+            .with(Cell::get)
+            .map_or_else(TraceId::random, |l| l.trace_id);
         opentelemetry::trace::TraceId::from_bytes(id.0)
     }
 
     fn new_span_id(&self) -> opentelemetry::trace::SpanId {
-        let id = PRESET.with(Cell::get).map_or_else(SpanId::random, |l| l.span_id);
+        let id = PRESET
+            .with(Cell::get)
+            .map_or_else(SpanId::random, |l| l.span_id);
         opentelemetry::trace::SpanId::from_bytes(id.0)
     }
 }
