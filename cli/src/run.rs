@@ -108,6 +108,10 @@ pub(crate) struct RunArgs {
     /// (the new replies are still stored).
     #[arg(long)]
     no_cache: bool,
+    /// Also write the run's summary as JSON to PATH (replaced atomically):
+    /// rows, calls, tokens, cost and every tracing exporter's span counts.
+    #[arg(long, value_name = "PATH")]
+    summary_json: Option<PathBuf>,
 }
 
 /// Runs `elspeth run`.
@@ -188,6 +192,7 @@ async fn run_async(args: RunArgs) -> ExitCode {
     };
     let base_dir = base_dir(&args.pipeline);
     let store = store_options(&args, config.store.as_ref(), &base_dir);
+    let store_path = store.path.clone();
     let pipeline = Pipeline::new(config, base_dir).with_file(&args.pipeline);
 
     let cancel = CancelToken::new();
@@ -214,6 +219,15 @@ async fn run_async(args: RunArgs) -> ExitCode {
         };
     }
 
+    if let Some(path) = &args.summary_json
+        && let Err(e) = pipeline.check_outputs(&[
+            ("run store", store_path.as_path()),
+            ("--summary-json", path.as_path()),
+        ])
+    {
+        eprintln!("error: {e}; nothing was run");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let observer = Arc::new(Display::new(bar.clone()));
     options = options.with_observer(observer.clone());
     // Registered before the run starts: a signal sent as soon as the run
@@ -233,6 +247,7 @@ async fn run_async(args: RunArgs) -> ExitCode {
     match result {
         Ok(summary) => {
             print_summary(&summary, mocks.as_ref(), false);
+            write_summary_json(args.summary_json.as_deref(), &summary);
             if let Some(stack) = mocks {
                 stack.stop().await;
             }
@@ -243,6 +258,7 @@ async fn run_async(args: RunArgs) -> ExitCode {
             // what was done and paid for.
             if let Some(summary) = e.summary() {
                 print_summary(summary, mocks.as_ref(), true);
+                write_summary_json(args.summary_json.as_deref(), summary);
             }
             if let Some(stack) = mocks {
                 stack.stop().await;
@@ -250,6 +266,17 @@ async fn run_async(args: RunArgs) -> ExitCode {
             note(&format!("error: {e}"));
             ExitCode::from(exit_code_of(&e))
         }
+    }
+}
+
+/// Writes `--summary-json`; a failure is reported, the run's outcome (and
+/// exit code) stands.
+fn write_summary_json(path: Option<&Path>, summary: &RunSummary) {
+    let Some(path) = path else { return };
+    let mut json = serde_json::to_vec_pretty(&summary.to_json()).unwrap_or_default();
+    json.push(b'\n');
+    if let Err(e) = elspeth_runtime::pipeline::write_atomic(path, &json) {
+        note(&format!("error: could not write --summary-json: {e}"));
     }
 }
 
@@ -654,6 +681,10 @@ fn print_summary(s: &RunSummary, mocks: Option<&MockStack>, stopped: bool) {
             if e.pending > 0 {
                 line.push_str(&format!(", {} not sent", e.pending));
             }
+            if e.kept > 0 {
+                line.push_str(&format!(", {} kept for replay", e.kept));
+            }
+            line.push_str(&format!(" ({} recorded)", e.recorded));
             let _ = writeln!(out, "{line}");
         }
     }

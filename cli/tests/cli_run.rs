@@ -30,13 +30,37 @@ fn quickstart(name: &str, tickets: Option<String>) -> PathBuf {
 fn quick_start_runs_against_the_mocks() {
     let dir = quickstart("quickstart", None);
     let yaml = dir.join("ticket-triage.yaml");
-    let out = elspeth(&["run", yaml.to_str().unwrap(), "--with-mocks"]);
+    let summary_json = dir.join("summary.json");
+    let out = elspeth(&[
+        "run",
+        yaml.to_str().unwrap(),
+        "--with-mocks",
+        "--summary-json",
+        summary_json.to_str().unwrap(),
+    ]);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(
         out.status.code(),
         Some(0),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
+    // The machine-readable summary: every exporter's spans add up.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary_json).unwrap()).unwrap();
+    assert_eq!(json["rows"]["ok"], 12);
+    assert_eq!(json["llm_calls"]["paid"], 24);
+    let exporters = json["exporters"].as_array().unwrap();
+    assert_eq!(exporters.len(), 2, "{json}");
+    for e in exporters {
+        let n = |k: &str| e[k].as_u64().unwrap();
+        assert_eq!(n("recorded"), 24, "{e}");
+        assert_eq!(n("sent"), 24, "{e}");
+        assert_eq!(
+            n("sent") + n("dropped") + n("failed") + n("pending") + n("kept"),
+            n("recorded")
+        );
+    }
+    assert!(stdout.contains("(24 recorded)"), "{stdout}");
     assert!(
         stdout.contains("finished `ticket-triage`: 12 rows"),
         "{stdout}"
@@ -408,5 +432,31 @@ fn unset_tracing_variables_run_untraced_with_warnings() {
     );
     let written = std::fs::read_to_string(dir.join("out/triaged.jsonl")).unwrap();
     assert_eq!(written.lines().count(), 12);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `--summary-json` naming an input (here the source, through another
+/// spelling of its path) is refused before anything runs; the input is intact.
+#[test]
+fn summary_json_never_overwrites_an_input() {
+    let dir = quickstart("summary-clash", None);
+    let yaml = dir.join("ticket-triage.yaml");
+    let source = dir.join("tickets.jsonl");
+    let before = std::fs::read(&source).unwrap();
+    let other_spelling = dir.join("out/../tickets.jsonl");
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    let out = elspeth(&[
+        "run",
+        yaml.to_str().unwrap(),
+        "--with-mocks",
+        "--summary-json",
+        other_spelling.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--summary-json"), "{stderr}");
+    assert!(stderr.contains("nothing was run"), "{stderr}");
+    assert_eq!(std::fs::read(&source).unwrap(), before);
+    assert!(!dir.join("out/triaged.jsonl").exists());
     let _ = std::fs::remove_dir_all(dir);
 }

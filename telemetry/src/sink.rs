@@ -6,18 +6,40 @@ use std::time::Duration;
 use crate::record::SpanRecord;
 
 /// Counters of one exporter, reported by `close()` and the run summary.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Exact: every recorded span is in exactly one state, so
+/// `sent + dropped + failed + pending + kept == recorded`
+/// ([`is_exact`](Self::is_exact)).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ExportSummary {
     /// Exporter label, e.g. `langfuse https://cloud.langfuse.com`. Never a secret.
     pub exporter: String,
+    /// Spans handed to the exporter (sampled-out traces are never recorded).
+    pub recorded: u64,
     /// Spans the backend accepted.
     pub sent: u64,
-    /// Spans dropped before sending (queue full, sampled out does not count).
+    /// Spans dropped before sending (queue full, or recorded after the
+    /// exporter closed).
     pub dropped: u64,
     /// Spans given up on after retries, or rejected by the backend.
     pub failed: u64,
-    /// Spans still queued when the summary was taken.
+    /// Spans queued or in flight when the summary was taken (at exit: a
+    /// request still unanswered when the process stopped waiting).
     pub pending: u64,
+    /// Spans not delivered in time and kept for `elspeth traces replay`.
+    pub kept: u64,
+}
+
+impl ExportSummary {
+    /// Whether the states add up to what was recorded.
+    pub fn is_exact(&self) -> bool {
+        self.sent + self.dropped + self.failed + self.pending + self.kept == self.recorded
+    }
+
+    /// Spans recorded and not (yet) accepted by the backend.
+    pub fn unsent(&self) -> u64 {
+        self.recorded.saturating_sub(self.sent)
+    }
 }
 
 /// The boxed future of object-safe async methods (`elspeth-core`'s one).
@@ -92,6 +114,7 @@ impl SpanSink for InMemorySink {
         let n = self.spans.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
         ExportSummary {
             exporter: self.label(),
+            recorded: n,
             sent: n,
             ..Default::default()
         }

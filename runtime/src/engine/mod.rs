@@ -209,8 +209,10 @@ pub async fn on_start_job<T: LlmJob + TransformMeta>(
 }
 
 /// `Transform::close`: flushes the transform's traces within
-/// [`CLOSE_FLUSH_DEADLINE`] and reports the exporter's counters; what could
-/// not be sent is logged as one warning.
+/// [`CLOSE_FLUSH_DEADLINE`] and reports the exporter's counters. Nothing is
+/// logged above debug here: the exporter's one summary line comes from its
+/// shutdown, once the run is over (two transforms sharing an exporter, or a
+/// flush and a shutdown, never print lines that disagree).
 pub async fn close(tracer: Tracer) -> CloseReport {
     close_within(tracer, CLOSE_FLUSH_DEADLINE).await
 }
@@ -218,18 +220,18 @@ pub async fn close(tracer: Tracer) -> CloseReport {
 /// [`close`] with an explicit deadline.
 pub async fn close_within(tracer: Tracer, deadline: Duration) -> CloseReport {
     let summary = tracer.flush(deadline).await;
-    if let Some(s) = &summary {
-        let unsent = s.pending + s.failed + s.dropped;
-        if unsent > 0 {
-            tracing::warn!(
-                exporter = %s.exporter,
-                sent = s.sent,
-                pending = s.pending,
-                failed = s.failed,
-                dropped = s.dropped,
-                "Tracing could not send {unsent} span(s) before close"
-            );
-        }
+    if let Some(s) = &summary
+        && s.unsent() > 0
+    {
+        tracing::debug!(
+            exporter = %s.exporter,
+            sent = s.sent,
+            pending = s.pending,
+            failed = s.failed,
+            dropped = s.dropped,
+            "{} span(s) not sent at close",
+            s.unsent()
+        );
     }
     CloseReport { tracing: summary }
 }

@@ -44,7 +44,7 @@ pub use crate::plan::TransformPlan;
 pub use cancel::{CancelToken, StopReason, StopSignal};
 pub use dry_run::DryRun;
 pub use report::{Progress, RunObserver, RunStart, RunSummary};
-pub use sink::ERROR_FIELD;
+pub use sink::{ERROR_FIELD, write_atomic};
 
 use crate::plan::{self as plan_, Plan, PlanError};
 use crate::row::Shard;

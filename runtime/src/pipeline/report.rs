@@ -126,4 +126,36 @@ impl RunSummary {
     pub fn is_success(&self) -> bool {
         self.rows_failed == 0 && !self.interrupted
     }
+
+    /// The summary as JSON (`elspeth run --summary-json`): rows, calls,
+    /// tokens, cost, timings, and per tracing exporter every span's state
+    /// (`recorded = sent + dropped + failed + pending + kept`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "pipeline": self.pipeline,
+            "success": self.is_success(),
+            "interrupted": self.interrupted,
+            "stop_reason": self.stop_reason.as_ref().map(ToString::to_string),
+            "rows": {
+                "read": self.rows_read,
+                "ok": self.rows_ok,
+                "failed": self.rows_failed,
+                "cancelled": self.rows_cancelled,
+            },
+            "llm_calls": {
+                "paid": self.llm_calls,
+                "failed": self.llm_calls_failed,
+                "cached": self.llm_calls_cached,
+            },
+            "tokens": {"in": self.tokens_in, "out": self.tokens_out, "saved": self.saved_tokens},
+            "cost_usd": self.cost_usd,
+            "saved_cost_usd": self.saved_cost_usd,
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "rows_elapsed_s": self.rows_elapsed.as_secs_f64(),
+            "output": self.output,
+            "error_output": self.error_output,
+            "store": self.store,
+            "exporters": self.exporters,
+        })
+    }
 }

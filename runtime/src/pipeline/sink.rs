@@ -113,6 +113,16 @@ impl Drop for TempFile {
     }
 }
 
+/// Writes `bytes` to `path` atomically, the way the sink writes its
+/// output: a temporary file beside it, fsynced, renamed over it. A reader
+/// sees the old file or the new one, never half of one. Check first that
+/// `path` is not an input ([`Pipeline::check_outputs`](super::Pipeline::check_outputs)).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
+    let (mut tmp, mut out) = TempFile::create(path)?;
+    out.write_all(bytes).map_err(|e| sink_error(path, &e))?;
+    tmp.commit(out)
+}
+
 /// Removes `<prefix><pid>` files whose process is gone: left by a run that
 /// was killed before it could commit or clean up. Only names of exactly our
 /// pattern are touched.

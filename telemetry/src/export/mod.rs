@@ -18,11 +18,14 @@
 //!   batch in halves, and a single span that is still too large is re-sent
 //!   with its attribute values truncated (and marked as truncated).
 //! - **`flush(deadline)`** returns within its deadline, whatever the backend
-//!   does, and logs one summary line per exporter (sent, dropped, failed,
-//!   pending); **`shutdown(deadline)`** flushes, then abandons what is left
-//!   and counts it as failed.
+//!   does (logging at debug level only); **`shutdown(deadline)`** flushes,
+//!   then abandons what is left, counts it as failed and logs the
+//!   exporter's one summary line (sent, dropped, failed, not sent yet, out
+//!   of recorded).
 //!
-//! Counters always add up: `enqueued = sent + dropped + failed + pending`.
+//! Counters are exact: the queue and the counters share one lock, so a
+//! summary is a consistent snapshot in which
+//! `recorded = sent + dropped + failed + pending + kept`.
 
 mod transport;
 mod worker;

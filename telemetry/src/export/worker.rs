@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -43,19 +43,16 @@ struct Shared {
     label: String,
     config: ExportConfig,
     transport: Arc<dyn Transport>,
-    queue: Mutex<VecDeque<SpanRecord>>,
+    /// The queue and the counters, under one lock: a summary is a
+    /// consistent snapshot (every span in exactly one state), never a sum
+    /// of counters read at different instants.
+    state: Mutex<State>,
     /// Wakes the worker: a full batch, a flush, a shutdown, a disable.
     wake: Notify,
     /// Wakes flush waiters whenever work completes.
     idle: Notify,
     /// Wakes delivery tasks to give up (shutdown deadline passed).
     abandon: Notify,
-    enqueued: AtomicU64,
-    dropped: AtomicU64,
-    sent: AtomicU64,
-    failed: AtomicU64,
-    /// Spans taken from the queue and not yet resolved as sent or failed.
-    in_flight: AtomicU64,
     flushers: AtomicUsize,
     disabled: AtomicBool,
     closing: AtomicBool,
@@ -63,6 +60,24 @@ struct Shared {
     warned_give_up: AtomicBool,
     warned_rejected: AtomicBool,
     last_logged: Mutex<Option<ExportSummary>>,
+}
+
+/// The queue and where every recorded span stands.
+struct State {
+    queue: VecDeque<SpanRecord>,
+    counts: Counts,
+}
+
+/// `recorded = sent + dropped + failed + queue.len() + in_flight`, always
+/// (each transition moves spans between states under the lock).
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    recorded: u64,
+    sent: u64,
+    dropped: u64,
+    failed: u64,
+    /// Taken from the queue, not yet resolved as sent or failed.
+    in_flight: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -79,17 +94,15 @@ impl Exporter {
         let config = config.sanitized();
         let shared = Arc::new(Shared {
             label: transport.label(),
-            queue: Mutex::new(VecDeque::with_capacity(config.max_queue.min(1024))),
+            state: Mutex::new(State {
+                queue: VecDeque::with_capacity(config.max_queue.min(1024)),
+                counts: Counts::default(),
+            }),
             config,
             transport,
             wake: Notify::new(),
             idle: Notify::new(),
             abandon: Notify::new(),
-            enqueued: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            sent: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
             flushers: AtomicUsize::new(0),
             disabled: AtomicBool::new(false),
             closing: AtomicBool::new(false),
@@ -108,7 +121,7 @@ impl Exporter {
     /// Spans accepted by [`enqueue`](SpanSink::enqueue) so far (sampled-out
     /// traces never get here). Always `sent + dropped + failed + pending`.
     pub fn enqueued(&self) -> u64 {
-        self.shared.enqueued.load(Ordering::Acquire)
+        lock(&self.shared.state).counts.recorded
     }
 
     /// Whether a 401/403 disabled this exporter.
@@ -147,10 +160,21 @@ impl Exporter {
         shared.flushers.fetch_sub(1, Ordering::AcqRel);
     }
 
+    /// Waits for the queue to drain (at most `deadline`). Logs at debug
+    /// level only: the one summary line per exporter is shutdown's, so a
+    /// run never prints two that disagree.
     async fn flush_impl(&self, deadline: Duration) -> ExportSummary {
         self.wait_idle(deadline).await;
         let summary = self.summary_impl();
-        self.shared.log_summary(&summary);
+        tracing::debug!(
+            exporter = %summary.exporter,
+            recorded = summary.recorded,
+            sent = summary.sent,
+            dropped = summary.dropped,
+            failed = summary.failed,
+            pending = summary.pending,
+            "tracing flush"
+        );
         summary
     }
 
@@ -170,13 +194,7 @@ impl Exporter {
         {
             tracing::debug!(exporter = %shared.label, "export worker still busy after shutdown");
         }
-        let left = {
-            let mut q = lock(&shared.queue);
-            let n = q.len() as u64;
-            q.clear();
-            n
-        };
-        shared.failed.fetch_add(left, Ordering::AcqRel);
+        drop(shared.fail_queued());
         shared.transport.on_shutdown();
         let summary = self.summary_impl();
         shared.log_summary(&summary);
@@ -185,13 +203,16 @@ impl Exporter {
 
     fn summary_impl(&self) -> ExportSummary {
         let s = &self.shared;
-        let queued = lock(&s.queue).len() as u64;
+        let state = lock(&s.state);
+        let c = state.counts;
         ExportSummary {
             exporter: s.label.clone(),
-            sent: s.sent.load(Ordering::Acquire),
-            dropped: s.dropped.load(Ordering::Acquire),
-            failed: s.failed.load(Ordering::Acquire),
-            pending: queued + s.in_flight.load(Ordering::Acquire),
+            recorded: c.recorded,
+            sent: c.sent,
+            dropped: c.dropped,
+            failed: c.failed,
+            pending: state.queue.len() as u64 + c.in_flight,
+            kept: 0,
         }
     }
 }
@@ -211,29 +232,30 @@ impl SpanSink for Exporter {
 
     fn enqueue(&self, span: SpanRecord) {
         let s = &self.shared;
-        s.enqueued.fetch_add(1, Ordering::AcqRel);
-        if s.disabled.load(Ordering::Acquire) {
-            s.failed.fetch_add(1, Ordering::AcqRel);
-            return;
-        }
-        if s.closing.load(Ordering::Acquire) && s.abandoned.load(Ordering::Acquire) {
-            s.dropped.fetch_add(1, Ordering::AcqRel);
-            return;
-        }
+        let disabled = s.disabled.load(Ordering::Acquire);
+        let closed = s.closing.load(Ordering::Acquire) && s.abandoned.load(Ordering::Acquire);
         let (len, evicted) = {
-            let mut q = lock(&s.queue);
-            let evicted = if q.len() >= s.config.max_queue {
-                q.pop_front()
+            let mut state = lock(&s.state);
+            state.counts.recorded += 1;
+            if disabled {
+                state.counts.failed += 1;
+                return;
+            }
+            if closed {
+                state.counts.dropped += 1;
+                return;
+            }
+            let evicted = if state.queue.len() >= s.config.max_queue {
+                state.counts.dropped += 1;
+                state.queue.pop_front()
             } else {
                 None
             };
-            q.push_back(span);
-            (q.len(), evicted)
+            state.queue.push_back(span);
+            (state.queue.len(), evicted)
         };
-        if evicted.is_some() {
-            s.dropped.fetch_add(1, Ordering::AcqRel);
-            drop(evicted);
-        }
+        // Freed outside the lock.
+        drop(evicted);
         if len == s.config.batch_size {
             s.wake.notify_one();
         }
@@ -254,37 +276,42 @@ impl SpanSink for Exporter {
 
 impl Shared {
     fn is_idle(&self) -> bool {
-        let q = lock(&self.queue);
-        q.is_empty() && self.in_flight.load(Ordering::Acquire) == 0
+        let state = lock(&self.state);
+        state.queue.is_empty() && state.counts.in_flight == 0
     }
 
     /// Takes a batch: a full one, or (when `partial`) whatever is queued.
     fn take_batch(&self, partial: bool) -> Option<Vec<SpanRecord>> {
-        let mut q = lock(&self.queue);
-        let n = q.len();
+        let mut state = lock(&self.state);
+        let n = state.queue.len();
         if n == 0 || (n < self.config.batch_size && !partial) {
             return None;
         }
         let take = n.min(self.config.batch_size);
-        let batch: Vec<SpanRecord> = q.drain(..take).collect();
-        self.in_flight.fetch_add(take as u64, Ordering::AcqRel);
+        let batch: Vec<SpanRecord> = state.queue.drain(..take).collect();
+        state.counts.in_flight += take as u64;
         Some(batch)
     }
 
-    fn fail_queued(&self) {
-        let drained: Vec<SpanRecord> = lock(&self.queue).drain(..).collect();
-        self.failed
-            .fetch_add(drained.len() as u64, Ordering::AcqRel);
+    /// Gives up on every queued span (counted as failed); returns them so
+    /// they are freed outside the lock.
+    #[must_use]
+    fn fail_queued(&self) -> VecDeque<SpanRecord> {
+        let mut state = lock(&self.state);
+        state.counts.failed += state.queue.len() as u64;
+        std::mem::take(&mut state.queue)
     }
 
     fn resolve_sent(&self, n: u64) {
-        self.sent.fetch_add(n, Ordering::AcqRel);
-        self.in_flight.fetch_sub(n, Ordering::AcqRel);
+        let mut state = lock(&self.state);
+        state.counts.sent += n;
+        state.counts.in_flight -= n;
     }
 
     fn resolve_failed(&self, n: u64) {
-        self.failed.fetch_add(n, Ordering::AcqRel);
-        self.in_flight.fetch_sub(n, Ordering::AcqRel);
+        let mut state = lock(&self.state);
+        state.counts.failed += n;
+        state.counts.in_flight -= n;
     }
 
     fn log_summary(&self, s: &ExportSummary) {
@@ -294,25 +321,25 @@ impl Shared {
         }
         *last = Some(s.clone());
         drop(last);
-        if s.dropped > 0 || s.failed > 0 || s.pending > 0 {
+        if s.unsent() > 0 {
             tracing::warn!(
                 exporter = %s.exporter,
+                recorded = s.recorded,
                 sent = s.sent,
                 dropped = s.dropped,
                 failed = s.failed,
                 pending = s.pending,
-                "tracing export summary for {}: {} spans sent, {} dropped (queue full), {} failed, {} not sent yet",
-                s.exporter, s.sent, s.dropped, s.failed, s.pending
+                kept = s.kept,
+                "tracing export summary for {}: {} spans sent, {} dropped (queue full or recorded after close), {} failed, {} not sent yet, {} kept for replay ({} recorded)",
+                s.exporter, s.sent, s.dropped, s.failed, s.pending, s.kept, s.recorded
             );
         } else {
             tracing::info!(
                 exporter = %s.exporter,
+                recorded = s.recorded,
                 sent = s.sent,
-                dropped = s.dropped,
-                failed = s.failed,
-                pending = s.pending,
-                "tracing export summary for {}: {} spans sent, 0 dropped, 0 failed",
-                s.exporter, s.sent
+                "tracing export summary for {}: {} spans sent, 0 dropped, 0 failed ({} recorded)",
+                s.exporter, s.sent, s.recorded
             );
         }
     }
@@ -342,11 +369,11 @@ async fn run(shared: Arc<Shared>) {
     loop {
         while tasks.try_join_next().is_some() {}
         if shared.abandoned.load(Ordering::Acquire) {
-            shared.fail_queued();
+            drop(shared.fail_queued());
             break;
         }
         if shared.disabled.load(Ordering::Acquire) {
-            shared.fail_queued();
+            drop(shared.fail_queued());
         }
         let now = Instant::now();
         let tick_due = now >= next_tick;

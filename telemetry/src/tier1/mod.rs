@@ -501,10 +501,12 @@ impl Tier1 {
                 let failed = c.failed.load(Ordering::Acquire);
                 ExportSummary {
                     exporter: p.label.clone(),
+                    recorded,
                     sent,
                     dropped: 0,
                     failed,
                     pending: recorded.saturating_sub(sent + failed),
+                    kept: 0,
                 }
             })
             .collect()
@@ -540,24 +542,26 @@ impl Tier1 {
             let lost = recorded.saturating_sub(sent + failed);
             let summary = ExportSummary {
                 exporter: p.label.clone(),
+                recorded,
                 sent,
                 dropped: lost,
                 failed,
                 pending: 0,
+                kept: 0,
             };
             if summary.dropped > 0 || summary.failed > 0 {
                 tracing::warn!(
                     exporter = %summary.exporter,
-                    sent, dropped = lost, failed,
-                    "Tier 1 telemetry summary for {}: {sent} spans sent, {lost} dropped{}, {failed} failed",
+                    recorded, sent, dropped = lost, failed,
+                    "Tier 1 telemetry summary for {}: {sent} spans sent, {lost} dropped{}, {failed} failed ({recorded} recorded)",
                     summary.exporter,
                     if timed_out { " (not exported before the deadline)" } else { "" }
                 );
             } else {
                 tracing::info!(
                     exporter = %summary.exporter,
-                    sent, dropped = 0u64, failed = 0u64,
-                    "Tier 1 telemetry summary for {}: {sent} spans sent, 0 dropped, 0 failed",
+                    recorded, sent, dropped = 0u64, failed = 0u64,
+                    "Tier 1 telemetry summary for {}: {sent} spans sent, 0 dropped, 0 failed ({recorded} recorded)",
                     summary.exporter
                 );
             }
