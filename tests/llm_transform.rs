@@ -286,6 +286,7 @@ async fn successful_call_records_trace_and_generation() {
         CloseReport {
             tracing: Some(ExportSummary {
                 exporter: "in-memory".into(),
+                recorded: 2,
                 sent: 2,
                 ..ExportSummary::default()
             })
