@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod mock_server;
 mod run;
 mod schema;
+mod traces;
 mod validate;
 
 /// Exit code: everything valid / the run succeeded.
@@ -34,6 +35,8 @@ enum Command {
     Run(run::RunArgs),
     /// Serve the bundled mock backends on 127.0.0.1 (no cloud account needed).
     MockServer(mock_server::MockServerArgs),
+    /// Work with the tracing spans kept by earlier runs (`traces replay`).
+    Traces(traces::TracesArgs),
 }
 
 /// Parses a fraction between 0 and 1 (`--failure-rate`).
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Schema(args) => schema::run(args),
         Command::Run(args) => run::run(args),
         Command::MockServer(args) => mock_server::run(args),
+        Command::Traces(args) => traces::run(args),
     }
 }
 

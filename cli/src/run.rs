@@ -191,7 +191,7 @@ async fn run_async(args: RunArgs) -> ExitCode {
         return ExitCode::from(EXIT_INVALID);
     };
     let base_dir = base_dir(&args.pipeline);
-    let store = store_options(&args, config.store.as_ref(), &base_dir);
+    let store = store_options(&args, config.store.as_ref());
     let store_path = store.path.clone();
     let pipeline = Pipeline::new(config, base_dir).with_file(&args.pipeline);
 
@@ -283,21 +283,31 @@ fn write_summary_json(path: Option<&Path>, summary: &RunSummary) {
 /// The run store: `--store PATH`, else the pipeline's `store.path` (relative
 /// to its folder), else `<stem>.elspeth.db` beside it; served unless
 /// `--no-cache` or `store: {cache: false}`.
-fn store_options(args: &RunArgs, config: Option<&StoreConfig>, base_dir: &Path) -> StoreOptions {
+fn store_options(args: &RunArgs, config: Option<&StoreConfig>) -> StoreOptions {
     let configured = config.cloned().unwrap_or_default();
-    let path = match (&args.store, &configured.path) {
-        (Some(path), _) => path.clone(),
-        (None, Some(path)) => base_dir.join(path),
-        (None, None) => StoreOptions::beside(&args.pipeline).path,
-    };
     StoreOptions {
-        path,
+        path: store_path(&args.pipeline, args.store.as_deref(), config),
         serve: configured.cache && !args.no_cache,
     }
 }
 
+/// Where the run store of `pipeline` is: `flag` (`--store PATH`), else the
+/// pipeline's `store.path` (relative to its folder), else
+/// `<stem>.elspeth.db` beside it.
+pub(crate) fn store_path(
+    pipeline: &Path,
+    flag: Option<&Path>,
+    config: Option<&StoreConfig>,
+) -> PathBuf {
+    match (flag, config.and_then(|c| c.path.as_ref())) {
+        (Some(path), _) => path.to_path_buf(),
+        (None, Some(path)) => base_dir(pipeline).join(path),
+        (None, None) => StoreOptions::beside(pipeline).path,
+    }
+}
+
 /// The folder relative paths are resolved against: the YAML file's folder.
-fn base_dir(pipeline: &Path) -> PathBuf {
+pub(crate) fn base_dir(pipeline: &Path) -> PathBuf {
     match pipeline.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -410,7 +420,7 @@ async fn watch_signals(mut signals: StopSignals, cancel: CancelToken) {
 }
 
 /// Logs go to stderr, above the progress bar when there is one.
-fn init_logging(bar: Option<ProgressBar>) {
+pub(crate) fn init_logging(bar: Option<ProgressBar>) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("ELSPETH_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())

@@ -460,3 +460,24 @@ fn summary_json_never_overwrites_an_input() {
     assert!(!dir.join("out/triaged.jsonl").exists());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `elspeth traces replay` finds the run store as `run` does; with nothing
+/// kept it says so and exits 0.
+#[test]
+fn traces_replay_with_nothing_waiting() {
+    let dir = quickstart("replay-none", None);
+    let yaml = dir.join("ticket-triage.yaml");
+    let out = elspeth(&["traces", "replay", yaml.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("no run store at"), "{stdout}");
+    assert!(stdout.contains("ticket-triage.elspeth.db"), "{stdout}");
+    // After a run the store exists and holds nothing to replay.
+    let run = elspeth(&["run", yaml.to_str().unwrap(), "--with-mocks"]);
+    assert_eq!(run.status.code(), Some(0));
+    let out = elspeth(&["traces", "replay", yaml.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("no spans are waiting in"), "{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}

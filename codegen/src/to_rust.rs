@@ -323,7 +323,11 @@ struct_to_rust!(PipelineConfig {
     fail_fast,
     store
 });
-struct_to_rust!(StoreConfig { path, cache });
+struct_to_rust!(StoreConfig {
+    path,
+    cache,
+    max_kept_spans
+});
 struct_to_rust!(FailFastConfig {
     consecutive_failures,
     on_auth_error

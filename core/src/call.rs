@@ -56,7 +56,7 @@ impl ChatMessage {
 }
 
 /// Which LLM service answered, in OpenTelemetry GenAI terms.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum GenAiSystem {
     /// Azure OpenAI: `gen_ai.provider.name = azure.ai.openai`, `gen_ai.system = az.ai.openai`.
     AzureOpenAi,

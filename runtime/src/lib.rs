@@ -10,6 +10,7 @@ pub mod plan;
 pub mod row;
 pub mod store;
 pub mod tier1;
+pub mod traces;
 pub mod tracing_settings;
 pub mod transform;
 pub mod transforms;

@@ -25,6 +25,10 @@
 //! assert_eq!(store.lookup(&transform, &request).unwrap(), Some(reply));
 //! ```
 
+mod spans;
+
+pub use spans::{KeptSpan, KeptSpans, StoreSpool};
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -463,6 +467,7 @@ impl RunStore {
              ) WITHOUT ROWID;",
         )
         .map_err(err)?;
+        conn.execute_batch(spans::SCHEMA).map_err(err)?;
         let found: Option<i64> = conn
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
                 r.get(0)

@@ -28,6 +28,7 @@ use crate::export::{ExportConfig, Exporter};
 use crate::langfuse::langfuse_exporter_with;
 use crate::settings::{AzureAiExport, ExporterSettings, LangfuseExport};
 use crate::sink::SpanSink;
+use crate::spool::SpanSpool;
 use crate::tracer::TracerOptions;
 
 /// What makes two Langfuse exporters the same. The secret key is kept only
@@ -56,6 +57,8 @@ pub(crate) struct Exporters {
     pub(crate) azure_slot: SlotRef,
     pub(crate) tier1_active: bool,
     pub(crate) export: ExportConfig,
+    /// Where undelivered spans are kept (`None`: counted as failed).
+    pub(crate) spool: Option<Arc<dyn SpanSpool>>,
     client: Mutex<Option<reqwest::Client>>,
 }
 
@@ -66,6 +69,7 @@ impl Default for Exporters {
             azure_slot: SlotRef::Global,
             tier1_active: false,
             export: ExportConfig::default(),
+            spool: None,
             client: Mutex::new(None),
         }
     }
@@ -148,6 +152,9 @@ impl Exporters {
             sample_rate = options.sample_rate,
             "Langfuse tracing initialized"
         );
+        if let Some(spool) = &self.spool {
+            exporter.set_spool(spool.clone());
+        }
         exporters.push((key, exporter.clone()));
         Ok(exporter)
     }
@@ -187,6 +194,38 @@ impl Exporters {
                 );
                 Ok(exporter)
             })?;
-        Ok(claim.exporter().clone())
+        let exporter = claim.exporter().clone();
+        if let Some(spool) = &self.spool {
+            exporter.set_spool(spool.clone());
+        }
+        Ok(exporter)
+    }
+}
+
+/// The transport of `settings` alone, without a queue or the process-wide
+/// Application Insights slot: what `elspeth traces replay` sends kept
+/// spans with. Its [`label`](crate::export::Transport::label) is the label
+/// the spans were kept under.
+pub fn transport_for(
+    settings: &ExporterSettings,
+) -> Result<Arc<dyn crate::export::Transport>, ExporterError> {
+    let client = crate::http::client()?;
+    match settings {
+        ExporterSettings::Langfuse(s) => {
+            let settings = s.settings.clone().validate()?;
+            let transport = crate::langfuse::LangfuseTransport::new(&settings, client)
+                .map_err(crate::langfuse::LangfuseError::from)?;
+            Ok(Arc::new(transport))
+        }
+        ExporterSettings::AzureAi(s) => {
+            let connection = ConnectionString::parse(s.connection_string.expose_secret())
+                .map_err(AppInsightsError::MalformedConnectionString)?;
+            let settings = AppInsightsSettings {
+                connection,
+                live_metrics: false,
+            };
+            let transport = crate::appinsights::AppInsightsTransport::new(&settings, client)?;
+            Ok(Arc::new(transport))
+        }
     }
 }

@@ -21,6 +21,7 @@
 
 pub mod record;
 pub mod sink;
+pub mod spool;
 pub mod tracer;
 
 pub use sink::{ExportSummary, InMemorySink, SpanSink};

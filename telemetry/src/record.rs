@@ -7,16 +7,17 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use elspeth_core::call::{ChatMessage, GenAiSystem, Usage};
 
 /// 16-byte trace id (W3C / OpenTelemetry).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TraceId(pub [u8; 16]);
 
 /// 8-byte span id (W3C / OpenTelemetry).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SpanId(pub [u8; 8]);
 
 impl TraceId {
@@ -54,7 +55,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Facts shared by every span of one trace (one row of one transform, or one
 /// batch job).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceInfo {
     /// Trace name: `elspeth.<plugin>`.
     pub name: String,
@@ -64,7 +65,7 @@ pub struct TraceInfo {
 }
 
 /// OpenTelemetry span kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SpanKind {
     /// Work inside the process (the per-row trace span, a batch job).
     Internal,
@@ -73,7 +74,7 @@ pub enum SpanKind {
 }
 
 /// Langfuse observation type of a span.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ObservationKind {
     /// A plain span.
     Span,
@@ -82,7 +83,7 @@ pub enum ObservationKind {
 }
 
 /// Span outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SpanStatus {
     /// Not set: success.
     Unset,
@@ -91,7 +92,7 @@ pub enum SpanStatus {
 }
 
 /// The LLM-specific part of a generation span.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct GenerationData {
     /// Which LLM service.
     pub system: Option<GenAiSystem>,
@@ -124,7 +125,7 @@ pub struct GenerationData {
 }
 
 /// One finished span, ready to export.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SpanRecord {
     /// Trace it belongs to.
     pub trace_id: TraceId,

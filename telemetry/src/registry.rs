@@ -133,6 +133,13 @@ impl TracingRegistry {
         self
     }
 
+    /// Keeps what the exporters cannot deliver in `spool` (the run store)
+    /// for `elspeth traces replay`, instead of counting it as failed.
+    pub fn with_spool(mut self, spool: Arc<dyn crate::spool::SpanSpool>) -> Self {
+        self.exporters.spool = Some(spool);
+        self
+    }
+
     /// Base export tuning (batch size, retries, timeouts) for the exporters
     /// this registry starts. Langfuse's `max_queue` and flush interval from
     /// the transform's settings override the queue size and interval.

@@ -48,7 +48,9 @@ pub use sink::{ERROR_FIELD, write_atomic};
 
 use crate::plan::{self as plan_, Plan, PlanError};
 use crate::row::Shard;
-use crate::store::{CallCache, Fingerprint, RunCounts, RunStatus, RunStore, StoreError};
+use crate::store::{
+    CallCache, Fingerprint, RunCounts, RunStatus, RunStore, StoreError, StoreSpool,
+};
 use crate::tier1::Tier1;
 use crate::transform::{DynTransform, StartContext, StartError};
 use crate::usage::UsageMeter;
@@ -373,6 +375,28 @@ impl Pipeline {
         check_outputs(&inputs, &outputs)
     }
 
+    /// Says when earlier runs left spans waiting in `store` for their
+    /// tracing backends.
+    fn say_kept_spans(&self, store: &RunStore) {
+        let waiting: u64 = match store.kept_span_counts() {
+            Ok(kept) => kept.iter().map(|k| k.count).sum(),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not count the kept spans");
+                0
+            }
+        };
+        if waiting > 0 {
+            let file = self
+                .file
+                .as_deref()
+                .map_or_else(|| "PIPELINE.yaml".into(), |f| f.display().to_string());
+            tracing::warn!(
+                spans = waiting,
+                "{waiting} tracing spans from earlier runs are waiting in the run store for their backends; send them with `elspeth traces replay {file}`"
+            );
+        }
+    }
+
     /// The plan of this pipeline: its config resolved against `env`.
     pub fn plan(&self, env: &dyn Env) -> Result<Plan, PlanError> {
         Plan::resolve(&self.config, &self.base_dir, env)
@@ -430,6 +454,7 @@ impl Pipeline {
                     &self.config.name,
                     &Fingerprint::of_parts(&[("config", &config)]),
                 )?;
+                self.say_kept_spans(&store);
                 Some((store, run, o.serve))
             }
             _ => None,
@@ -452,10 +477,18 @@ impl Pipeline {
             Some(t) => crate::tracing_settings::tier1(t, options.env.as_ref()),
             None => Tier1::disabled(),
         };
-        let registry = options
-            .tracing
-            .clone()
-            .unwrap_or_else(|| Arc::new(TracingRegistry::new().with_tier1(&tier1)));
+        let registry = options.tracing.clone().unwrap_or_else(|| {
+            let registry = TracingRegistry::new().with_tier1(&tier1);
+            Arc::new(match &store {
+                // What the backends do not take in time waits in the store.
+                Some((store, run, _)) => registry.with_spool(Arc::new(StoreSpool::new(
+                    store.clone(),
+                    Some(*run),
+                    self.config.store.clone().unwrap_or_default().max_kept_spans,
+                ))),
+                None => registry,
+            })
+        });
         let run_id = elspeth_telemetry::record::TraceId::random().to_hex();
         let run_span = tier1.start_run(&self.config.name, &run_id);
         let row_tracing = RowTracing {

@@ -30,6 +30,16 @@ pub struct StoreConfig {
     #[serde(default = "default_true")]
     #[schemars(default = "default_true")]
     pub cache: bool,
+    /// Most tracing spans the store keeps when their backend did not take
+    /// them before the run ended (down, hung, slow, interrupted), waiting
+    /// for `elspeth traces replay`. Beyond it they are counted as failed.
+    #[serde(default = "default_max_kept_spans")]
+    #[schemars(default = "default_max_kept_spans", range(min = 0))]
+    pub max_kept_spans: u64,
+}
+
+fn default_max_kept_spans() -> u64 {
+    100_000
 }
 
 impl Default for StoreConfig {
@@ -37,6 +47,7 @@ impl Default for StoreConfig {
         Self {
             path: None,
             cache: true,
+            max_kept_spans: default_max_kept_spans(),
         }
     }
 }

@@ -32,6 +32,7 @@ mod worker;
 
 use std::time::Duration;
 
+pub use crate::exporters::transport_for;
 pub use elspeth_core::http::RetryPolicy;
 pub use transport::{SendOutcome, Transport, classify_reqwest_error, classify_status};
 pub use worker::{Exporter, NoRuntime};

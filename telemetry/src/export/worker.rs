@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::{ExportConfig, SendOutcome, Transport};
 use crate::record::SpanRecord;
 use crate::sink::{BoxFuture, ExportSummary, SpanSink};
+use crate::spool::SpanSpool;
 
 /// Attribute-value limits tried, in order, for a single span the backend
 /// still refuses with 413.
@@ -59,6 +60,10 @@ struct Shared {
     abandoned: AtomicBool,
     warned_give_up: AtomicBool,
     warned_rejected: AtomicBool,
+    warned_spool: AtomicBool,
+    /// Where undelivered spans are kept for replay (`None`: counted as
+    /// failed).
+    spool: Mutex<Option<Arc<dyn SpanSpool>>>,
     last_logged: Mutex<Option<ExportSummary>>,
 }
 
@@ -68,7 +73,8 @@ struct State {
     counts: Counts,
 }
 
-/// `recorded = sent + dropped + failed + queue.len() + in_flight`, always
+/// `recorded = sent + dropped + failed + kept + queue.len() + in_flight`,
+/// always
 /// (each transition moves spans between states under the lock).
 #[derive(Debug, Clone, Copy, Default)]
 struct Counts {
@@ -76,7 +82,9 @@ struct Counts {
     sent: u64,
     dropped: u64,
     failed: u64,
-    /// Taken from the queue, not yet resolved as sent or failed.
+    /// Handed to the spool for a later replay.
+    kept: u64,
+    /// Taken from the queue, not yet resolved as sent, failed or kept.
     in_flight: u64,
 }
 
@@ -109,6 +117,8 @@ impl Exporter {
             abandoned: AtomicBool::new(false),
             warned_give_up: AtomicBool::new(false),
             warned_rejected: AtomicBool::new(false),
+            warned_spool: AtomicBool::new(false),
+            spool: Mutex::new(None),
             last_logged: Mutex::new(None),
         });
         let worker = handle.spawn(run(shared.clone()));
@@ -122,6 +132,13 @@ impl Exporter {
     /// traces never get here). Always `sent + dropped + failed + pending`.
     pub fn enqueued(&self) -> u64 {
         lock(&self.shared.state).counts.recorded
+    }
+
+    /// Keeps what this exporter cannot deliver (given up on after its
+    /// retries, or still queued or in flight at shutdown) in `spool`,
+    /// counted as `kept`, instead of counting it as failed.
+    pub fn set_spool(&self, spool: Arc<dyn SpanSpool>) {
+        *lock(&self.shared.spool) = Some(spool);
     }
 
     /// Whether a 401/403 disabled this exporter.
@@ -180,7 +197,15 @@ impl Exporter {
 
     async fn shutdown_impl(&self, deadline: Duration) -> ExportSummary {
         let shared = &self.shared;
-        let grace = Duration::from_millis(50).min(deadline / 2);
+        // Time left after giving up, for the delivery tasks to settle what
+        // they hold. With a spool that is a local disk write, worth up to
+        // half a second past the deadline rather than losing the spans (the
+        // deadline may be all spent by the transforms' own flushes).
+        let grace = if shared.has_spool() {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_millis(50).min(deadline / 2)
+        };
         shared.closing.store(true, Ordering::Release);
         shared.wake.notify_one();
         self.wait_idle(deadline.saturating_sub(grace)).await;
@@ -194,7 +219,8 @@ impl Exporter {
         {
             tracing::debug!(exporter = %shared.label, "export worker still busy after shutdown");
         }
-        drop(shared.fail_queued());
+        let left = shared.take_queued();
+        shared.keep_or_fail(left);
         shared.transport.on_shutdown();
         let summary = self.summary_impl();
         shared.log_summary(&summary);
@@ -212,7 +238,7 @@ impl Exporter {
             dropped: c.dropped,
             failed: c.failed,
             pending: state.queue.len() as u64 + c.in_flight,
-            kept: 0,
+            kept: c.kept,
         }
     }
 }
@@ -314,6 +340,58 @@ impl Shared {
         state.counts.in_flight -= n;
     }
 
+    /// Takes every queued span, counted in flight until
+    /// [`keep_or_fail`](Self::keep_or_fail) settles it.
+    fn take_queued(&self) -> Vec<SpanRecord> {
+        let mut state = lock(&self.state);
+        state.counts.in_flight += state.queue.len() as u64;
+        state.queue.drain(..).collect()
+    }
+
+    /// Settles in-flight `spans` that will not be delivered now: kept in
+    /// the spool as far as its cap allows, the rest failed.
+    fn keep_or_fail(&self, spans: Vec<SpanRecord>) {
+        if spans.is_empty() {
+            return;
+        }
+        let n = spans.len() as u64;
+        let spool = lock(&self.spool).clone();
+        let kept = match &spool {
+            None => 0,
+            Some(spool) => match spool.keep(&self.label, &spans) {
+                Ok(kept) => {
+                    let kept = (kept as u64).min(n);
+                    if kept < n && !self.warned_spool.swap(true, Ordering::AcqRel) {
+                        tracing::warn!(
+                            exporter = %self.label,
+                            cap = spool.cap(),
+                            "{}: the run store keeps at most {} undelivered spans; {} more could not be kept and are counted as failed (raise `store.max_kept_spans`, or run `elspeth traces replay`)",
+                            self.label,
+                            spool.cap(),
+                            n - kept
+                        );
+                    }
+                    kept
+                }
+                Err(e) => {
+                    if !self.warned_spool.swap(true, Ordering::AcqRel) {
+                        tracing::warn!(exporter = %self.label, error = %e, "{}: {e}; those spans are counted as failed", self.label);
+                    }
+                    0
+                }
+            },
+        };
+        drop(spans);
+        let mut state = lock(&self.state);
+        state.counts.kept += kept;
+        state.counts.failed += n - kept;
+        state.counts.in_flight -= n;
+    }
+
+    fn has_spool(&self) -> bool {
+        lock(&self.spool).is_some()
+    }
+
     fn log_summary(&self, s: &ExportSummary) {
         let mut last = lock(&self.last_logged);
         if last.as_ref() == Some(s) {
@@ -369,7 +447,8 @@ async fn run(shared: Arc<Shared>) {
     loop {
         while tasks.try_join_next().is_some() {}
         if shared.abandoned.load(Ordering::Acquire) {
-            drop(shared.fail_queued());
+            let left = shared.take_queued();
+            shared.keep_or_fail(left);
             break;
         }
         if shared.disabled.load(Ordering::Acquire) {
@@ -424,8 +503,12 @@ async fn deliver(shared: Arc<Shared>, batch: Vec<SpanRecord>) {
     }];
     while let Some(mut chunk) = work.pop() {
         let n = chunk.spans.len() as u64;
-        if shared.disabled.load(Ordering::Acquire) || shared.abandoned.load(Ordering::Acquire) {
+        if shared.disabled.load(Ordering::Acquire) {
             shared.resolve_failed(n);
+            continue;
+        }
+        if shared.abandoned.load(Ordering::Acquire) {
+            shared.keep_or_fail(chunk.spans);
             continue;
         }
         let send = tokio::time::timeout(
@@ -434,7 +517,7 @@ async fn deliver(shared: Arc<Shared>, batch: Vec<SpanRecord>) {
         );
         let outcome = match shared.unless_abandoned(send).await {
             None => {
-                shared.resolve_failed(n);
+                shared.keep_or_fail(chunk.spans);
                 continue;
             }
             Some(Ok(outcome)) => outcome,
@@ -560,13 +643,18 @@ async fn retry_later(
     chunk.attempt += 1;
     let policy = &shared.config.retry;
     if chunk.attempt >= policy.max_attempts() {
-        shared.resolve_failed(n);
+        let kept = if shared.has_spool() {
+            "they are kept for `elspeth traces replay`"
+        } else {
+            "they are counted as failed"
+        };
+        shared.keep_or_fail(chunk.spans);
         if !shared.warned_give_up.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 exporter = %shared.label,
                 spans = n,
                 attempts = chunk.attempt,
-                "{}: giving up on {n} spans after {} attempts (last: {reason}); the pipeline is not affected, later failures are only logged at debug level",
+                "{}: giving up on {n} spans after {} attempts (last: {reason}); {kept}; the pipeline is not affected, later failures are only logged at debug level",
                 shared.label,
                 chunk.attempt
             );
@@ -589,7 +677,7 @@ async fn retry_later(
         .await
         .is_none()
     {
-        shared.resolve_failed(n);
+        shared.keep_or_fail(chunk.spans);
         return;
     }
     work.push(chunk);
