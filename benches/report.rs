@@ -108,6 +108,7 @@ const BENCHES: &[Bench] = &[
             "telemetry.record_cost",
             "telemetry.record_cost_content_off",
             "telemetry.record_cost_saturated",
+            "telemetry.record_allocations",
         ],
     },
     Bench {
