@@ -328,3 +328,67 @@ fn a_backend_failing_every_row_stops_the_run() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// SIGTERM while the Langfuse backend hangs: the run stops within its
+/// deadlines, the spans it could not deliver are kept in the run store
+/// (the summary says how many, and they add up), and the next run says
+/// they are waiting for `elspeth traces replay`.
+#[test]
+fn sigterm_with_a_hung_backend_keeps_the_spans_for_replay() {
+    // Accepts connections, never answers.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("http://{}", hung.local_addr().unwrap());
+    let dir = quickstart("hung-keep", 400, |y| {
+        y.replace("${LANGFUSE_HOST:-https://cloud.langfuse.com}", &host)
+    });
+    let mut run = Run::start(&dir, &["--mock-latency-ms", "200"]);
+    run.wait_until("the first rows", |_| some_row_written(&dir.join("out")));
+    run.signal("TERM");
+    let (status, stdout, stderr) = run.finish();
+    assert_eq!(status.code(), Some(143), "{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("langfuse "))
+        .unwrap_or_else(|| panic!("a langfuse exporter line: {stdout}"));
+    let number_before = |key: &str| -> u64 {
+        let at = line.find(key).unwrap_or_else(|| panic!("{key} in {line}"));
+        line[..at]
+            .trim_end()
+            .rsplit(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a number before {key} in {line}"))
+    };
+    let (kept, recorded) = (
+        number_before(" kept for replay"),
+        number_before(" recorded)"),
+    );
+    assert!(kept > 0, "{line}");
+    assert_eq!(number_before(" spans sent"), 0, "{line}");
+    assert_eq!(
+        kept + number_before(" dropped"),
+        recorded,
+        "nothing lost: {line}"
+    );
+
+    // The next run says spans are waiting.
+    let yaml = dir.join("ticket-triage.yaml");
+    let next = command(&[
+        "run",
+        yaml.to_str().unwrap(),
+        "--with-mocks",
+        "--limit",
+        "1",
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&next.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{kept} tracing spans from earlier runs are waiting"
+        )) && stderr.contains("elspeth traces replay"),
+        "{stderr}"
+    );
+    drop(hung);
+    let _ = std::fs::remove_dir_all(dir);
+}
