@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod merge;
 mod mock_server;
 mod run;
 mod schema;
@@ -33,6 +34,8 @@ enum Command {
     Schema(schema::SchemaArgs),
     /// Run a pipeline (validates it first).
     Run(run::RunArgs),
+    /// Join the outputs of a sharded run (`run --shard i/n`) into the sink.
+    Merge(merge::MergeArgs),
     /// Serve the bundled mock backends on 127.0.0.1 (no cloud account needed).
     MockServer(mock_server::MockServerArgs),
     /// Work with the tracing spans kept by earlier runs (`traces replay`).
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Run(args) => run::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::MockServer(args) => mock_server::run(args),
         Command::Traces(args) => traces::run(args),
     }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use elspeth_mock::all::{MockStack, StackOptions};
+use elspeth_runtime::Shard;
 use elspeth_runtime::env::OverlayEnv;
 use elspeth_runtime::pipeline::{
     CancelToken, Pipeline, Progress, RunError, RunObserver, RunOptions, RunStart, RunSummary,
@@ -108,6 +109,13 @@ pub(crate) struct RunArgs {
     /// (the new replies are still stored).
     #[arg(long)]
     no_cache: bool,
+    /// Run only shard INDEX of COUNT (0-based, e.g. `--shard
+    /// $JOB_COMPLETION_INDEX/4`): the rows whose hash (of the source's
+    /// `key` field, else of the row) falls in it. The shard writes
+    /// `<stem>.shard-<i>-of-<n><ext>` beside the sink (and error file) and
+    /// keeps its own run store; `elspeth merge` joins the shards.
+    #[arg(long, value_name = "INDEX/COUNT", value_parser = clap::value_parser!(Shard))]
+    shard: Option<Shard>,
     /// Also write the run's summary as JSON to PATH (replaced atomically):
     /// rows, calls, tokens, cost and every tracing exporter's span counts.
     #[arg(long, value_name = "PATH")]
@@ -193,7 +201,9 @@ async fn run_async(args: RunArgs) -> ExitCode {
     let base_dir = base_dir(&args.pipeline);
     let store = store_options(&args, config.store.as_ref());
     let store_path = store.path.clone();
-    let pipeline = Pipeline::new(config, base_dir).with_file(&args.pipeline);
+    let pipeline = Pipeline::new(config, base_dir)
+        .with_file(&args.pipeline)
+        .with_shard(args.shard);
 
     let cancel = CancelToken::new();
     let mut options = RunOptions::default()
@@ -285,8 +295,14 @@ fn write_summary_json(path: Option<&Path>, summary: &RunSummary) {
 /// `--no-cache` or `store: {cache: false}`.
 fn store_options(args: &RunArgs, config: Option<&StoreConfig>) -> StoreOptions {
     let configured = config.cloned().unwrap_or_default();
+    let path = store_path(&args.pipeline, args.store.as_deref(), config);
     StoreOptions {
-        path: store_path(&args.pipeline, args.store.as_deref(), config),
+        // Each shard keeps its own store: shards run at once, on other
+        // machines too.
+        path: match args.shard {
+            Some(shard) => shard.path_of(&path),
+            None => path,
+        },
         serve: configured.cache && !args.no_cache,
     }
 }
@@ -535,7 +551,10 @@ impl RunObserver for Display {
                 if let Ok(style) = ProgressStyle::with_template(style) {
                     bar.set_style(style.progress_chars("=> "));
                 }
-                bar.set_prefix(start.pipeline.clone());
+                bar.set_prefix(match start.shard {
+                    Some(shard) => format!("{} (shard {shard})", start.pipeline),
+                    None => start.pipeline.clone(),
+                });
                 bar.enable_steady_tick(Duration::from_millis(120));
             }
             None => {
@@ -545,8 +564,12 @@ impl RunObserver for Display {
                     .total_rows
                     .map(|t| format!("{t} rows"))
                     .unwrap_or_else(|| "rows".into());
+                let shard = start
+                    .shard
+                    .map(|s| format!(" (shard {s})"))
+                    .unwrap_or_default();
                 note(&format!(
-                    "running `{}`: {total} through {} → {}",
+                    "running `{}`{shard}: {total} through {} → {}",
                     start.pipeline,
                     start.transforms.join(", "),
                     start.output.display()

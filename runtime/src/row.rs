@@ -199,6 +199,22 @@ impl Shard {
     pub fn contains(&self, id: &RowIdentity) -> bool {
         id.shard(self.count) == self.index
     }
+
+    /// This shard's copy of output `path`: `<stem>.shard-<i>-of-<n><ext>`
+    /// beside it (`out/triaged.jsonl` → `out/triaged.shard-0-of-4.jsonl`;
+    /// `state/run.elspeth.db` → `state/run.elspeth.shard-0-of-4.db`).
+    pub fn path_of(&self, path: &std::path::Path) -> std::path::PathBuf {
+        let tag = format!("shard-{}-of-{}", self.index, self.count);
+        let name = match (
+            path.file_stem().map(|s| s.to_string_lossy()),
+            path.extension().map(|e| e.to_string_lossy()),
+        ) {
+            (Some(stem), Some(ext)) => format!("{stem}.{tag}.{ext}"),
+            (Some(stem), None) => format!("{stem}.{tag}"),
+            (None, _) => tag,
+        };
+        path.with_file_name(name)
+    }
 }
 
 impl std::fmt::Display for Shard {

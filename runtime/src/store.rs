@@ -199,6 +199,13 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// The status stored as `word` (`None`: not one of ours).
+    pub fn parse(word: &str) -> Option<Self> {
+        [Self::Running, Self::Finished, Self::Stopped, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == word)
+    }
+
     /// The word stored in the `runs.status` column.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -526,6 +533,20 @@ impl RunStore {
         )
         .map_err(|e| self.sqlite(e))?;
         Ok(RunId(conn.last_insert_rowid()))
+    }
+
+    /// How the latest run recorded in this store ended (`None`: no run).
+    pub fn last_run_status(&self) -> Result<Option<RunStatus>, StoreError> {
+        let conn = self.conn();
+        let word: Option<String> = conn
+            .query_row(
+                "SELECT status FROM runs ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sqlite(e))?;
+        Ok(word.and_then(|w| RunStatus::parse(&w)))
     }
 
     /// Records the end of a run.

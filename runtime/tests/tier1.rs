@@ -76,7 +76,7 @@ async fn call_spans_carry_status_latency_and_hashes_only() {
     );
     assert!(tier1.is_enabled());
 
-    let run = tier1.start_run("triage", "run-1");
+    let run = tier1.start_run("triage", "run-1", None);
     let row_trace = TraceId::random();
     let row = tier1.start_row(RowSpanStart {
         run: run.link(),
@@ -85,6 +85,7 @@ async fn call_spans_carry_status_latency_and_hashes_only() {
         index: 0,
         token_id: "row-0",
         trace_id: row_trace,
+        shard: None,
     });
     let scope = CallScope {
         row: row.link(),
@@ -243,7 +244,7 @@ async fn granularity_limits_what_is_recorded() {
         let mut config = telemetry(&collector.url(), json!({}));
         config.granularity = serde_json::from_value(json!(granularity)).unwrap();
         let tier1 = tier1_with(&config, &env(&[]), options());
-        let run = tier1.start_run(granularity, "run-1");
+        let run = tier1.start_run(granularity, "run-1", None);
         let row = tier1.start_row(RowSpanStart {
             run: run.link(),
             pipeline: "p",
@@ -251,6 +252,7 @@ async fn granularity_limits_what_is_recorded() {
             index: 0,
             token_id: "row-0",
             trace_id: TraceId::random(),
+            shard: None,
         });
         let call = tier1.start_call("llm.chat", "h");
         assert_eq!(call.is_recording(), granularity == "full");

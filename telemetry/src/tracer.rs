@@ -108,6 +108,9 @@ pub struct RowTrace {
     /// The row's point in [0, 1), from a hash of its identity: the row is
     /// sampled in when it is below `sample_rate`.
     pub sample_point: f64,
+    /// The shard of a sharded run (index, count): the trace's `shard`
+    /// metadata (`"1/4"`).
+    pub shard: Option<(u32, u32)>,
 }
 
 struct TracerInner {
@@ -208,6 +211,11 @@ impl Tracer {
                 (start.model_key.into(), Value::from(start.model)),
             ],
         };
+        let mut info = info;
+        if let Some((index, count)) = start.row.and_then(|r| r.shard) {
+            info.metadata
+                .push(("shard".into(), Value::from(format!("{index}/{count}"))));
+        }
         let mut root = ActiveSpan::root(inner.clone(), Arc::new(info), trace_id);
         if !sampled_in {
             root.kept = Some(Arc::new(AtomicBool::new(false)));

@@ -65,7 +65,12 @@ pub(super) fn describe(pipeline: &Pipeline, options: &RunOptions) -> Result<DryR
             None
         }
     };
-    let rows = count_rows(&pipeline.config.source, &paths.source, options.limit);
+    let rows = count_rows(
+        &pipeline.config.source,
+        &paths.source,
+        options.limit,
+        pipeline.row_filter().as_ref(),
+    );
     // Unset variables are reported, not fatal: the plan as far as it
     // resolved is still described. Anything else stops the dry run too.
     let plan = match pipeline.plan(options.env.as_ref()) {

@@ -9,7 +9,7 @@ use elspeth_telemetry::tier1::{RowSpanStart, SpanLink, Tier1, Tier1Span};
 use elspeth_telemetry::tracer::RowTrace;
 
 use super::cancel::StopReason;
-use crate::row::{Row, RowIdentity};
+use crate::row::{Row, RowIdentity, Shard};
 use crate::transform::{RowError, RowErrorKind};
 
 /// Why a row failed, and where: kept typed until the sink writes it.
@@ -69,6 +69,10 @@ pub(crate) struct RowTracing {
     pub run_id: String,
     /// The source's `key` field, if any (see [`RowIdentity`]).
     pub key: Option<String>,
+    /// The shard of a sharded run.
+    pub shard: Option<Shard>,
+    /// `shard` as text (`"1/4"`).
+    pub shard_text: Option<String>,
 }
 
 impl RowTracing {
@@ -78,6 +82,7 @@ impl RowTracing {
         let trace = RowTrace {
             trace_id: TraceId::random(),
             sample_point: identity.unit(),
+            shard: self.shard.map(|s| (s.index(), s.count())),
         };
         item.span = self.tier1.start_row(RowSpanStart {
             run: self.run,
@@ -86,6 +91,7 @@ impl RowTracing {
             index: item.index,
             token_id: &item.token_id,
             trace_id: trace.trace_id,
+            shard: self.shard_text.as_deref(),
         });
         item.trace = Some(trace);
     }

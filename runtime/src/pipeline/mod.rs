@@ -26,6 +26,7 @@
 mod cancel;
 mod dry_run;
 mod item;
+mod merge;
 mod report;
 mod sink;
 mod source;
@@ -43,6 +44,7 @@ use tokio::sync::mpsc;
 pub use crate::plan::TransformPlan;
 pub use cancel::{CancelToken, StopReason, StopSignal};
 pub use dry_run::DryRun;
+pub use merge::{MergeError, MergeSummary};
 pub use report::{Progress, RunObserver, RunStart, RunSummary};
 pub use sink::{ERROR_FIELD, write_atomic};
 
@@ -147,8 +149,6 @@ pub struct RunOptions {
     /// The run store (`None`: no store, every call is paid). `elspeth run`
     /// always has one; a library caller opts in with [`with_store`](Self::with_store).
     pub store: Option<StoreOptions>,
-    /// Run only this shard of the rows (`--shard i/n`); `None`: every row.
-    pub shard: Option<Shard>,
 }
 
 /// Where the run store lives and whether it serves stored replies.
@@ -189,7 +189,6 @@ impl Default for RunOptions {
             backoff: None,
             channel_capacity: 256,
             store: None,
-            shard: None,
         }
     }
 }
@@ -241,11 +240,6 @@ impl RunOptions {
         self.store = Some(store);
         self
     }
-    /// Runs only the rows of `shard`.
-    pub fn with_shard(mut self, shard: Option<Shard>) -> Self {
-        self.shard = shard;
-        self
-    }
     /// Calls in flight get `grace` to finish after a cancel.
     pub fn with_cancel_grace(mut self, grace: Duration) -> Self {
         self.cancel_grace = grace;
@@ -273,6 +267,8 @@ pub struct Pipeline {
     /// overwrite it.
     file: Option<PathBuf>,
     custom: Vec<Box<dyn DynTransform>>,
+    /// Only the rows of this shard (`--shard i/n`).
+    shard: Option<Shard>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -313,6 +309,7 @@ impl Pipeline {
             base_dir: base_dir.into(),
             file: None,
             custom: Vec::new(),
+            shard: None,
         }
     }
 
@@ -322,6 +319,28 @@ impl Pipeline {
     pub fn with_file(mut self, file: impl Into<PathBuf>) -> Self {
         self.file = Some(file.into());
         self
+    }
+
+    /// Runs only the rows of `shard` (`--shard i/n`): the rows whose
+    /// [`RowIdentity`](crate::RowIdentity) falls in it. Its sink, error
+    /// file and checkpoints are the shard's own
+    /// ([`Shard::path_of`]); `None`: every row.
+    pub fn with_shard(mut self, shard: Option<Shard>) -> Self {
+        self.shard = shard;
+        self
+    }
+
+    /// The shard this pipeline runs, if any.
+    pub fn shard(&self) -> Option<Shard> {
+        self.shard
+    }
+
+    /// Which source rows a run takes (`None`: all).
+    fn row_filter(&self) -> Option<source::RowFilter> {
+        self.shard.map(|shard| source::RowFilter {
+            shard,
+            key: self.config.source.key().map(str::to_string),
+        })
     }
 
     /// The pipeline file, when set with [`with_file`](Self::with_file).
@@ -349,10 +368,14 @@ impl Pipeline {
     /// Source, sink and error paths, resolved against the base folder.
     pub fn paths(&self) -> ResolvedPaths {
         let resolve = |p: &str| resolve_against(&self.base_dir, p);
+        let output = |p: &str| match self.shard {
+            Some(shard) => shard.path_of(&resolve(p)),
+            None => resolve(p),
+        };
         ResolvedPaths {
             source: resolve(self.config.source.path()),
-            sink: resolve(self.config.sink.path()),
-            errors: self.config.sink.error_path().map(resolve),
+            sink: output(self.config.sink.path()),
+            errors: self.config.sink.error_path().map(output),
         }
     }
 
@@ -462,15 +485,18 @@ impl Pipeline {
         let source = Source::open(&self.config.source, &paths.source)?;
         let sink = Sink::create(&self.config.sink, &paths.sink, paths.errors.as_deref())?;
         let total = {
-            let (cfg, path, limit) = (
+            let (cfg, path, limit, filter) = (
                 self.config.source.clone(),
                 paths.source.clone(),
                 options.limit,
+                self.row_filter(),
             );
-            tokio::task::spawn_blocking(move || source::count_rows(&cfg, &path, limit))
-                .await
-                .ok()
-                .flatten()
+            tokio::task::spawn_blocking(move || {
+                source::count_rows(&cfg, &path, limit, filter.as_ref())
+            })
+            .await
+            .ok()
+            .flatten()
         };
 
         let tier1 = match &self.config.telemetry {
@@ -490,13 +516,16 @@ impl Pipeline {
             })
         });
         let run_id = elspeth_telemetry::record::TraceId::random().to_hex();
-        let run_span = tier1.start_run(&self.config.name, &run_id);
+        let shard_text = self.shard.map(|s| s.to_string());
+        let run_span = tier1.start_run(&self.config.name, &run_id, shard_text.as_deref());
         let row_tracing = RowTracing {
             tier1: tier1.clone(),
             run: run_span.link(),
             pipeline: self.config.name.clone(),
             run_id,
             key: self.config.source.key().map(str::to_string),
+            shard: self.shard,
+            shard_text,
         };
         let checkpoint_dir = paths.sink.parent().map(Path::to_path_buf);
         let fail_fast = self.config.fail_fast.clone().unwrap_or_default();
@@ -551,6 +580,7 @@ impl Pipeline {
                 total_rows: total,
                 transforms: stages.iter().map(|s| s.label.to_string()).collect(),
                 output: paths.sink.clone(),
+                shard: self.shard,
             });
         }
 
@@ -560,9 +590,11 @@ impl Pipeline {
         let source_task = {
             let cancel = cancel.clone();
             let limit = options.limit;
+            let filter = self.row_filter();
             tokio::task::spawn_blocking(move || {
                 source.pump(
                     limit,
+                    filter.as_ref(),
                     || cancel.is_cancelled(),
                     |mut item| {
                         row_tracing.begin(&mut item);

@@ -19,6 +19,8 @@ pub struct RunStart {
     pub transforms: Vec<String>,
     /// Output file.
     pub output: PathBuf,
+    /// The shard of a sharded run (`--shard i/n`).
+    pub shard: Option<crate::row::Shard>,
 }
 
 /// Counters while the run goes on.

@@ -30,7 +30,7 @@ const TMP_MARK: &str = ".elspeth-tmp-";
 
 /// A temporary file that becomes `dest` on [`commit`](Self::commit) and is
 /// removed when dropped uncommitted.
-struct TempFile {
+pub(super) struct TempFile {
     /// The file renamed over (the destination, symlinks resolved).
     dest: PathBuf,
     /// The destination as configured, for messages.
@@ -42,7 +42,7 @@ struct TempFile {
 impl TempFile {
     /// Creates the folder of `path` if needed, removes temporary files left
     /// there by earlier runs that were killed, and creates our own.
-    fn create(path: &Path) -> Result<(Self, Out), RunError> {
+    pub(super) fn create(path: &Path) -> Result<(Self, Out), RunError> {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -92,7 +92,7 @@ impl TempFile {
     }
 
     /// Makes the written file durable, then renames it over the destination.
-    fn commit(&mut self, out: Out) -> Result<(), RunError> {
+    pub(super) fn commit(&mut self, out: Out) -> Result<(), RunError> {
         out.sync().map_err(|e| sink_error(&self.shown, &e))?;
         drop(out);
         std::fs::rename(&self.tmp, &self.dest).map_err(|e| sink_error(&self.shown, &e))?;
@@ -189,7 +189,7 @@ fn sync_dir(path: &Path) {
 }
 
 /// The file rows are written to (in tests, possibly one that fails).
-enum Out {
+pub(super) enum Out {
     File(File),
     #[cfg(test)]
     Faulty {
@@ -383,7 +383,7 @@ pub(crate) struct Sink {
     errors: Option<JsonlFile>,
 }
 
-fn sink_error(path: &Path, e: &std::io::Error) -> RunError {
+pub(super) fn sink_error(path: &Path, e: &std::io::Error) -> RunError {
     RunError::Sink {
         path: path.to_path_buf(),
         message: io_message(e),

@@ -10,7 +10,34 @@ use serde_json::Value;
 
 use super::RunError;
 use super::item::Item;
-use crate::row::Row;
+use crate::row::{Row, RowIdentity, Shard};
+
+/// The rows of the source a sharded run takes: those whose identity falls
+/// in `shard`. A record that is not a row counts as the empty row (every
+/// run and `elspeth merge` place it the same way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowFilter {
+    /// The shard.
+    pub shard: Shard,
+    /// The source's `key` field.
+    pub key: Option<String>,
+}
+
+impl RowFilter {
+    /// Whether the run takes `record`.
+    pub(crate) fn keeps(&self, record: &Record) -> bool {
+        self.shard
+            .contains(&identity_of(record, self.key.as_deref()))
+    }
+}
+
+/// The identity of a source record (see [`RowFilter`]).
+pub(crate) fn identity_of(record: &Record, key: Option<&str>) -> RowIdentity {
+    match record {
+        Record::Row(row) => RowIdentity::of(row, key),
+        Record::Bad(_) => RowIdentity::of(&Row::new(), key),
+    }
+}
 
 /// What reading one record gave.
 pub(crate) enum Record {
@@ -189,34 +216,51 @@ impl Source {
     /// A source that ends before its first row is logged as a warning: the
     /// run still succeeds (there is nothing to fail), but an empty output
     /// is rarely what was meant.
+    /// Reads the rows (those `filter` keeps, when given; at most `limit`
+    /// of them) and hands each to `send` until it returns false or `stop`
+    /// holds. A row's index is its position in the source. Returns how
+    /// many rows were taken.
     pub(super) fn pump(
         mut self,
         limit: Option<u64>,
+        filter: Option<&RowFilter>,
         stop: impl Fn() -> bool,
         mut send: impl FnMut(Item) -> bool,
     ) -> Result<u64, RunError> {
-        let mut index = 0u64;
-        while limit.is_none_or(|l| index < l) && !stop() {
-            let item = match self.next_record() {
+        let (mut index, mut taken) = (0u64, 0u64);
+        while limit.is_none_or(|l| taken < l) && !stop() {
+            let record = match self.next_record() {
                 None => {
                     if index == 0 {
                         tracing::warn!(
                             "0 rows read from {}: the source has no rows",
                             self.path().display()
                         );
+                    } else if taken == 0 && filter.is_some() {
+                        tracing::warn!(
+                            "none of the {index} rows of {} falls in this shard",
+                            self.path().display()
+                        );
                     }
                     break;
                 }
                 Some(Err(e)) => return Err(e),
-                Some(Ok(Record::Row(row))) => Item::new(index, row),
-                Some(Ok(Record::Bad(message))) => Item::unreadable(index, message),
+                Some(Ok(record)) => record,
             };
             index += 1;
+            if filter.is_some_and(|f| !f.keeps(&record)) {
+                continue;
+            }
+            let item = match record {
+                Record::Row(row) => Item::new(index - 1, row),
+                Record::Bad(message) => Item::unreadable(index - 1, message),
+            };
+            taken += 1;
             if !send(item) {
                 break;
             }
         }
-        Ok(index)
+        Ok(taken)
     }
 }
 
@@ -265,10 +309,28 @@ const COUNT_LIMIT_BYTES: u64 = 512 * 1024 * 1024;
 /// Counts the rows of the source (for progress), at most `limit`. Only
 /// regular files up to 512 MiB are counted: reading a pipe would consume
 /// its rows, and a huge file would be read twice.
-pub(crate) fn count_rows(config: &SourceConfig, path: &Path, limit: Option<u64>) -> Option<u64> {
+pub(crate) fn count_rows(
+    config: &SourceConfig,
+    path: &Path,
+    limit: Option<u64>,
+    filter: Option<&RowFilter>,
+) -> Option<u64> {
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_file() || (meta.len() > COUNT_LIMIT_BYTES && limit.is_none()) {
         return None;
+    }
+    if let Some(filter) = filter {
+        // A shard's rows are known only by reading them.
+        let mut source = Source::open(config, path).ok()?;
+        let mut n = 0u64;
+        while limit.is_none_or(|l| n < l) {
+            match source.next_record()? {
+                Ok(record) if filter.keeps(&record) => n += 1,
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        return Some(n);
     }
     let mut n = 0u64;
     match config {
@@ -355,7 +417,7 @@ mod tests {
             Record::Bad(m) => panic!("row 1 lost: {m}"),
         }
         assert!(matches!(&records[1], Record::Row(r) if r["id"] == 2));
-        assert_eq!(count_rows(&jsonl(), &path, None), Some(2));
+        assert_eq!(count_rows(&jsonl(), &path, None, None), Some(2));
         let _ = std::fs::remove_file(path);
     }
 
@@ -374,9 +436,9 @@ mod tests {
     fn a_file_holding_only_a_byte_order_mark_has_no_rows() {
         let path = file("bom-only", b"\xEF\xBB\xBF\n");
         assert!(read_all(&path).is_empty());
-        assert_eq!(count_rows(&jsonl(), &path, None), Some(0));
+        assert_eq!(count_rows(&jsonl(), &path, None, None), Some(0));
         let source = Source::open(&jsonl(), &path).unwrap();
-        assert_eq!(source.pump(None, || false, |_| true).unwrap(), 0);
+        assert_eq!(source.pump(None, None, || false, |_| true).unwrap(), 0);
         let _ = std::fs::remove_file(path);
     }
 }

@@ -446,16 +446,21 @@ impl Tier1 {
     /// Starts the span of a pipeline run (every granularity): a trace of
     /// its own, carrying the pipeline name and `run_id`. Rows link to it
     /// through [`Tier1Span::link`].
-    pub fn start_run(&self, pipeline: &str, run_id: &str) -> Tier1Span {
+    /// `shard` (`"1/4"`) names the shard of a sharded run.
+    pub fn start_run(&self, pipeline: &str, run_id: &str, shard: Option<&str>) -> Tier1Span {
         let ids = SpanIds::child_of(None);
+        let mut attrs = vec![
+            KeyValue::new("elspeth.pipeline", pipeline.to_string()),
+            KeyValue::new("elspeth.run_id", run_id.to_string()),
+        ];
+        if let Some(shard) = shard {
+            attrs.push(KeyValue::new("elspeth.shard", shard.to_string()));
+        }
         let spans = self.start(
             Granularity::Lifecycle,
             Cow::Borrowed("pipeline.run"),
             SpanKind::Internal,
-            vec![
-                KeyValue::new("elspeth.pipeline", pipeline.to_string()),
-                KeyValue::new("elspeth.run_id", run_id.to_string()),
-            ],
+            attrs,
             ids.clone(),
         );
         Tier1Span::new(spans, ids.link)
@@ -471,16 +476,20 @@ impl Tier1 {
             parent: None,
             links: row.run.into_iter().collect(),
         };
+        let mut attrs = vec![
+            KeyValue::new("elspeth.pipeline", row.pipeline.to_string()),
+            KeyValue::new("elspeth.run_id", row.run_id.to_string()),
+            KeyValue::new("elspeth.row.index", row.index as i64),
+            KeyValue::new("elspeth.token_id", row.token_id.to_string()),
+        ];
+        if let Some(shard) = row.shard {
+            attrs.push(KeyValue::new("elspeth.shard", shard.to_string()));
+        }
         let spans = self.start(
             Granularity::Rows,
             Cow::Borrowed("pipeline.row"),
             SpanKind::Internal,
-            vec![
-                KeyValue::new("elspeth.pipeline", row.pipeline.to_string()),
-                KeyValue::new("elspeth.run_id", row.run_id.to_string()),
-                KeyValue::new("elspeth.row.index", row.index as i64),
-                KeyValue::new("elspeth.token_id", row.token_id.to_string()),
-            ],
+            attrs,
             ids.clone(),
         );
         Tier1Span::new(spans, ids.link)
@@ -839,6 +848,8 @@ pub struct RowSpanStart<'a> {
     pub token_id: &'a str,
     /// The row's trace id, shared with its Tier 2 trace.
     pub trace_id: crate::record::TraceId,
+    /// The shard of a sharded run (`"1/4"`).
+    pub shard: Option<&'a str>,
 }
 
 /// The ids of a span about to start.
