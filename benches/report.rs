@@ -137,6 +137,13 @@ const BENCHES: &[Bench] = &[
         ],
     },
     Bench {
+        package: "elspeth-cli",
+        name: "shards",
+        args: &[],
+        criterion: false,
+        figures: &["runtime.shards_speedup"],
+    },
+    Bench {
         package: "elspeth-runtime",
         name: "store",
         args: &[],

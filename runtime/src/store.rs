@@ -437,8 +437,11 @@ impl RunStore {
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS meta (
+        // One transaction: the tables are created with one WAL commit
+        // (statement by statement, the WAL would grow by a page per table).
+        conn.execute_batch(&format!(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS meta (
                  key   TEXT PRIMARY KEY,
                  value INTEGER NOT NULL
              );
@@ -471,10 +474,12 @@ impl RunStore {
                  key   TEXT NOT NULL,
                  value TEXT NOT NULL,
                  PRIMARY KEY (scope, key)
-             ) WITHOUT ROWID;",
-        )
+             ) WITHOUT ROWID;
+             {}
+             COMMIT;",
+            spans::SCHEMA
+        ))
         .map_err(err)?;
-        conn.execute_batch(spans::SCHEMA).map_err(err)?;
         let found: Option<i64> = conn
             .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
                 r.get(0)
