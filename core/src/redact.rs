@@ -17,6 +17,31 @@
 
 use std::borrow::Cow;
 
+/// `text` with every URL in it (a run of non-blank characters holding
+/// `://`) masked as [`url`] does: for messages of other libraries that
+/// quote the URL they were given.
+pub fn urls_in(text: &str) -> Cow<'_, str> {
+    if !text.contains("://") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(|c: char| !c.is_whitespace()) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word = &rest[..end];
+        if word.contains("://") {
+            out.push_str(&url(word));
+        } else {
+            out.push_str(word);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
 /// What replaces a masked value.
 pub const MASK: &str = "***";
 

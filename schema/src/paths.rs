@@ -189,12 +189,26 @@ pub fn find_clashes(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Vec<
 /// `path` against `base` unless it is absolute (how a pipeline's relative
 /// paths are resolved against its folder).
 pub fn resolve_against(base: &Path, path: &str) -> PathBuf {
+    if is_object_url(path) {
+        // An object on object storage is no file: kept as written.
+        return PathBuf::from(path);
+    }
     let p = Path::new(path);
     if p.is_absolute() {
         p.to_path_buf()
     } else {
         base.join(p)
     }
+}
+
+/// Whether `path` names an object on object storage: `s3://`, `az://`,
+/// `abfs://`, `abfss://` or `gs://`.
+pub fn is_object_url(path: &str) -> bool {
+    ["s3://", "az://", "abfs://", "abfss://", "gs://"]
+        .iter()
+        .any(|scheme| {
+            path.len() > scheme.len() && path[..scheme.len()].eq_ignore_ascii_case(scheme)
+        })
 }
 
 /// Absolute path with symlinks and `..` resolved: the file itself when it

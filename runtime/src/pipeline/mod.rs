@@ -27,6 +27,7 @@ mod cancel;
 mod dry_run;
 mod item;
 mod merge;
+mod remote;
 mod report;
 mod sink;
 mod source;
@@ -89,6 +90,14 @@ pub enum RunError {
         /// The file.
         path: PathBuf,
         /// What went wrong.
+        message: String,
+    },
+    /// An object on object storage could not be read or written.
+    #[error("{url}: {message}")]
+    Remote {
+        /// The object's URL, credentials masked.
+        url: String,
+        /// What went wrong, and how to fix it.
         message: String,
     },
     /// An output is the same file as an input (or as another output):
@@ -482,12 +491,16 @@ impl Pipeline {
             }
             _ => None,
         };
-        let source = Source::open(&self.config.source, &paths.source)?;
-        let sink = Sink::create(&self.config.sink, &paths.sink, paths.errors.as_deref())?;
+        // Objects on object storage: the source streamed to a local file,
+        // the outputs written locally and uploaded once committed.
+        let staged = remote::Staged::prepare(&paths).await?;
+        let local = &staged.local;
+        let source = Source::open(&self.config.source, &local.source)?;
+        let sink = Sink::create(&self.config.sink, &local.sink, local.errors.as_deref())?;
         let total = {
             let (cfg, path, limit, filter) = (
                 self.config.source.clone(),
-                paths.source.clone(),
+                local.source.clone(),
                 options.limit,
                 self.row_filter(),
             );
@@ -527,7 +540,7 @@ impl Pipeline {
             shard: self.shard,
             shard_text,
         };
-        let checkpoint_dir = paths.sink.parent().map(Path::to_path_buf);
+        let checkpoint_dir = local.sink.parent().map(Path::to_path_buf);
         let fail_fast = self.config.fail_fast.clone().unwrap_or_default();
         let mut stages: Vec<Stage> = Vec::with_capacity(built.len());
         for (label, mut transform, mode, fingerprint) in built {
@@ -680,14 +693,17 @@ impl Pipeline {
                 sink.discard();
                 Ok(())
             }
-            (Ok(sink), Ok(_)) => tokio::task::spawn_blocking(move || sink.commit())
+            (Ok(sink), Ok(_)) => match tokio::task::spawn_blocking(move || sink.commit())
                 .await
                 .unwrap_or_else(|e| {
                     Err(RunError::Sink {
                         path: paths.sink.clone(),
                         message: format!("the writer thread failed: {e}"),
                     })
-                }),
+                }) {
+                Ok(()) => staged.upload().await,
+                Err(e) => Err(e),
+            },
         };
         let (rows_read, failure) = match (read, committed) {
             (_, Err(e)) | (Err(e), Ok(())) => (counts.ok + counts.failed, Some(e)),

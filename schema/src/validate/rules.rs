@@ -783,6 +783,11 @@ impl Rules<'_, '_> {
             })
             .collect();
         let written = source.path();
+        if crate::paths::is_object_url(written) {
+            // Not read at validation time (no network access): the run
+            // reports a template field its rows lack.
+            return;
+        }
         let path = Path::new(written);
         let path = if path.is_absolute() {
             path.to_path_buf()

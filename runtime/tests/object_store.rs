@@ -1,0 +1,225 @@
+//! Sources and sinks on object storage, against a real S3 emulator: moto's
+//! server (PyPI `moto[server]`, installed into `target/emulators-venv` from
+//! `tests/emulators/requirements.txt` on first use), started by the test.
+//!
+//! One test in this binary: the S3 builder reads its settings from the
+//! process environment, which the test sets before anything runs.
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use elspeth_runtime::Shard;
+use elspeth_runtime::pipeline::{Pipeline, RunError, RunOptions};
+use elspeth_schema::config::PipelineConfig;
+use serde_json::json;
+
+use common::{Mocks, connection, tmpdir};
+
+const BUCKET: &str = "elspeth-test";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The emulators' virtualenv, created (from the project's requirements
+/// file) when missing.
+fn venv() -> PathBuf {
+    let venv = repo().join("target/emulators-venv");
+    if !venv.join("bin/moto_server").is_file() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(venv.join("bin/pip"))
+                .args(["install", "-q", "-r"])
+                .arg(repo().join("tests/emulators/requirements.txt"))
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "could not install the emulators into {}",
+            venv.display()
+        );
+    }
+    venv
+}
+
+struct Moto(Child, u16);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_moto() -> Moto {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(venv().join("bin/moto_server"))
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start moto_server");
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "moto did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto(child, port)
+}
+
+fn config(source: &str, sink: &str) -> PipelineConfig {
+    let mut o = connection("azure_llm");
+    o["prompt_template"] = json!("Classify: {{ text }}");
+    o["output_field"] = json!("category");
+    serde_json::from_value(json!({
+        "name": "objects",
+        "source": {"plugin": "jsonl", "path": source, "key": "id"},
+        "transforms": [{"plugin": "azure_llm", "options": o}],
+        "sink": {"plugin": "jsonl", "path": sink},
+    }))
+    .unwrap()
+}
+
+#[test]
+fn s3_sources_and_sinks_through_a_real_emulator() {
+    let moto = start_moto();
+    let endpoint = format!("http://127.0.0.1:{}", moto.1);
+    // SAFETY: set before the Tokio runtime (and any other thread) starts;
+    // this binary has this one test.
+    unsafe {
+        std::env::set_var("AWS_ENDPOINT", &endpoint);
+        std::env::set_var("AWS_ALLOW_HTTP", "true");
+        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+        std::env::set_var("AWS_DEFAULT_REGION", "us-east-1");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        elspeth_core::http::install_crypto_provider();
+        let http = reqwest::Client::new();
+        let object = |key: &str| format!("{endpoint}/{BUCKET}/{key}");
+        assert!(
+            http.put(format!("{endpoint}/{BUCKET}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .is_success()
+        );
+        let rows: String = (0..30)
+            .map(|i| format!("{}\n", json!({"id": i, "text": format!("ticket {i}")})))
+            .collect();
+        http.put(object("in/rows.jsonl"))
+            .body(rows)
+            .send()
+            .await
+            .unwrap();
+        http.put(object("out/rows.jsonl"))
+            .body("{\"previous\":true}\n")
+            .send()
+            .await
+            .unwrap();
+
+        let mocks = Mocks::start().await;
+        let options = || {
+            RunOptions::default()
+                .with_env(Arc::new(mocks.env()))
+                .with_tracing(elspeth_test_support::discard_tracing())
+        };
+        let dir = tmpdir("objects");
+        let source = format!("s3://{BUCKET}/in/rows.jsonl");
+        let sink = format!("s3://{BUCKET}/out/rows.jsonl");
+        let summary = Pipeline::new(config(&source, &sink), &dir)
+            .run(options())
+            .await
+            .unwrap();
+        assert_eq!(summary.rows_ok, 30);
+        let out = http
+            .get(object("out/rows.jsonl"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 30, "{out}");
+        assert!(lines.iter().all(|r| r["category"].is_string()));
+        assert_eq!(lines[7]["id"], 7, "input order");
+        assert!(
+            std::fs::read_dir(&dir).unwrap().next().is_none(),
+            "nothing written locally"
+        );
+
+        // A shard of a sharded run writes its own object beside the sink.
+        Pipeline::new(config(&source, &sink), &dir)
+            .with_shard(Some(Shard::new(1, 2).unwrap()))
+            .run(options())
+            .await
+            .unwrap();
+        let shard = http
+            .get(object("out/rows.shard-1-of-2.jsonl"))
+            .send()
+            .await
+            .unwrap();
+        assert!(shard.status().is_success());
+        let n = shard.text().await.unwrap().lines().count();
+        assert!(n > 0 && n < 30, "{n} rows in shard 1 of 2");
+
+        // A missing object: an error naming the URL and saying what to
+        // check; the sink object is untouched.
+        let e = Pipeline::new(
+            config(&format!("s3://{BUCKET}/in/missing.jsonl"), &sink),
+            &dir,
+        )
+        .run(options())
+        .await
+        .unwrap_err();
+        assert!(matches!(e, RunError::Remote { .. }), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.starts_with("s3://elspeth-test/in/missing.jsonl: cannot read it"),
+            "{text}"
+        );
+        assert!(
+            text.contains("check the bucket or container and the key"),
+            "{text}"
+        );
+        assert!(!text.contains("testing"), "no credential in {text}");
+        let after = http
+            .get(object("out/rows.jsonl"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(after, out);
+        let _ = std::fs::remove_dir_all(dir);
+    });
+}
