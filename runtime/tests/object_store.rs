@@ -1,17 +1,13 @@
 //! Sources and sinks on object storage, against a real S3 emulator: moto's
-//! server (PyPI `moto[server]`, installed into `target/emulators-venv` from
-//! `tests/emulators/requirements.txt` on first use), started by the test.
+//! server, installed and started by `emulators`.
 //!
 //! One test in this binary: the S3 builder reads its settings from the
 //! process environment, which the test sets before anything runs.
 
 mod common;
+mod emulators;
 
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use elspeth_runtime::Shard;
 use elspeth_runtime::pipeline::{Pipeline, RunError, RunOptions};
@@ -21,69 +17,6 @@ use serde_json::json;
 use common::{Mocks, connection, tmpdir};
 
 const BUCKET: &str = "elspeth-test";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The emulators' virtualenv, created (from the project's requirements
-/// file) when missing.
-fn venv() -> PathBuf {
-    let venv = repo().join("target/emulators-venv");
-    if !venv.join("bin/moto_server").is_file() {
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(venv.join("bin/pip"))
-                .args(["install", "-q", "-r"])
-                .arg(repo().join("tests/emulators/requirements.txt"))
-                .status()
-                .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "could not install the emulators into {}",
-            venv.display()
-        );
-    }
-    venv
-}
-
-struct Moto(Child, u16);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_moto() -> Moto {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(venv().join("bin/moto_server"))
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto_server");
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "moto did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Moto(child, port)
-}
 
 fn config(source: &str, sink: &str) -> PipelineConfig {
     let mut o = connection("azure_llm");
@@ -100,8 +33,8 @@ fn config(source: &str, sink: &str) -> PipelineConfig {
 
 #[test]
 fn s3_sources_and_sinks_through_a_real_emulator() {
-    let moto = start_moto();
-    let endpoint = format!("http://127.0.0.1:{}", moto.1);
+    let moto = emulators::moto();
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
     // SAFETY: set before the Tokio runtime (and any other thread) starts;
     // this binary has this one test.
     unsafe {
