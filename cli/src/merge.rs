@@ -45,7 +45,11 @@ pub(crate) fn run(args: MergeArgs) -> ExitCode {
     };
     let store = store_path(&args.pipeline, args.store.as_deref(), config.store.as_ref());
     let pipeline = Pipeline::new(config, base_dir(&args.pipeline)).with_file(&args.pipeline);
-    match pipeline.merge(args.shards, Some(&store)) {
+    let runtime = match super::async_runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match runtime.block_on(pipeline.merge(args.shards, Some(&store))) {
         Ok(summary) => {
             let per: Vec<String> = summary
                 .per_shard

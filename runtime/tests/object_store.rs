@@ -109,20 +109,42 @@ fn s3_sources_and_sinks_through_a_real_emulator() {
             "nothing written locally"
         );
 
-        // A shard of a sharded run writes its own object beside the sink.
-        Pipeline::new(config(&source, &sink), &dir)
-            .with_shard(Some(Shard::new(1, 2).unwrap()))
-            .run(options())
+        // A shard of a sharded run writes its own object beside the sink;
+        // merge joins them back into the sink object.
+        let e = Pipeline::new(config(&source, &sink), &dir)
+            .merge(2, None)
             .await
-            .unwrap();
-        let shard = http
-            .get(object("out/rows.shard-1-of-2.jsonl"))
-            .send()
-            .await
-            .unwrap();
-        assert!(shard.status().is_success());
-        let n = shard.text().await.unwrap().lines().count();
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("shard 0/2 has no output s3://elspeth-test/out/rows.shard-0-of-2.jsonl"),
+            "{e}"
+        );
+        for i in 0..2 {
+            Pipeline::new(config(&source, &sink), &dir)
+                .with_shard(Some(Shard::new(i, 2).unwrap()))
+                .run(options())
+                .await
+                .unwrap();
+        }
+        let get = |key: &'static str| {
+            let http = http.clone();
+            let url = object(key);
+            async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+        };
+        let n = get("out/rows.shard-1-of-2.jsonl").await.lines().count();
         assert!(n > 0 && n < 30, "{n} rows in shard 1 of 2");
+        http.delete(object("out/rows.jsonl")).send().await.unwrap();
+        let merged = Pipeline::new(config(&source, &sink), &dir)
+            .merge(2, None)
+            .await
+            .unwrap();
+        assert_eq!(merged.rows, 30);
+        assert_eq!(
+            get("out/rows.jsonl").await,
+            out,
+            "the merged object is the unsharded output"
+        );
 
         // A missing object: an error naming the URL and saying what to
         // check; the sink object is untouched.

@@ -128,6 +128,7 @@ async fn shards_partition_the_rows_and_merge_back_in_order() {
 
         let summary = Pipeline::new(config(sink.clone(), key), &dir)
             .merge(n, None)
+            .await
             .unwrap();
         assert_eq!(summary.rows, ROWS);
         assert_eq!(summary.per_shard.iter().sum::<u64>(), ROWS);
@@ -165,6 +166,7 @@ async fn merge_with_error_files_and_csv_and_refusals() {
     .await;
     let e = Pipeline::new(config(sink.clone(), false), &dir)
         .merge(n, None)
+        .await
         .unwrap_err();
     assert!(matches!(e, MergeError::Missing { .. }), "{e}");
     assert!(e.to_string().contains("shard 1/3 has no output"), "{e}");
@@ -181,6 +183,7 @@ async fn merge_with_error_files_and_csv_and_refusals() {
     }
     let summary = Pipeline::new(config(sink.clone(), false), &dir)
         .merge(n, None)
+        .await
         .unwrap();
     assert_eq!(summary.rows, ROWS);
     assert_eq!(lines(&dir.join("out/rows.csv")), whole);
@@ -199,6 +202,7 @@ async fn merge_with_error_files_and_csv_and_refusals() {
     let before = std::fs::read(dir.join("out/rows.csv")).unwrap();
     let e = Pipeline::new(config(sink, false), &dir)
         .merge(n, None)
+        .await
         .unwrap_err();
     assert!(e.to_string().contains("shard 2/3 is unfinished"), "{e}");
     assert_eq!(

@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use elspeth_schema::config::SinkConfig;
 use serde_json::{Map, Value};
 
+use elspeth_schema::paths::is_object_url;
+
+use super::remote::{RemoteObject, Staging};
 use super::sink::{Out, TempFile, sink_error};
 use super::source::{Record, Source, identity_of};
 use super::{Pipeline, RunError};
@@ -265,18 +268,88 @@ impl Pipeline {
     /// of the unsharded pipeline; each shard's (`Shard::path_of`) is
     /// checked to say its last run finished. Nothing is written when a
     /// shard is missing or unfinished.
-    pub fn merge(&self, shards: u32, store: Option<&Path>) -> Result<MergeSummary, MergeError> {
+    ///
+    /// Shard outputs on object storage are downloaded to a staging folder
+    /// first, and the merged output uploaded (in parts) once it is whole.
+    pub async fn merge(
+        &self,
+        shards: u32,
+        store: Option<&Path>,
+    ) -> Result<MergeSummary, MergeError> {
         let all: Vec<Shard> = (0..shards)
             .map(|i| Shard::new(i, shards))
             .collect::<Result<_, _>>()?;
-        let unsharded = Pipeline {
+        let paths = self.unsharded().paths();
+        let remote = |p: &Path| is_object_url(&p.to_string_lossy());
+        let outputs_remote = remote(&paths.sink) || paths.errors.as_deref().is_some_and(remote);
+        if !remote(&paths.source) && !outputs_remote {
+            return self.merge_files(&all, store, &paths);
+        }
+        let staging = Staging::new()?;
+        let mut local = paths.clone();
+        if remote(&paths.source) {
+            local.source = staging.file("source");
+            RemoteObject::open(&paths.source.to_string_lossy())?
+                .download(&local.source)
+                .await?;
+        }
+        let mut uploads = Vec::new();
+        let outputs = [
+            (Some(&paths.sink), "sink"),
+            (paths.errors.as_ref(), "errors"),
+        ];
+        for (output, role) in outputs {
+            let Some(output) = output.filter(|p| remote(p)) else {
+                continue;
+            };
+            let staged = staging.file(role);
+            for &shard in &all {
+                let url = shard.path_of(output);
+                let object = RemoteObject::open(&url.to_string_lossy())?;
+                if !object.exists().await? {
+                    return Err(MergeError::Missing { shard, path: url });
+                }
+                object.download(&shard.path_of(&staged)).await?;
+            }
+            uploads.push((
+                staged.clone(),
+                RemoteObject::open(&output.to_string_lossy())?,
+            ));
+            match role {
+                "sink" => local.sink = staged,
+                _ => local.errors = Some(staged),
+            }
+        }
+        let mut summary = self.merge_files(&all, store, &local)?;
+        for (file, object) in &uploads {
+            object.upload(file).await?;
+        }
+        summary.output = paths.sink;
+        summary.errors = paths.errors;
+        Ok(summary)
+    }
+
+    /// This pipeline without its shard.
+    fn unsharded(&self) -> Pipeline {
+        Pipeline {
             config: self.config.clone(),
             base_dir: self.base_dir.clone(),
             file: self.file.clone(),
             custom: Vec::new(),
             shard: None,
-        };
-        let paths = unsharded.paths();
+        }
+    }
+
+    /// [`merge`](Self::merge) of local files at `paths`.
+    fn merge_files(
+        &self,
+        all: &[Shard],
+        store: Option<&Path>,
+        paths: &super::ResolvedPaths,
+    ) -> Result<MergeSummary, MergeError> {
+        let shards = all.len() as u32;
+        let unsharded = self.unsharded();
+        let paths = paths.clone();
         let csv = match &self.config.sink {
             SinkConfig::Csv { delimiter, .. } => Some(
                 delimiter
@@ -290,7 +363,7 @@ impl Pipeline {
         };
         // Every shard present and finished before anything is written.
         let mut files = Vec::with_capacity(all.len());
-        for &shard in &all {
+        for &shard in all {
             let main = shard.path_of(&paths.sink);
             if !main.is_file() {
                 return Err(MergeError::Missing { shard, path: main });

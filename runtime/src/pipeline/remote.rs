@@ -102,6 +102,15 @@ impl RemoteObject {
         Ok(Self { shown, store, path })
     }
 
+    /// Whether the object exists.
+    pub(crate) async fn exists(&self) -> Result<bool, RunError> {
+        match self.store.head(&self.path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.failed("cannot read", &e)),
+        }
+    }
+
     /// Streams the object into the local file `to`.
     pub(crate) async fn download(&self, to: &Path) -> Result<(), RunError> {
         let got = self
