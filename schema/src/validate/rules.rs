@@ -92,7 +92,14 @@ impl Rules<'_, '_> {
         if let Some(sink) = &sink {
             self.sink(sink);
         }
+        if let Some(source) = &source {
+            self.object_url(&segs!["source", "path"], source.path());
+        }
         if let Some(sink) = &sink {
+            self.object_url(&segs!["sink", "path"], sink.path());
+            if let Some(e) = sink.error_path() {
+                self.object_url(&segs!["sink", "error_path"], e);
+            }
             self.outputs_vs_inputs(source.as_ref(), sink);
         }
         let has_telemetry = root
@@ -189,6 +196,40 @@ impl Rules<'_, '_> {
                     );
                 }
             }
+        }
+    }
+
+    /// A `path` written as a URL must be an object the runtime can reach:
+    /// `s3://bucket/key`, `az://container/path`, `abfs[s]://...`,
+    /// `gs://bucket/key`.
+    fn object_url(&mut self, at: &[Seg], path: &str) {
+        const SCHEMES: [&str; 5] = ["s3", "az", "abfs", "abfss", "gs"];
+        let Some((scheme, rest)) = path.split_once("://") else {
+            return;
+        };
+        let message = if !SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
+            let mut m = format!(
+                "`{scheme}://` is not a storage elspeth reads or writes: use a local path, s3://, az://, abfs[s]:// or gs://"
+            );
+            if let Some(s) = elspeth_core::suggest::did_you_mean(scheme, SCHEMES) {
+                m.push_str(&format!(" (did you mean `{s}://`?)"));
+            }
+            m
+        } else {
+            match rest.split_once('/') {
+                Some((bucket, key)) if !bucket.is_empty() && !key.trim_matches('/').is_empty() => {
+                    return;
+                }
+                _ => format!(
+                    "`{}` names no object: write {scheme}://<bucket or container>/<path of the object>",
+                    elspeth_core::redact::url(path)
+                ),
+            }
+        };
+        if let Some(f) = self.at_value(at, Severity::Error, message) {
+            f.help = Some(
+                "credentials come from the store's variables (AWS_*, AZURE_STORAGE_*, GOOGLE_*), never from the path".into(),
+            );
         }
     }
 
