@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "../../runtime/tests/emulators/mod.rs"]
+mod emulators;
 mod support;
 use support::{clean_command, quickstart_dir, quickstart_yaml, repo, text, tickets};
 
@@ -56,61 +58,109 @@ fn k8s_args(file: &str) -> Vec<String> {
     serde_json::from_str(line.trim_start_matches("args:").trim()).unwrap()
 }
 
+/// Python (boto3, from the emulators' virtualenv) against the S3 emulator.
+fn s3(endpoint: &str, code: &str) -> String {
+    let script = format!(
+        "import boto3, sys\ns3 = boto3.client('s3', endpoint_url={endpoint:?}, aws_access_key_id='testing', aws_secret_access_key='testing', region_name='us-east-1')\n{code}"
+    );
+    let out = Command::new(emulators::venv().join("bin/python"))
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// The Indexed Job's pipeline reads and writes S3: run against moto, its
+/// shard command (each index) and the merge Job's command give exactly the
+/// object one unsharded run writes.
 #[test]
 fn the_kubernetes_indexed_job_and_merge_job_run_as_written() {
+    let moto = emulators::moto();
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
     let dir = workdir("k8s");
-    let whole = unsharded(&dir);
-    let yaml = dir.join("ticket-triage.yaml");
-    let run = k8s_args("examples/kubernetes/indexed-job.yaml");
-    assert_eq!(run[0], "run");
-    let completions = 4;
-    for i in 0..completions {
-        let mut args: Vec<String> = run
-            .iter()
-            .map(|a| {
-                a.replace("$(JOB_COMPLETION_INDEX)", &i.to_string())
-                    .replace("/work/ticket-triage.yaml", yaml.to_str().unwrap())
-            })
-            .collect();
-        args.push("--with-mocks".into());
+    let tickets = std::fs::read_to_string(dir.join("tickets.jsonl")).unwrap();
+    s3(
+        &endpoint,
+        &format!(
+            "s3.create_bucket(Bucket='ticket-triage')\ns3.put_object(Bucket='ticket-triage', Key='tickets.jsonl', Body={tickets:?}.encode())"
+        ),
+    );
+    let get = |key: &str| {
+        s3(
+            &endpoint,
+            &format!(
+                "sys.stdout.write(s3.get_object(Bucket='ticket-triage', Key={key:?})['Body'].read().decode())"
+            ),
+        )
+    };
+    let pipeline = repo().join("examples/kubernetes/ticket-triage.yaml");
+    let run = |args: &[String]| {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = elspeth(&dir, &args);
+        let out = clean_command(BIN, &dir, &args)
+            .env("AWS_ENDPOINT", &endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap();
         assert_eq!(
             out.status.code(),
             Some(0),
             "{args:?}: {}",
             text(&out.stderr)
         );
+        out
+    };
+    let adapt = |a: &String, i: u32| {
+        a.replace("$(JOB_COMPLETION_INDEX)", &i.to_string())
+            .replace("/work/", &format!("{}/", dir.display()))
+            .replace("/pipeline/ticket-triage.yaml", pipeline.to_str().unwrap())
+    };
+    // One unsharded run: the reference object.
+    run(&[
+        "run".into(),
+        pipeline.to_str().unwrap().into(),
+        "--with-mocks".into(),
+        "--store".into(),
+        dir.join("whole.db").to_str().unwrap().into(),
+    ]);
+    let whole = get("out/triaged.jsonl");
+    assert_eq!(whole.lines().count(), 40);
+    s3(
+        &endpoint,
+        "s3.delete_object(Bucket='ticket-triage', Key='out/triaged.jsonl')",
+    );
+
+    let shard_args = k8s_args("examples/kubernetes/indexed-job.yaml");
+    assert_eq!(shard_args[0], "run");
+    for i in 0..4 {
+        let mut args: Vec<String> = shard_args.iter().map(|a| adapt(a, i)).collect();
+        args.push("--with-mocks".into());
+        let out = run(&args);
         assert!(
-            text(&out.stderr).contains(&format!("(shard {i}/{completions})")),
+            text(&out.stderr).contains(&format!("(shard {i}/4)")),
             "{}",
             text(&out.stderr)
-        );
-        assert!(
-            dir.join(format!("out/triaged.shard-{i}-of-4.jsonl"))
-                .is_file()
         );
         assert!(
             dir.join(format!("ticket-triage.elspeth.shard-{i}-of-4.db"))
                 .is_file()
         );
+        assert!(!get(&format!("out/triaged.shard-{i}-of-4.jsonl")).is_empty());
     }
     let merge: Vec<String> = k8s_args("examples/kubernetes/merge-job.yaml")
         .iter()
-        .map(|a| a.replace("/work/ticket-triage.yaml", yaml.to_str().unwrap()))
+        .map(|a| adapt(a, 0))
         .collect();
-    let merge: Vec<&str> = merge.iter().map(String::as_str).collect();
-    let out = elspeth(&dir, &merge);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = run(&merge);
     assert!(
         text(&out.stdout).contains("merged 4 shards: 40 rows"),
         "{}",
         text(&out.stdout)
     );
-    assert_eq!(
-        std::fs::read_to_string(dir.join("out/triaged.jsonl")).unwrap(),
-        whole
-    );
+    assert_eq!(get("out/triaged.jsonl"), whole);
     let _ = std::fs::remove_dir_all(dir);
 }
 
