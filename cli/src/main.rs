@@ -52,6 +52,32 @@ fn fraction(s: &str) -> Result<f64, String> {
     }
 }
 
+/// The config of `pipeline`, validated without resolving `${VAR}`s (for
+/// commands that need the file's shape, not its secrets); its problems are
+/// printed, and the exit code returned when it cannot be used (`nothing`:
+/// what was not done, e.g. "merged").
+fn load_config(
+    pipeline: &std::path::Path,
+    nothing: &str,
+) -> Result<elspeth_schema::config::PipelineConfig, ExitCode> {
+    let validated =
+        elspeth_schema::validate_file(pipeline, &elspeth_schema::ValidateOptions::default());
+    if !validated.diagnostics.is_empty() {
+        eprint!("{}", validated.render_with(false));
+        eprintln!();
+    }
+    if validated.is_io_error() {
+        return Err(ExitCode::from(EXIT_USAGE));
+    }
+    validated.config.ok_or_else(|| {
+        eprintln!(
+            "error: {} is invalid; nothing was {nothing}",
+            pipeline.display()
+        );
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
 /// The multi-threaded tokio runtime of `run` and `mock-server`; on failure
 /// the error is printed and the usage/I/O exit code returned.
 fn async_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {

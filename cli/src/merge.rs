@@ -4,10 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use elspeth_runtime::pipeline::Pipeline;
-use elspeth_schema::{ValidateOptions, validate_file};
 
 use super::run::{base_dir, store_path};
-use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+use super::{EXIT_OK, EXIT_USAGE};
 
 /// Write a pipeline's sink from the outputs of its shards (`elspeth run
 /// --shard i/n` for every i): every row once, in input order, replacing
@@ -28,20 +27,9 @@ pub(crate) struct MergeArgs {
 
 /// Runs `elspeth merge`.
 pub(crate) fn run(args: MergeArgs) -> ExitCode {
-    let validated = validate_file(&args.pipeline, &ValidateOptions::default());
-    if !validated.diagnostics.is_empty() {
-        eprint!("{}", validated.render_with(false));
-        eprintln!();
-    }
-    if validated.is_io_error() {
-        return ExitCode::from(EXIT_USAGE);
-    }
-    let Some(config) = validated.config else {
-        eprintln!(
-            "error: {} is invalid; nothing was merged",
-            args.pipeline.display()
-        );
-        return ExitCode::from(EXIT_INVALID);
+    let config = match super::load_config(&args.pipeline, "merged") {
+        Ok(config) => config,
+        Err(code) => return code,
     };
     let store = store_path(&args.pipeline, args.store.as_deref(), config.store.as_ref());
     let pipeline = Pipeline::new(config, base_dir(&args.pipeline)).with_file(&args.pipeline);

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use elspeth_runtime::store::RunStore;
 use elspeth_runtime::traces::{Replayed, RetryPolicy, replay};
 use elspeth_schema::config::ProcessEnv;
-use elspeth_schema::{ValidateOptions, validate_file};
 
 use super::run::{init_logging, store_path};
 use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
@@ -55,20 +54,9 @@ async fn replay_command(args: ReplayArgs) -> ExitCode {
     init_logging(None);
     // Only the tracing blocks matter here, and replay resolves their
     // `${VAR}`s itself: the LLM endpoints and keys need not be set.
-    let validated = validate_file(&args.pipeline, &ValidateOptions::default());
-    if !validated.diagnostics.is_empty() {
-        eprint!("{}", validated.render_with(false));
-        eprintln!();
-    }
-    if validated.is_io_error() {
-        return ExitCode::from(EXIT_USAGE);
-    }
-    let Some(config) = validated.config else {
-        eprintln!(
-            "error: {} is invalid; nothing was replayed",
-            args.pipeline.display()
-        );
-        return ExitCode::from(EXIT_INVALID);
+    let config = match super::load_config(&args.pipeline, "replayed") {
+        Ok(config) => config,
+        Err(code) => return code,
     };
     let path = store_path(&args.pipeline, args.store.as_deref(), config.store.as_ref());
     if !path.exists() {
