@@ -133,6 +133,20 @@ fn the_kubernetes_indexed_job_and_merge_job_run_as_written() {
         "s3.delete_object(Bucket='ticket-triage', Key='out/triaged.jsonl')",
     );
 
+    // A dry run of the object-storage pipeline is ready without reading
+    // the bucket.
+    let dry = run(&[
+        "run".into(),
+        pipeline.to_str().unwrap().into(),
+        "--with-mocks".into(),
+        "--dry-run".into(),
+    ]);
+    assert!(
+        text(&dry.stdout).contains("(object storage: not read by a dry run)"),
+        "{}",
+        text(&dry.stdout)
+    );
+
     let shard_args = k8s_args("examples/kubernetes/indexed-job.yaml");
     assert_eq!(shard_args[0], "run");
     for i in 0..4 {

@@ -44,33 +44,48 @@ pub(super) fn describe(pipeline: &Pipeline, options: &RunOptions) -> Result<DryR
     let paths = pipeline.paths();
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
-    let first_row: Option<Row> = match Source::open(&pipeline.config.source, &paths.source) {
-        Ok(mut source) => match source.next_record() {
-            Some(Ok(Record::Row(row))) => Some(row),
-            Some(Ok(Record::Bad(message))) => {
-                warnings.push(format!("the first source row cannot be read: {message}"));
-                None
-            }
-            Some(Err(e)) => {
+    let remote = elspeth_schema::paths::is_object_url(&paths.source.to_string_lossy());
+    if remote {
+        warnings.push(format!(
+            "the source {} is on object storage: a dry run does not read it, so no row count or first prompts are shown",
+            elspeth_core::redact::url(&paths.source.to_string_lossy())
+        ));
+    }
+    let opened = (!remote).then(|| Source::open(&pipeline.config.source, &paths.source));
+    let first_row: Option<Row> = match opened {
+        None => None,
+        Some(opened) => match opened {
+            Ok(mut source) => match source.next_record() {
+                Some(Ok(Record::Row(row))) => Some(row),
+                Some(Ok(Record::Bad(message))) => {
+                    warnings.push(format!("the first source row cannot be read: {message}"));
+                    None
+                }
+                Some(Err(e)) => {
+                    problems.push(e.to_string());
+                    None
+                }
+                None => {
+                    warnings.push(format!("the source {} has no rows", paths.source.display()));
+                    None
+                }
+            },
+            Err(e) => {
                 problems.push(e.to_string());
                 None
             }
-            None => {
-                warnings.push(format!("the source {} has no rows", paths.source.display()));
-                None
-            }
         },
-        Err(e) => {
-            problems.push(e.to_string());
-            None
-        }
     };
-    let rows = count_rows(
-        &pipeline.config.source,
-        &paths.source,
-        options.limit,
-        pipeline.row_filter().as_ref(),
-    );
+    let rows = if remote {
+        None
+    } else {
+        count_rows(
+            &pipeline.config.source,
+            &paths.source,
+            options.limit,
+            pipeline.row_filter().as_ref(),
+        )
+    };
     // Unset variables are reported, not fatal: the plan as far as it
     // resolved is still described. Anything else stops the dry run too.
     let plan = match pipeline.plan(options.env.as_ref()) {
@@ -118,6 +133,13 @@ impl fmt::Display for DryRun {
         writeln!(f, "pipeline `{}` (dry run: no LLM calls)", self.pipeline)?;
         match self.rows {
             Some(n) => writeln!(f, "  source: {} ({n} rows)", self.source.display())?,
+            None if elspeth_schema::paths::is_object_url(&self.source.to_string_lossy()) => {
+                writeln!(
+                    f,
+                    "  source: {} (object storage: not read by a dry run)",
+                    self.source.display()
+                )?
+            }
             None => writeln!(f, "  source: {} (unreadable)", self.source.display())?,
         }
         let mut calls_per_row = 0usize;
