@@ -83,7 +83,7 @@ pub(super) fn describe(pipeline: &Pipeline, options: &RunOptions) -> Result<DryR
             &pipeline.config.source,
             &paths.source,
             options.limit,
-            pipeline.row_filter().as_ref(),
+            &pipeline.row_selection(),
         )
     };
     // Unset variables are reported, not fatal: the plan as far as it

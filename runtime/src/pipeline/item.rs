@@ -9,6 +9,7 @@ use elspeth_telemetry::tier1::{RowSpanStart, SpanLink, Tier1, Tier1Span};
 use elspeth_telemetry::tracer::RowTrace;
 
 use super::cancel::StopReason;
+use super::source::Record;
 use crate::row::{Row, RowIdentity, Shard};
 use crate::transform::{RowError, RowErrorKind};
 
@@ -48,6 +49,8 @@ pub(crate) struct Item {
     /// Why the row failed (written to its `error` field by the sink).
     /// Failed rows skip the remaining transforms.
     pub error: Option<RowFailure>,
+    /// The row's identity (see [`RowIdentity`]), set by the source.
+    pub identity: RowIdentity,
     /// The row's trace (shared by its Tier 1 and Tier 2 spans), set by
     /// [`RowTracing::begin`].
     pub trace: Option<RowTrace>,
@@ -56,7 +59,7 @@ pub(crate) struct Item {
 }
 
 /// What a run gives each row it reads: a trace id, a sampling point from
-/// the row's identity, and a `pipeline.row` span linked to the run's span.
+/// the row's [`RowIdentity`], and a `pipeline.row` span linked to the run's span.
 #[derive(Debug, Clone)]
 pub(crate) struct RowTracing {
     /// The run's Tier 1 handle.
@@ -67,8 +70,6 @@ pub(crate) struct RowTracing {
     pub pipeline: String,
     /// The run's id.
     pub run_id: String,
-    /// The source's `key` field, if any (see [`RowIdentity`]).
-    pub key: Option<String>,
     /// The shard of a sharded run.
     pub shard: Option<Shard>,
     /// `shard` as text (`"1/4"`).
@@ -78,10 +79,9 @@ pub(crate) struct RowTracing {
 impl RowTracing {
     /// Starts `item`'s trace.
     pub(super) fn begin(&self, item: &mut Item) {
-        let identity = RowIdentity::of(&item.row, self.key.as_deref());
         let trace = RowTrace {
             trace_id: TraceId::random(),
-            sample_point: identity.unit(),
+            sample_point: item.identity.unit(),
             shard: self.shard.map(|s| (s.index(), s.count())),
         };
         item.span = self.tier1.start_row(RowSpanStart {
@@ -98,16 +98,35 @@ impl RowTracing {
 }
 
 impl Item {
-    /// A row read from the source.
-    pub(super) fn new(index: u64, row: Row) -> Self {
+    /// A record read from the source, with its `identity`: a row, or a
+    /// line that could not be read as one (failed, kind `source`).
+    pub(super) fn read(index: u64, record: Record, identity: RowIdentity) -> Self {
+        let (row, error) = match record {
+            Record::Row(row) => (row, None),
+            Record::Bad(message) => (
+                Row::new(),
+                Some(RowFailure {
+                    transform: "source".into(),
+                    error: RowError::new(RowErrorKind::Source, message),
+                }),
+            ),
+        };
         Self {
             index,
             token_id: format!("row-{index}"),
+            identity,
             row,
-            error: None,
+            error,
             trace: None,
             span: Tier1Span::disabled(),
         }
+    }
+
+    /// A row (tests): identified by its content.
+    #[cfg(test)]
+    pub(super) fn new(index: u64, row: Row) -> Self {
+        let identity = RowIdentity::of(&row, None);
+        Self::read(index, Record::Row(row), identity)
     }
 
     /// Ends the row's `pipeline.row` span: failed with the error's kind
@@ -118,16 +137,6 @@ impl Item {
             Some(failure) => span.fail(failure.error.kind.as_str()),
             None => span.end(),
         }
-    }
-
-    /// A source line that could not be read as a row.
-    pub(super) fn unreadable(index: u64, message: String) -> Self {
-        let mut item = Self::new(index, Row::new());
-        item.error = Some(RowFailure {
-            transform: "source".into(),
-            error: RowError::new(RowErrorKind::Source, message),
-        });
-        item
     }
 
     /// Marks the row failed by `transform`.

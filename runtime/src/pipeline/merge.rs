@@ -20,7 +20,7 @@ use elspeth_schema::paths::is_object_url;
 
 use super::remote::{RemoteObject, Staging};
 use super::sink::{Out, TempFile, sink_error};
-use super::source::{Record, Source, identity_of};
+use super::source::{Record, Source};
 use super::{Pipeline, RunError};
 use crate::row::{Row, Shard, ShardError};
 use crate::store::{RunStatus, RunStore, StoreError};
@@ -407,13 +407,14 @@ impl Pipeline {
         })?;
 
         let mut out = MergedOutput::create(&paths.sink, paths.errors.as_deref(), csv, &files)?;
-        let key = self.config.source.key().map(str::to_string);
+        let selection = self.row_selection();
+        let key = selection.key.clone();
         let mut source = Source::open(&self.config.source, &paths.source)?;
         let mut per_shard = vec![0u64; all.len()];
         let mut index = 0u64;
         while let Some(record) = source.next_record() {
             let record = record?;
-            let k = identity_of(&record, key.as_deref()).shard(shards) as usize;
+            let k = selection.identity(&record).shard(shards) as usize;
             let ShardFiles {
                 shard,
                 main,

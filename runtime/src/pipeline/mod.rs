@@ -344,12 +344,12 @@ impl Pipeline {
         self.shard
     }
 
-    /// Which source rows a run takes (`None`: all).
-    fn row_filter(&self) -> Option<source::RowFilter> {
-        self.shard.map(|shard| source::RowFilter {
-            shard,
+    /// Which source rows a run takes, and how each is identified.
+    fn row_selection(&self) -> source::RowSelection {
+        source::RowSelection {
+            shard: self.shard,
             key: self.config.source.key().map(str::to_string),
-        })
+        }
     }
 
     /// The pipeline file, when set with [`with_file`](Self::with_file).
@@ -498,18 +498,16 @@ impl Pipeline {
         let source = Source::open(&self.config.source, &local.source)?;
         let sink = Sink::create(&self.config.sink, &local.sink, local.errors.as_deref())?;
         let total = {
-            let (cfg, path, limit, filter) = (
+            let (cfg, path, limit, selection) = (
                 self.config.source.clone(),
                 local.source.clone(),
                 options.limit,
-                self.row_filter(),
+                self.row_selection(),
             );
-            tokio::task::spawn_blocking(move || {
-                source::count_rows(&cfg, &path, limit, filter.as_ref())
-            })
-            .await
-            .ok()
-            .flatten()
+            tokio::task::spawn_blocking(move || source::count_rows(&cfg, &path, limit, &selection))
+                .await
+                .ok()
+                .flatten()
         };
 
         let tier1 = match &self.config.telemetry {
@@ -536,7 +534,6 @@ impl Pipeline {
             run: run_span.link(),
             pipeline: self.config.name.clone(),
             run_id,
-            key: self.config.source.key().map(str::to_string),
             shard: self.shard,
             shard_text,
         };
@@ -603,11 +600,11 @@ impl Pipeline {
         let source_task = {
             let cancel = cancel.clone();
             let limit = options.limit;
-            let filter = self.row_filter();
+            let selection = self.row_selection();
             tokio::task::spawn_blocking(move || {
                 source.pump(
                     limit,
-                    filter.as_ref(),
+                    &selection,
                     || cancel.is_cancelled(),
                     |mut item| {
                         row_tracing.begin(&mut item);

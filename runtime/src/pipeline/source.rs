@@ -12,30 +12,30 @@ use super::RunError;
 use super::item::Item;
 use crate::row::{Row, RowIdentity, Shard};
 
-/// The rows of the source a sharded run takes: those whose identity falls
-/// in `shard`. A record that is not a row counts as the empty row (every
-/// run and `elspeth merge` place it the same way).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RowFilter {
-    /// The shard.
-    pub shard: Shard,
+/// Which rows of the source a run takes, and how a row is known: its
+/// identity (of the source's `key` field, else of the row) decides its
+/// shard and its trace sampling. A record that is not a row counts as the
+/// empty row (every run and `elspeth merge` place it the same way).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct RowSelection {
+    /// Only the rows of this shard (`None`: every row).
+    pub shard: Option<Shard>,
     /// The source's `key` field.
     pub key: Option<String>,
 }
 
-impl RowFilter {
-    /// Whether the run takes `record`.
-    pub(crate) fn keeps(&self, record: &Record) -> bool {
-        self.shard
-            .contains(&identity_of(record, self.key.as_deref()))
+impl RowSelection {
+    /// The identity of `record`.
+    pub(crate) fn identity(&self, record: &Record) -> RowIdentity {
+        match record {
+            Record::Row(row) => RowIdentity::of(row, self.key.as_deref()),
+            Record::Bad(_) => RowIdentity::of(&Row::new(), self.key.as_deref()),
+        }
     }
-}
 
-/// The identity of a source record (see [`RowFilter`]).
-pub(crate) fn identity_of(record: &Record, key: Option<&str>) -> RowIdentity {
-    match record {
-        Record::Row(row) => RowIdentity::of(row, key),
-        Record::Bad(_) => RowIdentity::of(&Row::new(), key),
+    /// Whether the run takes the row with identity `id`.
+    pub(crate) fn keeps(&self, id: &RowIdentity) -> bool {
+        self.shard.is_none_or(|shard| shard.contains(id))
     }
 }
 
@@ -210,20 +210,18 @@ impl Source {
         }
     }
 
-    /// Reads every record into `send` (stops when it returns false, at
-    /// `limit` rows, or when `stop` says so). Returns the rows read.
+    /// Reads the rows `selection` keeps (at most `limit` of them) and hands
+    /// each, with its identity, to `send` until it returns false or `stop`
+    /// holds. A row's index is its position in the source. Returns how
+    /// many rows were taken.
     ///
     /// A source that ends before its first row is logged as a warning: the
     /// run still succeeds (there is nothing to fail), but an empty output
     /// is rarely what was meant.
-    /// Reads the rows (those `filter` keeps, when given; at most `limit`
-    /// of them) and hands each to `send` until it returns false or `stop`
-    /// holds. A row's index is its position in the source. Returns how
-    /// many rows were taken.
     pub(super) fn pump(
         mut self,
         limit: Option<u64>,
-        filter: Option<&RowFilter>,
+        selection: &RowSelection,
         stop: impl Fn() -> bool,
         mut send: impl FnMut(Item) -> bool,
     ) -> Result<u64, RunError> {
@@ -236,7 +234,7 @@ impl Source {
                             "0 rows read from {}: the source has no rows",
                             self.path().display()
                         );
-                    } else if taken == 0 && filter.is_some() {
+                    } else if taken == 0 && selection.shard.is_some() {
                         tracing::warn!(
                             "none of the {index} rows of {} falls in this shard",
                             self.path().display()
@@ -248,13 +246,11 @@ impl Source {
                 Some(Ok(record)) => record,
             };
             index += 1;
-            if filter.is_some_and(|f| !f.keeps(&record)) {
+            let identity = selection.identity(&record);
+            if !selection.keeps(&identity) {
                 continue;
             }
-            let item = match record {
-                Record::Row(row) => Item::new(index - 1, row),
-                Record::Bad(message) => Item::unreadable(index - 1, message),
-            };
+            let item = Item::read(index - 1, record, identity);
             taken += 1;
             if !send(item) {
                 break;
@@ -313,19 +309,19 @@ pub(crate) fn count_rows(
     config: &SourceConfig,
     path: &Path,
     limit: Option<u64>,
-    filter: Option<&RowFilter>,
+    selection: &RowSelection,
 ) -> Option<u64> {
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_file() || (meta.len() > COUNT_LIMIT_BYTES && limit.is_none()) {
         return None;
     }
-    if let Some(filter) = filter {
+    if selection.shard.is_some() {
         // A shard's rows are known only by reading them.
         let mut source = Source::open(config, path).ok()?;
         let mut n = 0u64;
         while limit.is_none_or(|l| n < l) {
             match source.next_record()? {
-                Ok(record) if filter.keeps(&record) => n += 1,
+                Ok(record) if selection.keeps(&selection.identity(&record)) => n += 1,
                 Ok(_) => {}
                 Err(_) => return None,
             }
@@ -417,7 +413,10 @@ mod tests {
             Record::Bad(m) => panic!("row 1 lost: {m}"),
         }
         assert!(matches!(&records[1], Record::Row(r) if r["id"] == 2));
-        assert_eq!(count_rows(&jsonl(), &path, None, None), Some(2));
+        assert_eq!(
+            count_rows(&jsonl(), &path, None, &RowSelection::default()),
+            Some(2)
+        );
         let _ = std::fs::remove_file(path);
     }
 
@@ -436,9 +435,17 @@ mod tests {
     fn a_file_holding_only_a_byte_order_mark_has_no_rows() {
         let path = file("bom-only", b"\xEF\xBB\xBF\n");
         assert!(read_all(&path).is_empty());
-        assert_eq!(count_rows(&jsonl(), &path, None, None), Some(0));
+        assert_eq!(
+            count_rows(&jsonl(), &path, None, &RowSelection::default()),
+            Some(0)
+        );
         let source = Source::open(&jsonl(), &path).unwrap();
-        assert_eq!(source.pump(None, None, || false, |_| true).unwrap(), 0);
+        assert_eq!(
+            source
+                .pump(None, &RowSelection::default(), || false, |_| true)
+                .unwrap(),
+            0
+        );
         let _ = std::fs::remove_file(path);
     }
 }

@@ -214,6 +214,7 @@ impl Stage {
             index,
             token_id,
             row,
+            identity,
             trace,
             span,
             ..
@@ -262,6 +263,7 @@ impl Stage {
                 token_id,
                 row: original,
                 error: None,
+                identity,
                 trace,
                 span,
             };
