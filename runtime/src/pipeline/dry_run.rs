@@ -44,7 +44,7 @@ pub(super) fn describe(pipeline: &Pipeline, options: &RunOptions) -> Result<DryR
     let paths = pipeline.paths();
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
-    let remote = elspeth_schema::paths::is_object_url(&paths.source.to_string_lossy());
+    let remote = super::remote::is_object(&paths.source);
     if remote {
         warnings.push(format!(
             "the source {} is on object storage: a dry run does not read it, so no row count or first prompts are shown",
@@ -133,13 +133,11 @@ impl fmt::Display for DryRun {
         writeln!(f, "pipeline `{}` (dry run: no LLM calls)", self.pipeline)?;
         match self.rows {
             Some(n) => writeln!(f, "  source: {} ({n} rows)", self.source.display())?,
-            None if elspeth_schema::paths::is_object_url(&self.source.to_string_lossy()) => {
-                writeln!(
-                    f,
-                    "  source: {} (object storage: not read by a dry run)",
-                    self.source.display()
-                )?
-            }
+            None if super::remote::is_object(&self.source) => writeln!(
+                f,
+                "  source: {} (object storage: not read by a dry run)",
+                self.source.display()
+            )?,
             None => writeln!(f, "  source: {} (unreadable)", self.source.display())?,
         }
         let mut calls_per_row = 0usize;

@@ -16,10 +16,8 @@ use std::path::{Path, PathBuf};
 use elspeth_schema::config::SinkConfig;
 use serde_json::{Map, Value};
 
-use elspeth_schema::paths::is_object_url;
-
-use super::remote::{RemoteObject, Staging};
-use super::sink::{Out, TempFile, sink_error};
+use super::remote::{RemoteObject, Staging, is_object};
+use super::sink::{Out, TempFile, csv_cell, sink_error};
 use super::source::{Record, Source};
 use super::{Pipeline, RunError};
 use crate::row::{Row, Shard, ShardError};
@@ -242,19 +240,14 @@ fn peek<'a>(
     Ok(next.as_ref())
 }
 
-/// A row's text as a CSV cell (how the CSV sink writes it).
-fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// Whether `output` is the row made from `input`: the key field, or every
 /// input field, unchanged (compared as the CSV sink would write them).
 fn made_from(input: &Row, output: &Map<String, Value>, key: Option<&str>) -> bool {
-    let same = |k: &str, v: &Value| output.get(k).is_some_and(|o| o == v || cell(o) == cell(v));
+    let same = |k: &str, v: &Value| {
+        output
+            .get(k)
+            .is_some_and(|o| o == v || csv_cell(o) == csv_cell(v))
+    };
     match key.and_then(|k| input.get(k).map(|v| (k, v))) {
         Some((k, v)) => same(k, v),
         None => input.iter().all(|(k, v)| same(k, v)),
@@ -280,14 +273,14 @@ impl Pipeline {
             .map(|i| Shard::new(i, shards))
             .collect::<Result<_, _>>()?;
         let paths = self.unsharded().paths();
-        let remote = |p: &Path| is_object_url(&p.to_string_lossy());
-        let outputs_remote = remote(&paths.sink) || paths.errors.as_deref().is_some_and(remote);
-        if !remote(&paths.source) && !outputs_remote {
+        let outputs_remote =
+            is_object(&paths.sink) || paths.errors.as_deref().is_some_and(is_object);
+        if !is_object(&paths.source) && !outputs_remote {
             return self.merge_files(&all, store, &paths);
         }
         let staging = Staging::new()?;
         let mut local = paths.clone();
-        if remote(&paths.source) {
+        if is_object(&paths.source) {
             local.source = staging.file("source");
             RemoteObject::open(&paths.source.to_string_lossy())?
                 .download(&local.source)
@@ -299,7 +292,7 @@ impl Pipeline {
             (paths.errors.as_ref(), "errors"),
         ];
         for (output, role) in outputs {
-            let Some(output) = output.filter(|p| remote(p)) else {
+            let Some(output) = output.filter(|p| is_object(p)) else {
                 continue;
             };
             let staged = staging.file(role);

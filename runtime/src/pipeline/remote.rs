@@ -27,6 +27,11 @@ const PART: usize = 8 * 1024 * 1024;
 
 use elspeth_schema::paths::is_object_url;
 
+/// Whether `path` (as resolved by `Pipeline::paths`) names an object.
+pub(crate) fn is_object(path: &Path) -> bool {
+    is_object_url(&path.to_string_lossy())
+}
+
 /// One object and the store it lives in.
 pub(crate) struct RemoteObject {
     /// The URL as configured, credentials masked: for messages.
@@ -231,10 +236,9 @@ impl Staged {
     /// Downloads a remote source and points remote outputs at staging
     /// files; local paths stay as they are.
     pub(crate) async fn prepare(paths: &super::ResolvedPaths) -> Result<Self, RunError> {
-        let remote = |p: &Path| is_object_url(&p.to_string_lossy());
-        let any = remote(&paths.source)
-            || remote(&paths.sink)
-            || paths.errors.as_deref().is_some_and(remote);
+        let any = is_object(&paths.source)
+            || is_object(&paths.sink)
+            || paths.errors.as_deref().is_some_and(is_object);
         let mut local = paths.clone();
         if !any {
             return Ok(Self {
@@ -250,19 +254,19 @@ impl Staged {
                 .map_or_else(|| "object".into(), |n| n.to_string_lossy().into_owned());
             staging.file(&format!("{role}-{file}"))
         };
-        if remote(&paths.source) {
+        if is_object(&paths.source) {
             let object = RemoteObject::open(&paths.source.to_string_lossy())?;
             let file = name("source", &paths.source);
             object.download(&file).await?;
             local.source = file;
         }
         let mut uploads = Vec::new();
-        if remote(&paths.sink) {
+        if is_object(&paths.sink) {
             let object = RemoteObject::open(&paths.sink.to_string_lossy())?;
             local.sink = name("sink", &paths.sink);
             uploads.push((local.sink.clone(), object));
         }
-        if let Some(errors) = paths.errors.as_deref().filter(|p| remote(p)) {
+        if let Some(errors) = paths.errors.as_deref().filter(|p| is_object(p)) {
             let object = RemoteObject::open(&errors.to_string_lossy())?;
             let file = name("errors", errors);
             local.errors = Some(file.clone());

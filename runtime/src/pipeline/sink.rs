@@ -349,11 +349,7 @@ impl CsvFile {
                     .map(RowFailure::text)
                     .unwrap_or_default();
             }
-            match item.row.get(c) {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-            }
+            item.row.get(c).map(csv_cell).unwrap_or_default()
         });
         self.w
             .write_record(record)
@@ -387,6 +383,16 @@ pub(super) fn sink_error(path: &Path, e: &std::io::Error) -> RunError {
     RunError::Sink {
         path: path.to_path_buf(),
         message: io_message(e),
+    }
+}
+
+/// A value as a CSV cell: strings as they are, null as empty, anything
+/// else as JSON.
+pub(super) fn csv_cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 

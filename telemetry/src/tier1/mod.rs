@@ -366,22 +366,29 @@ impl Tier1 {
         }
     }
 
+    /// Starts a call span (granularity `full`) with the attributes `attrs`
+    /// builds (only when it is recorded) and the current scope's.
+    fn call(&self, name: Cow<'static, str>, attrs: impl FnOnce() -> Vec<KeyValue>) -> Tier1Call {
+        if self.records(Granularity::Full).is_none() {
+            return Tier1Call { spans: Vec::new() };
+        }
+        let (ids, transform) = Self::call_ids();
+        let mut attrs = attrs();
+        attrs.extend(transform);
+        Tier1Call {
+            spans: self.start(Granularity::Full, name, SpanKind::Client, attrs, ids),
+        }
+    }
+
     /// Starts the span of one external call (granularity `full`): `name` is
     /// e.g. `llm.chat` or `llm.batch.poll`, `host` the target host
     /// (`server.address`). Finish it with [`Tier1Call::succeed`],
     /// [`Tier1Call::fail`] or [`Tier1Call::finish`]; dropped unfinished it
     /// is recorded as cancelled.
     pub fn start_call(&self, name: impl Into<Cow<'static, str>>, host: &str) -> Tier1Call {
-        let spans = match self.records(Granularity::Full) {
-            Some(_) => {
-                let (ids, transform) = Self::call_ids();
-                let mut attrs = vec![KeyValue::new("server.address", host.to_string())];
-                attrs.extend(transform);
-                self.start(Granularity::Full, name.into(), SpanKind::Client, attrs, ids)
-            }
-            None => Vec::new(),
-        };
-        Tier1Call { spans }
+        self.call(name.into(), || {
+            vec![KeyValue::new("server.address", host.to_string())]
+        })
     }
 
     /// Starts the span of one HTTP call like [`start_call`](Self::start_call),
@@ -395,29 +402,23 @@ impl Tier1 {
         method: &str,
         url: &reqwest::Url,
     ) -> Tier1Call {
-        let spans = match self.records(Granularity::Full) {
-            Some(_) => {
-                let mut attrs = vec![
-                    KeyValue::new("http.request.method", method.to_string()),
-                    KeyValue::new(
-                        "server.address",
-                        url.host_str().unwrap_or_default().to_string(),
-                    ),
-                    KeyValue::new(
-                        "url.full",
-                        elspeth_core::redact::url(url.as_str()).into_owned(),
-                    ),
-                ];
-                if let Some(port) = url.port_or_known_default() {
-                    attrs.push(KeyValue::new("server.port", i64::from(port)));
-                }
-                let (ids, transform) = Self::call_ids();
-                attrs.extend(transform);
-                self.start(Granularity::Full, name.into(), SpanKind::Client, attrs, ids)
+        self.call(name.into(), || {
+            let mut attrs = vec![
+                KeyValue::new("http.request.method", method.to_string()),
+                KeyValue::new(
+                    "server.address",
+                    url.host_str().unwrap_or_default().to_string(),
+                ),
+                KeyValue::new(
+                    "url.full",
+                    elspeth_core::redact::url(url.as_str()).into_owned(),
+                ),
+            ];
+            if let Some(port) = url.port_or_known_default() {
+                attrs.push(KeyValue::new("server.port", i64::from(port)));
             }
-            None => Vec::new(),
-        };
-        Tier1Call { spans }
+            attrs
+        })
     }
 
     /// Records an LLM call served from the run store instead of paid (at
