@@ -19,7 +19,7 @@ use elspeth_schema::config::PipelineConfig;
 use elspeth_telemetry::ExportSummary;
 use serde_json::json;
 
-use common::{Mocks, connection, tmpdir};
+use common::{Mocks, tmpdir, traced_classifier};
 use tracing_common::{dead_port, logs};
 
 const ROWS: u64 = 120;
@@ -89,23 +89,16 @@ async fn run(mocks: &Mocks, backends: &Backends, name: &str) -> RunSummary {
         .map(|i| format!("{}\n", json!({"text": format!("ticket {i}")})))
         .collect();
     std::fs::write(dir.join("in.jsonl"), input).unwrap();
-    let llm = |plugin: &str, tracing: serde_json::Value| {
-        let mut o = connection(plugin);
-        o["prompt_template"] = json!("Classify: {{ text }}");
-        o["output_field"] = json!(format!("{plugin}_out"));
-        o["tracing"] = tracing;
-        json!({"plugin": plugin, "options": o})
-    };
     let config: PipelineConfig = serde_json::from_value(json!({
         "name": name,
         "source": {"plugin": "jsonl", "path": "in.jsonl"},
         "telemetry": {"exporters": [{"name": "otlp", "options": {"endpoint": backends.otlp}}]},
         "transforms": [
             // A small queue: a dead backend overflows it, so drops happen too.
-            llm("azure_llm", json!({"provider": "langfuse", "public_key": "pk-lf-acc",
+            traced_classifier("azure_llm", json!({"provider": "langfuse", "public_key": "pk-lf-acc",
                 "secret_key": "sk-lf-acc", "host": backends.langfuse, "max_queue": 64,
                 "flush_interval_ms": 20})),
-            llm("openrouter_llm", json!({"provider": "azure_ai",
+            traced_classifier("openrouter_llm", json!({"provider": "azure_ai",
                 "connection_string": backends.appinsights})),
         ],
         "sink": {"plugin": "jsonl", "path": "out.jsonl"},

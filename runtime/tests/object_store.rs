@@ -53,6 +53,11 @@ fn s3_sources_and_sinks_through_a_real_emulator() {
         elspeth_core::http::install_crypto_provider();
         let http = reqwest::Client::new();
         let object = |key: &str| format!("{endpoint}/{BUCKET}/{key}");
+        let get = |key: &'static str| {
+            let http = http.clone();
+            let url = object(key);
+            async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+        };
         assert!(
             http.put(format!("{endpoint}/{BUCKET}"))
                 .send()
@@ -89,14 +94,7 @@ fn s3_sources_and_sinks_through_a_real_emulator() {
             .await
             .unwrap();
         assert_eq!(summary.rows_ok, 30);
-        let out = http
-            .get(object("out/rows.jsonl"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let out = get("out/rows.jsonl").await;
         let lines: Vec<serde_json::Value> = out
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -127,11 +125,6 @@ fn s3_sources_and_sinks_through_a_real_emulator() {
                 .await
                 .unwrap();
         }
-        let get = |key: &'static str| {
-            let http = http.clone();
-            let url = object(key);
-            async move { http.get(url).send().await.unwrap().text().await.unwrap() }
-        };
         let n = get("out/rows.shard-1-of-2.jsonl").await.lines().count();
         assert!(n > 0 && n < 30, "{n} rows in shard 1 of 2");
         http.delete(object("out/rows.jsonl")).send().await.unwrap();
@@ -166,15 +159,7 @@ fn s3_sources_and_sinks_through_a_real_emulator() {
             "{text}"
         );
         assert!(!text.contains("testing"), "no credential in {text}");
-        let after = http
-            .get(object("out/rows.jsonl"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert_eq!(after, out);
+        assert_eq!(get("out/rows.jsonl").await, out);
         let _ = std::fs::remove_dir_all(dir);
     });
 }

@@ -18,7 +18,7 @@ use elspeth_telemetry::ExportSummary;
 use elspeth_telemetry::export::RetryPolicy;
 use serde_json::json;
 
-use common::{Mocks, connection, tmpdir};
+use common::{Mocks, tmpdir, traced_classifier};
 use tracing_common::logs;
 
 const ROWS: u64 = 30;
@@ -55,21 +55,14 @@ impl Backends {
 }
 
 fn config(b: &Backends, max_kept: u64) -> PipelineConfig {
-    let llm = |plugin: &str, tracing: serde_json::Value| {
-        let mut o = connection(plugin);
-        o["prompt_template"] = json!("Classify: {{ text }}");
-        o["output_field"] = json!(format!("{plugin}_out"));
-        o["tracing"] = tracing;
-        json!({"plugin": plugin, "options": o})
-    };
     serde_json::from_value(json!({
         "name": "replay",
         "source": {"plugin": "jsonl", "path": "in.jsonl"},
         "store": {"max_kept_spans": max_kept},
         "transforms": [
-            llm("azure_llm", json!({"provider": "langfuse", "public_key": "pk-lf-rp",
+            traced_classifier("azure_llm", json!({"provider": "langfuse", "public_key": "pk-lf-rp",
                 "secret_key": "sk-lf-rp", "host": b.langfuse_url, "flush_interval_ms": 20})),
-            llm("openrouter_llm", json!({"provider": "azure_ai",
+            traced_classifier("openrouter_llm", json!({"provider": "azure_ai",
                 "connection_string": b.connection_string})),
         ],
         "sink": {"plugin": "jsonl", "path": "out.jsonl"},

@@ -80,6 +80,16 @@ pub(crate) fn connection(plugin: &str) -> Value {
     }
 }
 
+/// A pipeline transform (YAML shape) of `plugin` against the mocks that
+/// classifies `{{ text }}` into `<plugin>_out`, traced by `tracing`.
+pub(crate) fn traced_classifier(plugin: &str, tracing: Value) -> Value {
+    let mut o = connection(plugin);
+    o["prompt_template"] = json!("Classify: {{ text }}");
+    o["output_field"] = json!(format!("{plugin}_out"));
+    o["tracing"] = tracing;
+    json!({"plugin": plugin, "options": o})
+}
+
 /// A transform config: connection + `options` for `plugin`.
 pub(crate) fn config(plugin: &str, options: Value) -> TransformConfig {
     let mut all = connection(plugin);
