@@ -203,7 +203,7 @@ impl Tracer {
         if !sampled_in && !inner.options.trace_failures {
             return Trace { active: None };
         }
-        let info = TraceInfo {
+        let mut info = TraceInfo {
             name: trace_name(start.plugin),
             metadata: vec![
                 ("token_id".into(), Value::from(start.token_id)),
@@ -211,7 +211,6 @@ impl Tracer {
                 (start.model_key.into(), Value::from(start.model)),
             ],
         };
-        let mut info = info;
         if let Some((index, count)) = start.row.and_then(|r| r.shard) {
             info.metadata
                 .push(("shard".into(), Value::from(format!("{index}/{count}"))));
