@@ -148,6 +148,7 @@ fn setup() -> Setup {
                 input: 31,
                 output: 1,
                 total: 32,
+                ..Default::default()
             }),
             finish_reason: Some("stop".into()),
             id: Some("chatcmpl-bench".into()),

@@ -82,6 +82,7 @@ fn reply(content: &str) -> LlmResponse {
             input: 12,
             output: 3,
             total: 15,
+            ..Default::default()
         }),
         finish_reason: Some("stop".into()),
         id: Some("chatcmpl-42".into()),
@@ -275,6 +276,7 @@ async fn successful_call_records_trace_and_generation() {
             input: 12,
             output: 3,
             total: 15,
+            ..Default::default()
         }),
         ..expected_generation("Classify: great product")
     };
@@ -815,7 +817,8 @@ async fn job_mode_records_a_job_span_and_a_generation_per_row() {
                         usage: Some(Usage {
                             input: 12,
                             output: 3,
-                            total: 15
+                            total: 15,
+                            ..Default::default()
                         }),
                         ..base
                     }

@@ -132,6 +132,58 @@ pub struct Usage {
     pub output: u64,
     /// Total tokens as reported (input + output when not reported).
     pub total: u64,
+    /// Of the prompt tokens, those served from the provider's prompt cache
+    /// (`prompt_tokens_details.cached_tokens`), priced at the cached rate.
+    #[serde(default)]
+    pub cached_input: u64,
+    /// Of the completion tokens, the model's reasoning
+    /// (`completion_tokens_details.reasoning_tokens`); priced as output.
+    #[serde(default)]
+    pub reasoning: u64,
+}
+
+impl Usage {
+    /// Prompt and completion tokens, the total as their sum, no details.
+    pub fn new(input: u64, output: u64) -> Self {
+        Self {
+            input,
+            output,
+            total: input + output,
+            ..Self::default()
+        }
+    }
+}
+
+/// What one call cost, in USD.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Cost {
+    /// The whole call.
+    pub total: f64,
+    /// How the total splits, when elspeth priced the call from a price
+    /// table or a `pricing` override; `None` when the provider reported
+    /// only a total (OpenRouter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<CostParts>,
+}
+
+/// The parts of a priced call (they add up to [`Cost::total`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct CostParts {
+    /// Prompt tokens not served from the cache.
+    pub input: f64,
+    /// Prompt tokens served from the cache.
+    pub cached_input: f64,
+    /// Completion tokens other than reasoning.
+    pub output: f64,
+    /// Reasoning tokens (priced as output).
+    pub reasoning: f64,
+}
+
+impl Cost {
+    /// A cost the provider reported as one figure.
+    pub fn reported(total: f64) -> Self {
+        Self { total, parts: None }
+    }
 }
 
 /// A chat-completion reply.
@@ -147,8 +199,10 @@ pub struct LlmResponse {
     pub finish_reason: Option<String>,
     /// The provider's response id (e.g. `chatcmpl-...`).
     pub id: Option<String>,
-    /// Cost in USD, when the backend reports it (OpenRouter).
-    pub cost: Option<f64>,
+    /// What the call cost: reported by the backend (OpenRouter), else
+    /// priced by the transform's price ([`crate::price`]); `None` when
+    /// neither knows.
+    pub cost: Option<Cost>,
 }
 
 /// Broad class of an LLM call failure; also the `error.type` attribute.

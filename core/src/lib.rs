@@ -3,6 +3,7 @@
 //! - [`call`]: one LLM call (request, response, usage, error), used by the
 //!   clients, the transforms, the tracer and the run store alike.
 //! - [`TransformLabel`]: how a transform is named in logs and errors.
+//! - [`price`]: the price table (`core/prices.toml`) and how usage becomes cost.
 //! - [`redact`]: URLs with their userinfo and query values masked, for
 //!   anything shown (dry runs, summaries, logs, errors).
 //! - [`suggest`]: the one "did you mean" algorithm of the validator and the
@@ -21,11 +22,13 @@ use std::pin::Pin;
 pub mod call;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod price;
 pub mod redact;
 pub mod suggest;
 
 pub use call::{
-    ChatMessage, GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse, Role, Usage,
+    ChatMessage, Cost, CostParts, GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse,
+    Role, Usage,
 };
 
 /// A boxed, `Send` future, for object-safe async methods.

@@ -4,7 +4,8 @@
 use std::future::Future;
 
 pub use elspeth_core::call::{
-    ChatMessage, GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse, Role, Usage,
+    ChatMessage, Cost, CostParts, GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse,
+    Role, Usage,
 };
 use serde_json::Value;
 

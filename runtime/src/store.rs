@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::llm::{LlmRequest, LlmResponse, Usage};
+use crate::llm::{Cost, LlmRequest, LlmResponse, Usage};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
@@ -288,7 +288,7 @@ impl Pending {
             response: encode_response(response),
             tokens_in: i64::try_from(usage.input).unwrap_or(i64::MAX),
             tokens_out: i64::try_from(usage.output).unwrap_or(i64::MAX),
-            cost: response.cost.filter(|c| c.is_finite()),
+            cost: response.cost.map(|c| c.total).filter(|c| c.is_finite()),
             run: run.map(|r| r.0),
             done,
         }
@@ -688,7 +688,7 @@ fn encode_response(r: &LlmResponse) -> String {
         v["model"] = json!(m);
     }
     if let Some(u) = r.usage {
-        v["usage"] = json!({"input": u.input, "output": u.output, "total": u.total});
+        v["usage"] = json!(u);
     }
     if let Some(f) = &r.finish_reason {
         v["finish_reason"] = json!(f);
@@ -696,8 +696,11 @@ fn encode_response(r: &LlmResponse) -> String {
     if let Some(id) = &r.id {
         v["id"] = json!(id);
     }
-    if let Some(c) = r.cost.filter(|c| c.is_finite()) {
-        v["cost"] = json!(c);
+    if let Some(c) = r.cost.filter(|c| c.total.is_finite()) {
+        v["cost"] = json!(c.total);
+        if let Some(parts) = c.parts {
+            v["cost_parts"] = json!(parts);
+        }
     }
     v.to_string()
 }
@@ -717,21 +720,22 @@ fn decode_response(text: &str) -> Result<LlmResponse, DecodeError> {
     let v: Value = serde_json::from_str(text)?;
     let string = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let content = string("content").ok_or(DecodeError::NoContent)?;
-    let usage = v.get("usage").map(|u| {
-        let n = |k: &str| u.get(k).and_then(Value::as_u64).unwrap_or_default();
-        Usage {
-            input: n("input"),
-            output: n("output"),
-            total: n("total"),
-        }
-    });
+    let usage = v
+        .get("usage")
+        .map(|u| serde_json::from_value::<Usage>(u.clone()))
+        .transpose()?;
     Ok(LlmResponse {
         content,
         model: string("model"),
         usage,
         finish_reason: string("finish_reason"),
         id: string("id"),
-        cost: v.get("cost").and_then(Value::as_f64),
+        cost: v.get("cost").and_then(Value::as_f64).map(|total| Cost {
+            total,
+            parts: v
+                .get("cost_parts")
+                .and_then(|p| serde_json::from_value(p.clone()).ok()),
+        }),
     })
 }
 
@@ -825,10 +829,11 @@ mod tests {
                 input: 12,
                 output: 3,
                 total: 15,
+                ..Default::default()
             }),
             finish_reason: Some("stop".into()),
             id: Some("chatcmpl-1".into()),
-            cost: Some(0.00042),
+            cost: Some(Cost::reported(0.00042)),
         }
     }
 

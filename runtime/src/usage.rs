@@ -11,7 +11,7 @@ use crate::llm::{LlmError, LlmResponse};
 /// use elspeth_runtime::usage::UsageMeter;
 /// use elspeth_runtime::llm::{LlmResponse, Usage};
 /// let meter = UsageMeter::new();
-/// meter.record(&LlmResponse { usage: Some(Usage { input: 10, output: 2, total: 12 }), cost: Some(0.5), ..Default::default() });
+/// meter.record(&LlmResponse { usage: Some(Usage { input: 10, output: 2, total: 12, ..Default::default() }), cost: Some(elspeth_runtime::llm::Cost::reported(0.5)), ..Default::default() });
 /// let s = meter.snapshot();
 /// assert_eq!((s.calls, s.tokens_in, s.tokens_out, s.cost_usd), (1, 10, 2, Some(0.5)));
 /// ```
@@ -62,7 +62,7 @@ impl UsageMeter {
             self.tokens_in.fetch_add(u.input, Ordering::Relaxed);
             self.tokens_out.fetch_add(u.output, Ordering::Relaxed);
         }
-        if let Some(cost) = response.cost.filter(|c| c.is_finite()) {
+        if let Some(cost) = response.cost.map(|c| c.total).filter(|c| c.is_finite()) {
             self.has_cost.store(true, Ordering::Relaxed);
             add_f64(&self.cost_bits, cost);
         }
@@ -76,7 +76,7 @@ impl UsageMeter {
             self.saved_tokens
                 .fetch_add(u.input + u.output, Ordering::Relaxed);
         }
-        if let Some(cost) = response.cost.filter(|c| c.is_finite()) {
+        if let Some(cost) = response.cost.map(|c| c.total).filter(|c| c.is_finite()) {
             add_f64(&self.saved_cost_bits, cost);
         }
     }
@@ -143,8 +143,9 @@ mod tests {
                                 input: 3,
                                 output: 1,
                                 total: 4,
+                                ..Default::default()
                             }),
-                            cost: Some(0.25),
+                            cost: Some(crate::llm::Cost::reported(0.25)),
                             ..Default::default()
                         });
                     }

@@ -101,6 +101,7 @@ fn main() {
             input: 31,
             output: 1,
             total: 32,
+            ..Default::default()
         }),
         finish_reason: Some("stop".into()),
         id: Some("chatcmpl-1".into()),

@@ -100,6 +100,7 @@ fn bench(c: &mut Criterion) {
             input: 12,
             output: 3,
             total: 15,
+            ..Default::default()
         }),
         finish_reason: Some("stop".into()),
         id: Some("chatcmpl-1".into()),

@@ -193,6 +193,7 @@ fn main() {
             input: 12,
             output: 3,
             total: 15,
+            ..Default::default()
         }),
         ..Default::default()
     };

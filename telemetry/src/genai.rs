@@ -15,6 +15,8 @@
 //! | `gen_ai.response.id` | string | reported |
 //! | `gen_ai.response.finish_reasons` | string array | reported |
 //! | `gen_ai.usage.input_tokens` / `gen_ai.usage.output_tokens` | int | usage reported |
+//! | `gen_ai.usage.cache_read.input_tokens` | int | some prompt tokens came from the provider's cache |
+//! | `elspeth.cost_usd` | double (USD) | cost reported by the provider or priced by elspeth |
 //! | `error.type` | string (HTTP status or error class) | failed call |
 //! | `http.response.status_code` | int | failed call with an HTTP answer |
 //! | `gen_ai.input.messages` | JSON string (input-messages schema) | content recording on |
@@ -68,6 +70,15 @@ pub(crate) fn generation_attrs(span: &SpanRecord, g: &GenerationData, out: &mut 
     if let Some(u) = g.usage {
         out.push(Attr::int("gen_ai.usage.input_tokens", count(u.input)));
         out.push(Attr::int("gen_ai.usage.output_tokens", count(u.output)));
+        if u.cached_input > 0 {
+            out.push(Attr::int(
+                "gen_ai.usage.cache_read.input_tokens",
+                count(u.cached_input),
+            ));
+        }
+    }
+    if let Some(cost) = g.cost {
+        out.push(Attr::double("elspeth.cost_usd", cost.total));
     }
     if let Some(e) = &g.error_type {
         out.push(Attr::str("error.type", e.clone()));

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use elspeth_core::call::{ChatMessage, GenAiSystem, Usage};
+use elspeth_core::call::{ChatMessage, Cost, GenAiSystem, Usage};
 
 /// 16-byte trace id (W3C / OpenTelemetry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -110,8 +110,8 @@ pub struct GenerationData {
     pub output: Option<String>,
     /// Token usage.
     pub usage: Option<Usage>,
-    /// Cost in USD, when reported.
-    pub cost: Option<f64>,
+    /// What the call cost, when reported or priced.
+    pub cost: Option<Cost>,
     /// Requested temperature.
     pub temperature: Option<f64>,
     /// Requested max tokens.

@@ -667,6 +667,7 @@ mod tests {
                     input: 12,
                     output: 3,
                     total: 15,
+                    ..Default::default()
                 }),
                 finish_reason: Some("stop".into()),
                 id: Some("chatcmpl-1".into()),
@@ -700,7 +701,8 @@ mod tests {
             Some(Usage {
                 input: 12,
                 output: 3,
-                total: 15
+                total: 15,
+                ..Default::default()
             })
         );
         assert_eq!(generation.metadata[0].0, "latency_ms");

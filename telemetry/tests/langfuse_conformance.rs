@@ -346,7 +346,7 @@ async fn batch_job_rows_and_cost_details() {
     job.set_batch_id("batch_abc");
     let req = request(false);
     let mut resp = response();
-    resp.cost = Some(0.0012);
+    resp.cost = Some(elspeth_core::call::Cost::reported(0.0012));
     let now = std::time::SystemTime::now();
     job.record_row(RowGeneration {
         system: GenAiSystem::AzureOpenAi,

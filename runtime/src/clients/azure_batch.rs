@@ -573,7 +573,8 @@ mod tests {
             Some(Usage {
                 input: 5,
                 output: 1,
-                total: 6
+                total: 6,
+                ..Default::default()
             })
         );
         let filtered = results[1].1.as_ref().unwrap_err();

@@ -1,7 +1,7 @@
 //! The OpenAI-compatible chat-completions wire format shared by Azure
 //! OpenAI, OpenRouter and Azure Batch lines.
 
-use crate::llm::{ChatMessage, LlmError, LlmErrorKind, LlmRequest, LlmResponse, Usage};
+use crate::llm::{ChatMessage, Cost, LlmError, LlmErrorKind, LlmRequest, LlmResponse, Usage};
 use serde::{Deserialize, Serialize};
 
 use super::send::{Verdict, classify_status, error_detail, truncate};
@@ -108,6 +108,19 @@ struct WireUsage {
     total_tokens: Option<u64>,
     #[serde(default)]
     cost: Option<f64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<TokenDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<TokenDetails>,
+}
+
+/// `prompt_tokens_details` / `completion_tokens_details`.
+#[derive(Debug, Deserialize)]
+struct TokenDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
 }
 
 /// Decides what a chat-completions answer means: a reply, a retryable
@@ -209,7 +222,8 @@ fn parse_completion(service: &str, body: &[u8]) -> Result<LlmResponse, ParseFail
         .usage
         .as_ref()
         .and_then(|u| u.cost)
-        .filter(|c| c.is_finite() && *c >= 0.0);
+        .filter(|c| c.is_finite() && *c >= 0.0)
+        .map(Cost::reported);
     let usage = completion.usage.map(|u| {
         let input = u.prompt_tokens.unwrap_or(0);
         let output = u.completion_tokens.unwrap_or(0);
@@ -217,6 +231,14 @@ fn parse_completion(service: &str, body: &[u8]) -> Result<LlmResponse, ParseFail
             input,
             output,
             total: u.total_tokens.unwrap_or(input + output),
+            cached_input: u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            reasoning: u
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
         }
     });
     Ok(LlmResponse {
@@ -305,10 +327,11 @@ mod tests {
             Some(Usage {
                 input: 12,
                 output: 3,
-                total: 15
+                total: 15,
+                ..Default::default()
             })
         );
-        assert_eq!(r.cost, Some(0.00042));
+        assert_eq!(r.cost, Some(Cost::reported(0.00042)));
     }
 
     #[test]

@@ -63,6 +63,7 @@ fn usage_of(messages: &[&str], reply: &str) -> Usage {
         input,
         output,
         total: input + output,
+        ..Default::default()
     }
 }
 
@@ -184,7 +185,13 @@ async fn openrouter_llm_records_cost_and_model() {
     assert_eq!(d.output.as_deref(), Some("account"));
     let usage = usage_of(&["Classify: my password does not work"], "account");
     assert_eq!(d.usage, Some(usage));
-    assert_eq!(d.cost, Some(cost(usage.input, usage.output)));
+    assert_eq!(
+        d.cost,
+        Some(elspeth_runtime::llm::Cost::reported(cost(
+            usage.input,
+            usage.output
+        )))
+    );
     assert_eq!(d.temperature, None);
     assert_eq!(d.server_address.as_deref(), Some("127.0.0.1"));
 }

@@ -126,13 +126,15 @@ fn generation_details(g: &GenerationData, out: &mut Vec<Attr>) {
     if let Some(u) = g.usage {
         out.push(Attr::str(
             "langfuse.observation.usage_details",
-            pyjson::dumps(&json!({"input": u.input, "output": u.output, "total": u.total})),
+            pyjson::dumps(&usage_details(&u)),
         ));
     }
     if let Some(cost) = g.cost {
+        // Sent so that Langfuse shows this cost instead of inferring one
+        // from its own model prices.
         out.push(Attr::str(
             "langfuse.observation.cost_details",
-            pyjson::dumps(&json!({"total": cost})),
+            pyjson::dumps(&cost_details(&cost)),
         ));
     }
     if g.temperature.is_some() || g.max_tokens.is_some() {
@@ -148,6 +150,44 @@ fn generation_details(g: &GenerationData, out: &mut Vec<Attr>) {
             pyjson::dumps(&Value::Object(params)),
         ));
     }
+}
+
+/// `usage_details` as Langfuse's OpenAI integration writes them: cached
+/// prompt tokens and reasoning tokens are their own usage types
+/// (`input_cached_tokens`, `output_reasoning_tokens`), taken out of
+/// `input` and `output`; `total` is the reported total.
+fn usage_details(u: &elspeth_core::call::Usage) -> Value {
+    let cached = u.cached_input.min(u.input);
+    let reasoning = u.reasoning.min(u.output);
+    let mut d = serde_json::Map::new();
+    d.insert("input".into(), json!(u.input - cached));
+    d.insert("output".into(), json!(u.output - reasoning));
+    d.insert("total".into(), json!(u.total));
+    if cached > 0 {
+        d.insert("input_cached_tokens".into(), json!(cached));
+    }
+    if reasoning > 0 {
+        d.insert("output_reasoning_tokens".into(), json!(reasoning));
+    }
+    Value::Object(d)
+}
+
+/// `cost_details` under the usage types of [`usage_details`], in USD; a
+/// provider-reported cost has only its `total`.
+fn cost_details(c: &elspeth_core::call::Cost) -> Value {
+    let mut d = serde_json::Map::new();
+    if let Some(p) = c.parts {
+        d.insert("input".into(), json!(p.input));
+        d.insert("output".into(), json!(p.output));
+        if p.cached_input > 0.0 {
+            d.insert("input_cached_tokens".into(), json!(p.cached_input));
+        }
+        if p.reasoning > 0.0 {
+            d.insert("output_reasoning_tokens".into(), json!(p.reasoning));
+        }
+    }
+    d.insert("total".into(), json!(c.total));
+    Value::Object(d)
 }
 
 /// `langfuse.observation.input`: the prompt as is when it is one user

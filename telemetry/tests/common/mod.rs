@@ -74,6 +74,7 @@ pub(crate) fn response() -> LlmResponse {
             input: 12,
             output: 3,
             total: 15,
+            ..Default::default()
         }),
         finish_reason: Some("stop".into()),
         id: Some("chatcmpl-1".into()),
