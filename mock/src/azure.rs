@@ -364,6 +364,14 @@ async fn chat_completions(
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body()),
     };
+    if request.json_schema.is_some()
+        && !supports_json_schema(query.get("api-version").map_or("", String::as_str))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            json!({"error": {"code": "BadRequest", "message": "response_format value as json_schema is enabled only for api versions 2024-08-01-preview and later"}}),
+        );
+    }
     {
         let mut recorded = lock(&mock.inner.recorded);
         if recorded.len() == RECORDED_BODIES {
@@ -384,6 +392,22 @@ async fn chat_completions(
             (StatusCode::OK, [("content-type", "application/json")], text).into_response()
         }
     }
+}
+
+/// Whether an `api-version` (`YYYY-MM-DD[-preview]`) accepts
+/// `response_format` `json_schema`: 2024-08-01-preview and later, as Azure
+/// OpenAI answers.
+///
+/// ```
+/// use elspeth_mock::azure::supports_json_schema;
+/// assert!(supports_json_schema("2024-10-21"));
+/// assert!(supports_json_schema("2024-08-01-preview"));
+/// assert!(!supports_json_schema("2024-06-01"));
+/// assert!(!supports_json_schema(""));
+/// ```
+pub fn supports_json_schema(api_version: &str) -> bool {
+    let date = api_version.strip_suffix("-preview").unwrap_or(api_version);
+    date.len() == 10 && date >= "2024-08-01"
 }
 
 /// A file object; `status` is `pending` right after the upload (as Azure

@@ -10,6 +10,10 @@
 //!   `category`, `priority`, `sentiment`, `summary`. Known keys get
 //!   meaningful values (`category`, `priority`, `sentiment`, `score` 1–5),
 //!   others a short string.
+//! - With `response_format: {"type": "json_schema", ...}` (structured
+//!   outputs) the reply is an object built from the schema
+//!   ([`crate::structured`]); a strict schema that breaks strict mode's
+//!   rules is refused with HTTP 400, as the API does.
 //! - Trigger words in the prompt script failures per request:
 //!   `MOCK_CONTENT_FILTER` (HTTP 400 `content_filter`), `MOCK_FILTERED_REPLY`
 //!   (200 with `finish_reason: content_filter`), `MOCK_MALFORMED` (200 with a
@@ -23,6 +27,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::server::{Fault, FaultPlan, broken_response, status_response};
+use crate::structured::{self, FormatError, JsonSchemaFormat};
 
 /// Trigger: answer HTTP 400 with an Azure `content_filter` error.
 pub const TRIGGER_CONTENT_FILTER: &str = "MOCK_CONTENT_FILTER";
@@ -55,6 +60,8 @@ pub struct ChatRequest {
     pub prompt: String,
     /// `response_format.type == json_object`.
     pub json: bool,
+    /// `response_format.type == json_schema`: the schema the reply follows.
+    pub json_schema: Option<JsonSchemaFormat>,
     /// `model`, when sent.
     pub model: Option<String>,
     /// The whole body, parsed.
@@ -82,6 +89,9 @@ pub enum ChatRequestError {
         "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'."
     )]
     JsonModeWithoutJson,
+    /// A `response_format` the API refuses.
+    #[error(transparent)]
+    Format(#[from] FormatError),
 }
 
 impl ChatRequestError {
@@ -122,11 +132,13 @@ impl ChatRequest {
             // The real API refuses json_object mode when no message says "json".
             return Err(ChatRequestError::JsonModeWithoutJson);
         }
+        let json_schema = structured::parse(v)?;
         let model = v.get("model").and_then(Value::as_str).map(str::to_string);
         Ok(Self {
             all_text,
             prompt,
             json,
+            json_schema,
             model,
             body,
         })
@@ -270,6 +282,9 @@ fn requested_keys(prompt: &str) -> Option<Vec<String>> {
 /// The reply content for a request.
 pub fn content(request: &ChatRequest) -> String {
     let prompt = &request.prompt;
+    if let Some(format) = &request.json_schema {
+        return structured::content(format, prompt);
+    }
     if !request.json {
         if prompt.trim_start().to_lowercase().starts_with("write") {
             return format!(
@@ -416,6 +431,7 @@ mod tests {
             all_text: prompt.into(),
             prompt: prompt.into(),
             json,
+            json_schema: None,
             model: None,
             body: Value::Null,
         }

@@ -14,5 +14,6 @@ pub mod langfuse;
 pub mod openrouter;
 pub mod otlp;
 pub mod server;
+pub mod structured;
 
 pub use server::{Fault, FaultPlan, MockServer};
