@@ -1,0 +1,332 @@
+//! `elspeth run --report PATH.html`, looked at in a real headless Chromium:
+//! the quick start runs against the mocks (some calls failing with HTTP
+//! 500, so retries happen; two tickets the content filter refuses, so rows
+//! fail), then the page Chromium renders must show exactly the figures of
+//! `--summary-json`, the transforms, their latency histograms and the
+//! failed rows' ids, and need nothing from the network.
+
+use std::path::Path;
+
+mod chromium;
+mod support;
+use support::{quickstart_dir, quickstart_yaml, repo, text};
+
+/// The tickets the mock's content filter refuses (HTTP 400, not retried):
+/// their rows fail whatever the random 500s do.
+const REFUSED: [&str; 2] = ["T-1004", "T-1009"];
+
+/// The shipped tickets, with [`REFUSED`] asking for the content filter.
+fn tickets() -> String {
+    let shipped =
+        std::fs::read_to_string(repo().join("examples/quickstart/tickets.jsonl")).unwrap();
+    let mut refused = 0;
+    let lines: Vec<String> = shipped
+        .lines()
+        .map(|line| {
+            let mut row: serde_json::Value = serde_json::from_str(line).unwrap();
+            if REFUSED.contains(&row["id"].as_str().unwrap()) {
+                refused += 1;
+                let body = format!("{} MOCK_CONTENT_FILTER", row["body"].as_str().unwrap());
+                row["body"] = body.into();
+            }
+            format!("{row}\n")
+        })
+        .collect();
+    assert_eq!(refused, REFUSED.len(), "the shipped tickets changed");
+    lines.concat()
+}
+
+/// The `data-figure` elements of a page: (path, `data-value`, text).
+fn figures(html: &str) -> Vec<(String, Option<String>, String)> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(at) = rest.find(" data-figure=\"") {
+        let tag_start = rest[..at].rfind('<').expect("inside a tag");
+        let tag_end = at + rest[at..].find('>').expect("a closed tag");
+        let tag = &rest[tag_start..tag_end];
+        let attr = |name: &str| {
+            let key = format!(" {name}=\"");
+            tag.find(&key).map(|i| {
+                let v = &tag[i + key.len()..];
+                unescape(&v[..v.find('"').expect("a quoted value")])
+            })
+        };
+        let body = &rest[tag_end + 1..];
+        let text = unescape(&body[..body.find('<').unwrap_or(body.len())]);
+        out.push((attr("data-figure").unwrap(), attr("data-value"), text));
+        rest = &rest[tag_end..];
+    }
+    out
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&nbsp;", "\u{a0}")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// The value at a dotted path (`transforms.0.latency_ms.p95`).
+fn at<'a>(json: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    path.split('.')
+        .try_fold(json, |v, key| match key.parse::<usize>() {
+            Ok(i) if v.is_array() => v.get(i),
+            _ => v.get(key),
+        })
+}
+
+/// The number a figure's text shows (`$0.000217`, `1,359`, `42.4 ms`) and
+/// the rounding its decimals allow.
+fn shown(text: &str) -> Option<(f64, f64)> {
+    let digits: String = text
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+        .collect();
+    let x = digits.parse::<f64>().ok()?;
+    let decimals = digits.split_once('.').map_or(0, |(_, f)| f.len());
+    Some((x, 0.5 * 10f64.powi(-(decimals as i32)) + 1e-9))
+}
+
+/// Every figure of `dom` equals the value at its path in `json`; the paths seen.
+fn check_figures(dom: &str, json: &serde_json::Value) -> Vec<String> {
+    let figs = figures(dom);
+    let mut paths = Vec::new();
+    for (path, value, shown_text) in figs {
+        let want = at(json, &path).unwrap_or_else(|| panic!("`{path}` is not in the summary JSON"));
+        match value.as_deref() {
+            Some("null") => {
+                assert!(
+                    want.is_null(),
+                    "{path}: the page says unknown, the JSON {want}"
+                );
+                assert!(
+                    shown(&shown_text).is_none(),
+                    "{path}: an unknown value shown as `{shown_text}`"
+                );
+            }
+            Some(raw) => {
+                let got: f64 = raw.parse().unwrap_or_else(|_| panic!("{path}: {raw}"));
+                let want = want
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{path}: the page says {raw}, the JSON {want}"));
+                assert_eq!(got, want, "{path}");
+                if !shown_text.trim().is_empty() {
+                    let (x, tol) =
+                        shown(&shown_text).unwrap_or_else(|| panic!("{path}: `{shown_text}`"));
+                    assert!(
+                        (x - want).abs() <= tol,
+                        "{path}: the page shows `{shown_text}`, the JSON {want}"
+                    );
+                }
+            }
+            None => assert_eq!(
+                want.as_str(),
+                Some(shown_text.as_str()),
+                "{path}: the page shows `{shown_text}`"
+            ),
+        }
+        paths.push(path);
+    }
+    paths
+}
+
+fn assert_self_contained(html: &str) {
+    for fetch in [
+        "<script", "src=", "href=", "url(", "@import", "<link", "<img", "<iframe", "<object",
+    ] {
+        assert!(!html.contains(fetch), "the report contains `{fetch}`");
+    }
+}
+
+#[test]
+fn the_report_in_chromium_shows_the_summary_json() {
+    let yaml = quickstart_yaml().replace(
+        "source: { plugin: jsonl, path: tickets.jsonl }",
+        "source: { plugin: jsonl, path: tickets.jsonl, key: id }",
+    );
+    assert!(yaml.contains("key: id"), "the quick start's source changed");
+    let dir = quickstart_dir("cli-report", &yaml, &tickets());
+    let summary = dir.join("summary.json");
+    let report = dir.join("report.html");
+    let store = dir.join("run.elspeth.db");
+    let out = support::clean_command(
+        env!("CARGO_BIN_EXE_elspeth"),
+        repo(),
+        &[
+            "run",
+            dir.join("ticket-triage.yaml").to_str().unwrap(),
+            "--with-mocks",
+            "--mock-failure-rate",
+            "0.3",
+            "--mock-latency-ms",
+            "3",
+            "--summary-json",
+            summary.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .expect("run elspeth");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "failed rows: exit 1\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("report: {}", report.display())),
+        "{stderr}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(json["exit_code"], 1, "{json}");
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert_self_contained(&html);
+
+    // What Chromium renders, with every host name unresolvable.
+    let profile = dir.join("chromium-profile");
+    let dump = chromium::headless(&report, &profile, &["--dump-dom"]);
+    let dom = text(&dump.stdout);
+    assert!(
+        dump.status.success() && dom.contains("</html>"),
+        "chromium --dump-dom failed: {}\n{}",
+        dump.status,
+        text(&dump.stderr)
+    );
+    let paths = check_figures(&dom, &json);
+    let has = |p: &str| paths.iter().any(|q| q == p);
+
+    for key in [
+        "pipeline",
+        "exit_code",
+        "rows_read",
+        "rows_ok",
+        "rows_failed",
+        "calls",
+        "cached_calls",
+        "failed_calls",
+        "tokens_in",
+        "tokens_out",
+        "cost_usd",
+        "duration_s",
+    ] {
+        assert!(has(key), "the page does not show `{key}`");
+    }
+    let transforms = json["transforms"].as_array().unwrap();
+    assert_eq!(transforms.len(), 2, "{json}");
+    for (i, t) in transforms.iter().enumerate() {
+        for key in [
+            "label",
+            "plugin",
+            "model",
+            "calls",
+            "cached_calls",
+            "failed_calls",
+            "retries",
+            "tokens_in",
+            "tokens_out",
+            "cost_usd",
+            "latency_ms.p50",
+            "latency_ms.p95",
+            "latency_ms.p99",
+            "latency_ms.max",
+        ] {
+            assert!(
+                has(&format!("transforms.{i}.{key}")),
+                "transforms.{i}.{key}"
+            );
+        }
+        for kind in t["failures"].as_object().unwrap().keys() {
+            assert!(
+                has(&format!("transforms.{i}.failures.{kind}")),
+                "{i} {kind}"
+            );
+        }
+        let bars = t["latency_histogram"].as_array().unwrap();
+        for j in 0..bars.len() {
+            assert!(
+                has(&format!("transforms.{i}.latency_histogram.{j}.calls")),
+                "transforms.{i} bar {j}"
+            );
+        }
+        assert!(
+            dom.contains(&format!(
+                "data-figure=\"transforms.{i}.label\">{}<",
+                t["label"].as_str().unwrap().replace('&', "&amp;")
+            )),
+            "transform {i} is named"
+        );
+    }
+    // A histogram per transform that was called.
+    let called = transforms
+        .iter()
+        .filter(|t| !t["latency_histogram"].as_array().unwrap().is_empty())
+        .count();
+    assert!(called >= 1, "no latency was recorded: {json}");
+    assert_eq!(dom.matches("<svg class=\"chart\"").count(), called);
+
+    let exporters = json["tracing"].as_array().unwrap();
+    assert_eq!(exporters.len(), 2, "{json}");
+    for i in 0..exporters.len() {
+        for key in [
+            "exporter", "recorded", "sent", "dropped", "failed", "pending", "kept",
+        ] {
+            assert!(has(&format!("tracing.{i}.{key}")), "tracing.{i}.{key}");
+        }
+    }
+
+    let failed = json["failed_rows"].as_array().unwrap();
+    let failed_ids: Vec<&str> = failed.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    for id in REFUSED {
+        assert!(failed_ids.contains(&id), "{id} did not fail: {json}");
+    }
+    for (j, row) in failed.iter().enumerate() {
+        for key in ["id", "transform", "kind", "error", "duration_ms"] {
+            assert!(
+                has(&format!("failed_rows.{j}.{key}")),
+                "failed_rows.{j}.{key}"
+            );
+        }
+        assert!(
+            dom.contains(&format!(
+                "data-figure=\"failed_rows.{j}.id\">{}<",
+                row["id"].as_str().unwrap()
+            )),
+            "failed row {j}"
+        );
+    }
+    for j in 0..json["slowest_rows"].as_array().unwrap().len() {
+        assert!(has(&format!("slowest_rows.{j}.id")), "slowest_rows.{j}.id");
+    }
+
+    // A screenshot, kept for a person to look at.
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli_report");
+    std::fs::create_dir_all(&shots).unwrap();
+    let png = shots.join("report.png");
+    let _ = std::fs::remove_file(&png);
+    let shot = chromium::headless(
+        &report,
+        &profile,
+        &[
+            &format!("--screenshot={}", png.display()),
+            "--window-size=1280,3400",
+            "--hide-scrollbars",
+        ],
+    );
+    let bytes = std::fs::read(&png).unwrap_or_else(|e| {
+        panic!(
+            "no screenshot ({e}): {}\n{}",
+            shot.status,
+            text(&shot.stderr)
+        )
+    });
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    std::fs::copy(&report, shots.join("report.html")).unwrap();
+    eprintln!("report and screenshot: {}", shots.display());
+    let _ = std::fs::remove_dir_all(dir);
+}
