@@ -157,6 +157,14 @@ fn row(v: Value) -> Row {
     v.as_object().cloned().expect("object")
 }
 
+/// Metadata entries as `(String, Value)` pairs, to compare with literals.
+fn pairs(entries: &[elspeth::telemetry::record::MetaEntry]) -> Vec<(String, Value)> {
+    entries
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_json()))
+        .collect()
+}
+
 fn latency(span: &SpanRecord) -> f64 {
     assert_eq!(
         span.metadata.last().map(|(k, _)| k.as_str()),
@@ -201,7 +209,7 @@ fn assert_root(root: &SpanRecord, plugin: &str, token: &str) {
     );
     assert_eq!(root.trace.name, format!("elspeth.{plugin}"));
     assert_eq!(
-        root.trace.metadata,
+        pairs(&root.trace.metadata),
         vec![
             ("token_id".to_string(), json!(token)),
             ("plugin".to_string(), json!(plugin)),
@@ -491,7 +499,7 @@ async fn multi_call_row_is_one_trace_with_a_generation_per_query() {
     let root = spans.last().unwrap();
     assert_eq!(root.name, "elspeth.multi");
     assert_eq!(
-        root.trace.metadata,
+        pairs(&root.trace.metadata),
         vec![
             ("token_id".to_string(), json!("row-3")),
             ("plugin".to_string(), json!("multi")),
@@ -729,7 +737,7 @@ async fn job_mode_records_a_job_span_and_a_generation_per_row() {
     assert_eq!(job.observation, ObservationKind::Span);
     assert_eq!(job.status, SpanStatus::Unset);
     assert_eq!(
-        job.trace.metadata,
+        pairs(&job.trace.metadata),
         vec![
             ("plugin".to_string(), json!("batcher")),
             ("deployment".to_string(), json!("gpt-4o-batch")),
@@ -737,7 +745,7 @@ async fn job_mode_records_a_job_span_and_a_generation_per_row() {
         ]
     );
     assert_eq!(
-        job.metadata,
+        pairs(&job.metadata),
         vec![
             ("rows".to_string(), json!(4)),
             ("batch_id".to_string(), json!("batch_abc123")),
@@ -765,7 +773,7 @@ async fn job_mode_records_a_job_span_and_a_generation_per_row() {
         );
         assert_eq!(g.end, SystemTime::UNIX_EPOCH + JOB_END);
         assert_eq!(
-            g.metadata,
+            pairs(&g.metadata),
             vec![
                 ("token_id".to_string(), json!(token)),
                 ("custom_id".to_string(), json!(token)),
@@ -862,7 +870,7 @@ async fn job_that_cannot_run_fails_every_row_and_the_job_span() {
         SpanStatus::Error("upload rejected: HTTP 400".into())
     );
     assert_eq!(
-        spans[0].metadata,
+        pairs(&spans[0].metadata),
         vec![
             ("rows".to_string(), json!(2)),
             ("status".to_string(), json!("failed"))

@@ -7,12 +7,97 @@
 //! every provider.
 
 use std::borrow::Cow;
+use std::fmt;
 
-/// One attribute value, with the OTLP type it is sent as.
+use crate::record::MetaValue;
+
+/// An attribute key: static, a static prefix + a metadata key (written
+/// without being concatenated first), or owned.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum AttrValue {
+pub(crate) enum Key<'a> {
+    /// A fixed key.
+    Static(&'static str),
+    /// `prefix` followed by `name` (`langfuse.trace.metadata.` + `token_id`).
+    Prefixed(&'static str, &'a str),
+    /// Any other key.
+    Owned(String),
+}
+
+impl Key<'_> {
+    /// Length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Static(s) => s.len(),
+            Self::Prefixed(p, n) => p.len() + n.len(),
+            Self::Owned(s) => s.len(),
+        }
+    }
+
+    /// Appends the key's bytes.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Self::Static(s) => out.extend_from_slice(s.as_bytes()),
+            Self::Prefixed(p, n) => {
+                out.extend_from_slice(p.as_bytes());
+                out.extend_from_slice(n.as_bytes());
+            }
+            Self::Owned(s) => out.extend_from_slice(s.as_bytes()),
+        }
+    }
+
+    /// The key as a `'static` string (allocates unless static).
+    pub(crate) fn into_static(self) -> Cow<'static, str> {
+        match self {
+            Self::Static(s) => Cow::Borrowed(s),
+            Self::Prefixed(p, n) => Cow::Owned(format!("{p}{n}")),
+            Self::Owned(s) => Cow::Owned(s),
+        }
+    }
+
+    /// Whether the key is `other`.
+    pub(crate) fn is(&self, other: &str) -> bool {
+        match self {
+            Self::Static(s) => *s == other,
+            Self::Prefixed(p, n) => other.strip_prefix(p) == Some(n),
+            Self::Owned(s) => s == other,
+        }
+    }
+}
+
+impl fmt::Display for Key<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Static(s) => f.write_str(s),
+            Self::Prefixed(p, n) => {
+                f.write_str(p)?;
+                f.write_str(n)
+            }
+            Self::Owned(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<&'static str> for Key<'_> {
+    fn from(s: &'static str) -> Self {
+        Self::Static(s)
+    }
+}
+
+impl From<String> for Key<'_> {
+    fn from(s: String) -> Self {
+        Self::Owned(s)
+    }
+}
+
+/// One attribute value, with the OTLP type it is sent as. Strings borrow
+/// from the span record whenever they can.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum AttrValue<'a> {
     /// `string_value`.
-    Str(String),
+    Str(Cow<'a, str>),
+    /// `string_value`: the compact JSON of a metadata value, written
+    /// straight into the request.
+    Json(&'a MetaValue),
     /// `int_value`.
     Int(i64),
     /// `double_value`.
@@ -20,48 +105,55 @@ pub(crate) enum AttrValue {
     /// `bool_value`.
     Bool(bool),
     /// `array_value` of `string_value`s.
-    StrArray(Vec<String>),
+    StrArray(Vec<Cow<'a, str>>),
 }
 
 /// One attribute.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Attr {
+pub(crate) struct Attr<'a> {
     /// Attribute key.
-    pub key: Cow<'static, str>,
+    pub key: Key<'a>,
     /// Attribute value.
-    pub value: AttrValue,
+    pub value: AttrValue<'a>,
 }
 
-impl Attr {
-    pub(crate) fn str(key: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
+impl<'a> Attr<'a> {
+    pub(crate) fn str(key: impl Into<Key<'a>>, value: impl Into<Cow<'a, str>>) -> Self {
         Self {
             key: key.into(),
             value: AttrValue::Str(value.into()),
         }
     }
 
-    pub(crate) fn int(key: impl Into<Cow<'static, str>>, value: i64) -> Self {
+    pub(crate) fn json(key: Key<'a>, value: &'a MetaValue) -> Self {
+        Self {
+            key,
+            value: AttrValue::Json(value),
+        }
+    }
+
+    pub(crate) fn int(key: impl Into<Key<'a>>, value: i64) -> Self {
         Self {
             key: key.into(),
             value: AttrValue::Int(value),
         }
     }
 
-    pub(crate) fn double(key: impl Into<Cow<'static, str>>, value: f64) -> Self {
+    pub(crate) fn double(key: impl Into<Key<'a>>, value: f64) -> Self {
         Self {
             key: key.into(),
             value: AttrValue::Double(value),
         }
     }
 
-    pub(crate) fn bool(key: impl Into<Cow<'static, str>>, value: bool) -> Self {
+    pub(crate) fn bool(key: impl Into<Key<'a>>, value: bool) -> Self {
         Self {
             key: key.into(),
             value: AttrValue::Bool(value),
         }
     }
 
-    pub(crate) fn str_array(key: impl Into<Cow<'static, str>>, value: Vec<String>) -> Self {
+    pub(crate) fn str_array(key: impl Into<Key<'a>>, value: Vec<Cow<'a, str>>) -> Self {
         Self {
             key: key.into(),
             value: AttrValue::StrArray(value),
@@ -77,25 +169,33 @@ pub(crate) fn count(v: u64) -> i64 {
 /// Shortens every string value longer than `limit` bytes (cut on a character
 /// boundary, with a visible `…[truncated N bytes]` suffix) and returns the
 /// keys it shortened. Used after a 413 answer.
-pub(crate) fn truncate(attrs: &mut [Attr], limit: usize) -> Vec<String> {
+pub(crate) fn truncate(attrs: &mut [Attr<'_>], limit: usize) -> Vec<String> {
     let mut truncated = Vec::new();
     for attr in attrs.iter_mut() {
+        if let AttrValue::Json(v) = attr.value {
+            let json = v.json_string();
+            if json.len() > limit {
+                attr.value = AttrValue::Str(Cow::Owned(json));
+            }
+        }
         match &mut attr.value {
             AttrValue::Str(s) => {
-                if truncate_str(s, limit) {
+                if s.len() > limit && truncate_str(s.to_mut(), limit) {
                     truncated.push(attr.key.to_string());
                 }
             }
             AttrValue::StrArray(items) => {
                 let mut any = false;
                 for s in items.iter_mut() {
-                    any |= truncate_str(s, limit);
+                    if s.len() > limit {
+                        any |= truncate_str(s.to_mut(), limit);
+                    }
                 }
                 if any {
                     truncated.push(attr.key.to_string());
                 }
             }
-            AttrValue::Int(_) | AttrValue::Double(_) | AttrValue::Bool(_) => {}
+            AttrValue::Json(_) | AttrValue::Int(_) | AttrValue::Double(_) | AttrValue::Bool(_) => {}
         }
     }
     truncated
@@ -125,7 +225,7 @@ mod tests {
             Attr::str("a", "é".repeat(10)),
             Attr::str("b", "short"),
             Attr::int("c", 1),
-            Attr::str_array("d", vec!["x".repeat(50)]),
+            Attr::str_array("d", vec!["x".repeat(50).into()]),
         ];
         let keys = truncate(&mut attrs, 5);
         assert_eq!(keys, vec!["a".to_string(), "d".to_string()]);
@@ -135,5 +235,9 @@ mod tests {
         assert!(a.starts_with("éé"), "{a}");
         assert!(a.ends_with("…[truncated 20 bytes]"), "{a}");
         assert_eq!(attrs[1].value, AttrValue::Str("short".into()));
+        let long = MetaValue::from("y".repeat(30));
+        let mut attrs = vec![Attr::json(Key::Prefixed("m.", "k"), &long)];
+        assert_eq!(truncate(&mut attrs, 5), vec!["m.k".to_string()]);
+        assert!(matches!(&attrs[0].value, AttrValue::Str(s) if s.starts_with("\"yyyy")));
     }
 }

@@ -27,7 +27,7 @@
 //! `enable_content_recording` is on: with it off no prompt or reply text can
 //! reach any exporter.
 
-use serde_json::{Value, json};
+use std::borrow::Cow;
 
 use crate::attrs::{Attr, count};
 use crate::record::{GenerationData, SpanRecord};
@@ -35,17 +35,24 @@ use elspeth_core::call::ChatMessage;
 
 /// `chat {model}`: the GenAI span name of a generation.
 pub(crate) fn chat_span_name(g: &GenerationData) -> String {
-    format!("chat {}", g.request_model)
+    let mut name = String::with_capacity(5 + g.request_model.len());
+    name.push_str("chat ");
+    name.push_str(&g.request_model);
+    name
 }
 
 /// Appends the GenAI attributes of generation `g` (see the module table).
-pub(crate) fn generation_attrs(span: &SpanRecord, g: &GenerationData, out: &mut Vec<Attr>) {
+pub(crate) fn generation_attrs<'a>(
+    span: &'a SpanRecord,
+    g: &'a GenerationData,
+    out: &mut Vec<Attr<'a>>,
+) {
     out.push(Attr::str("gen_ai.operation.name", "chat"));
     if let Some(system) = &g.system {
         out.push(Attr::str("gen_ai.provider.name", system.provider_name()));
         out.push(Attr::str("gen_ai.system", system.system_name()));
     }
-    out.push(Attr::str("gen_ai.request.model", g.request_model.clone()));
+    out.push(Attr::str("gen_ai.request.model", g.request_model.as_str()));
     if let Some(t) = g.temperature {
         out.push(Attr::double("gen_ai.request.temperature", t));
     }
@@ -53,18 +60,21 @@ pub(crate) fn generation_attrs(span: &SpanRecord, g: &GenerationData, out: &mut 
         out.push(Attr::int("gen_ai.request.max_tokens", i64::from(m)));
     }
     if let Some(host) = &g.server_address {
-        out.push(Attr::str("server.address", host.clone()));
+        out.push(Attr::str("server.address", host.as_str()));
     }
     if let Some(model) = &g.response_model {
-        out.push(Attr::str("gen_ai.response.model", model.clone()));
+        out.push(Attr::str("gen_ai.response.model", model.as_str()));
     }
     if let Some(id) = &g.response_id {
-        out.push(Attr::str("gen_ai.response.id", id.clone()));
+        out.push(Attr::str("gen_ai.response.id", id.as_str()));
     }
     if !g.finish_reasons.is_empty() {
         out.push(Attr::str_array(
             "gen_ai.response.finish_reasons",
-            g.finish_reasons.clone(),
+            g.finish_reasons
+                .iter()
+                .map(|r| Cow::Borrowed(r.as_str()))
+                .collect(),
         ));
     }
     if let Some(u) = g.usage {
@@ -81,7 +91,7 @@ pub(crate) fn generation_attrs(span: &SpanRecord, g: &GenerationData, out: &mut 
         out.push(Attr::double("elspeth.cost_usd", cost.total));
     }
     if let Some(e) = &g.error_type {
-        out.push(Attr::str("error.type", e.clone()));
+        out.push(Attr::str("error.type", e.as_str()));
     } else if matches!(span.status, crate::record::SpanStatus::Error(_)) {
         out.push(Attr::str("error.type", "_OTHER"));
     }
@@ -97,30 +107,50 @@ pub(crate) fn generation_attrs(span: &SpanRecord, g: &GenerationData, out: &mut 
     if let Some(text) = &g.output {
         out.push(Attr::str(
             "gen_ai.output.messages",
-            output_messages_json(text, g.finish_reasons.first().map(String::as_str)),
+            output_messages_json(text, g.finish_reasons.first().map(|r| r.as_str())),
         ));
     }
 }
 
+/// Appends `s` as a JSON string (quoted and escaped exactly as `serde_json`
+/// writes it).
+pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
 /// `gen_ai.input.messages`: `[{"role":"user","parts":[{"type":"text","content":"..."}]}]`.
 pub(crate) fn input_messages_json(messages: &[ChatMessage]) -> String {
-    let items: Vec<Value> = messages
-        .iter()
-        .map(
-            |m| json!({"role": m.role.as_str(), "parts": [{"type": "text", "content": m.content}]}),
-        )
-        .collect();
-    Value::Array(items).to_string()
+    let len: usize = messages.iter().map(|m| m.content.len() + 64).sum();
+    let mut out = Vec::with_capacity(len + 2);
+    out.push(b'[');
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"role\":");
+        push_json_str(&mut out, m.role.as_str());
+        out.extend_from_slice(b",\"parts\":[{\"type\":\"text\",\"content\":");
+        push_json_str(&mut out, &m.content);
+        out.extend_from_slice(b"}]}");
+    }
+    out.push(b']');
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// `gen_ai.output.messages`: one assistant message with the reply text and,
 /// when reported, its finish reason.
 pub(crate) fn output_messages_json(text: &str, finish_reason: Option<&str>) -> String {
-    let mut message = json!({"role": "assistant", "parts": [{"type": "text", "content": text}]});
+    let mut out = Vec::with_capacity(text.len() + 96);
+    out.extend_from_slice(b"[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":");
+    push_json_str(&mut out, text);
+    out.extend_from_slice(b"}]");
     if let Some(reason) = finish_reason {
-        message["finish_reason"] = Value::from(reason);
+        out.extend_from_slice(b",\"finish_reason\":");
+        push_json_str(&mut out, reason);
     }
-    Value::Array(vec![message]).to_string()
+    out.extend_from_slice(b"}]");
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -140,5 +170,22 @@ mod tests {
             output,
             r#"[{"role":"assistant","parts":[{"type":"text","content":"Hello"}],"finish_reason":"stop"}]"#
         );
+        // The same bytes as serde_json's `Value`, escapes included.
+        use serde_json::{Value, json};
+        let text = "é \"quoted\" \\ \n\t\u{1}";
+        let messages = [ChatMessage::system(text), ChatMessage::user("Hi")];
+        let expected = Value::Array(
+            messages
+                .iter()
+                .map(|m| json!({"role": m.role.as_str(), "parts": [{"type": "text", "content": m.content}]}))
+                .collect(),
+        )
+        .to_string();
+        assert_eq!(input_messages_json(&messages), expected);
+        let expected = Value::Array(vec![
+            json!({"role": "assistant", "parts": [{"type": "text", "content": text}]}),
+        ])
+        .to_string();
+        assert_eq!(output_messages_json(text, None), expected);
     }
 }

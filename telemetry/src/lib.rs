@@ -40,6 +40,7 @@ mod genai;
 pub mod http;
 pub mod langfuse;
 mod pyjson;
+mod text;
 pub mod tier1;
 
 pub use elspeth_core::TransformLabel;

@@ -3,14 +3,33 @@
 //! Exporters translate these into their wire formats (OTLP for Langfuse,
 //! Application Insights envelopes). Recording builds a record and enqueues it;
 //! nothing here does I/O.
+//!
+//! The model is built to be cheap to record (about 7 heap allocations per
+//! trace + generation, most of them the call's own text): names, keys and
+//! the values that are the same on every span of a tracer (plugin,
+//! deployment, model, host) are [`SharedStr`]s — static, inline or interned,
+//! never copied to the heap per span — and metadata lives in small inline
+//! lists ([`TraceMetadata`], [`SpanMetadata`]) of [`MetaValue`]s.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use smallvec::SmallVec;
 
 use elspeth_core::call::{ChatMessage, Cost, GenAiSystem, Usage};
+
+pub use crate::text::{MetaValue, SharedStr};
+
+/// One metadata entry: key and value.
+pub type MetaEntry = (SharedStr, MetaValue);
+
+/// Trace metadata in insertion order, up to 4 entries inline.
+pub type TraceMetadata = SmallVec<[MetaEntry; 4]>;
+
+/// A span's own (observation) metadata in insertion order, up to 2
+/// entries inline (`latency_ms`, and `query` for a multi-query call).
+pub type SpanMetadata = SmallVec<[MetaEntry; 2]>;
 
 /// 16-byte trace id (W3C / OpenTelemetry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -58,10 +77,10 @@ fn hex(bytes: &[u8]) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraceInfo {
     /// Trace name: `elspeth.<plugin>`.
-    pub name: String,
+    pub name: SharedStr,
     /// Trace metadata in insertion order: `token_id`, `plugin`, then
     /// `deployment` or `model` (and more for batch jobs).
-    pub metadata: Vec<(String, Value)>,
+    pub metadata: TraceMetadata,
 }
 
 /// OpenTelemetry span kind.
@@ -97,13 +116,13 @@ pub struct GenerationData {
     /// Which LLM service.
     pub system: Option<GenAiSystem>,
     /// Model or deployment asked for (`gen_ai.request.model`).
-    pub request_model: String,
+    pub request_model: SharedStr,
     /// Model that answered (`gen_ai.response.model`).
-    pub response_model: Option<String>,
+    pub response_model: Option<SharedStr>,
     /// Provider response id (`gen_ai.response.id`).
     pub response_id: Option<String>,
     /// Finish reasons (`gen_ai.response.finish_reasons`).
-    pub finish_reasons: Vec<String>,
+    pub finish_reasons: Vec<SharedStr>,
     /// Prompt messages; `None` when content recording is off.
     pub input: Option<Vec<ChatMessage>>,
     /// Reply text; `None` when content recording is off or the call failed.
@@ -121,7 +140,7 @@ pub struct GenerationData {
     /// HTTP status of a failed call.
     pub http_status: Option<u16>,
     /// Host of the LLM service (`server.address`).
-    pub server_address: Option<String>,
+    pub server_address: Option<SharedStr>,
 }
 
 /// One finished span, ready to export.
@@ -135,7 +154,7 @@ pub struct SpanRecord {
     pub parent_span_id: Option<SpanId>,
     /// Observation name: `elspeth.<plugin>` for the root, `llm_call` for a
     /// generation, `batch_job` for a batch job.
-    pub name: String,
+    pub name: SharedStr,
     /// OpenTelemetry span kind.
     pub kind: SpanKind,
     /// Langfuse observation type.
@@ -149,7 +168,7 @@ pub struct SpanRecord {
     /// The trace's shared facts.
     pub trace: Arc<TraceInfo>,
     /// Observation metadata (`latency_ms`, batch id, ...), insertion order.
-    pub metadata: Vec<(String, Value)>,
+    pub metadata: SpanMetadata,
     /// LLM details, for generations.
     pub generation: Option<Box<GenerationData>>,
 }

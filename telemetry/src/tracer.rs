@@ -36,11 +36,14 @@ use std::time::{Duration, Instant, SystemTime};
 use std::fmt;
 
 use serde_json::Value;
+use smallvec::smallvec;
 
 use crate::record::{
-    GenerationData, ObservationKind, SpanId, SpanKind, SpanRecord, SpanStatus, TraceId, TraceInfo,
+    GenerationData, MetaValue, ObservationKind, SharedStr, SpanId, SpanKind, SpanMetadata,
+    SpanRecord, SpanStatus, TraceId, TraceInfo,
 };
 use crate::sink::{ExportSummary, SpanSink};
+use crate::text::Constant;
 use elspeth_core::call::{GenAiSystem, LlmError, LlmRequest, LlmResponse};
 
 /// Which tracing backend a transform sends its LLM traces to.
@@ -116,6 +119,57 @@ pub struct RowTrace {
 struct TracerInner {
     sink: Arc<dyn SpanSink>,
     options: TracerOptions,
+    consts: Consts,
+}
+
+/// The values a tracer records on every span, interned once (see
+/// [`Constant`]): recording them again costs no allocation.
+#[derive(Debug, Default)]
+struct Consts {
+    /// `(plugin, elspeth.<plugin>)`.
+    trace_name: std::sync::OnceLock<(SharedStr, SharedStr)>,
+    plugin: Constant,
+    model_key: Constant,
+    model: Constant,
+    request_model: Constant,
+    response_model: Constant,
+    server_address: Constant,
+}
+
+impl Consts {
+    fn trace_name(&self, plugin: &str) -> SharedStr {
+        let (usual, name) = self.trace_name.get_or_init(|| {
+            (
+                crate::text::intern(plugin),
+                crate::text::intern(&trace_name(plugin)),
+            )
+        });
+        if usual.as_str() == plugin {
+            name.clone()
+        } else {
+            SharedStr::from(trace_name(plugin))
+        }
+    }
+
+    fn model_key(&self, key: &str) -> SharedStr {
+        match key {
+            "deployment" => SharedStr::from_static("deployment"),
+            "model" => SharedStr::from_static("model"),
+            other => self.model_key.get(other),
+        }
+    }
+}
+
+/// A finish reason, static when it is one of the usual ones.
+fn finish_reason(reason: &str) -> SharedStr {
+    match reason {
+        "stop" => SharedStr::from_static("stop"),
+        "length" => SharedStr::from_static("length"),
+        "content_filter" => SharedStr::from_static("content_filter"),
+        "tool_calls" => SharedStr::from_static("tool_calls"),
+        "function_call" => SharedStr::from_static("function_call"),
+        other => SharedStr::from(other),
+    }
 }
 
 /// One transform's handle for recording traces. Cheap to clone.
@@ -162,7 +216,11 @@ impl Tracer {
     /// A tracer that sends finished spans to `sink`.
     pub fn new(sink: Arc<dyn SpanSink>, options: TracerOptions) -> Self {
         Self {
-            inner: Some(Arc::new(TracerInner { sink, options })),
+            inner: Some(Arc::new(TracerInner {
+                sink,
+                options,
+                consts: Consts::default(),
+            })),
         }
     }
 
@@ -203,17 +261,29 @@ impl Tracer {
         if !sampled_in && !inner.options.trace_failures {
             return Trace { active: None };
         }
+        let consts = &inner.consts;
         let mut info = TraceInfo {
-            name: trace_name(start.plugin),
-            metadata: vec![
-                ("token_id".into(), Value::from(start.token_id)),
-                ("plugin".into(), Value::from(start.plugin)),
-                (start.model_key.into(), Value::from(start.model)),
+            name: consts.trace_name(start.plugin),
+            metadata: smallvec![
+                (
+                    SharedStr::from_static("token_id"),
+                    MetaValue::Str(SharedStr::from(start.token_id)),
+                ),
+                (
+                    SharedStr::from_static("plugin"),
+                    MetaValue::Str(consts.plugin.get(start.plugin)),
+                ),
+                (
+                    consts.model_key(start.model_key),
+                    MetaValue::Str(consts.model.get(start.model)),
+                ),
             ],
         };
         if let Some((index, count)) = start.row.and_then(|r| r.shard) {
-            info.metadata
-                .push(("shard".into(), Value::from(format!("{index}/{count}"))));
+            info.metadata.push((
+                SharedStr::from_static("shard"),
+                MetaValue::from(format!("{index}/{count}")),
+            ));
         }
         let mut root = ActiveSpan::root(inner.clone(), Arc::new(info), trace_id);
         if !sampled_in {
@@ -232,16 +302,25 @@ impl Tracer {
         if !sampled(trace_id, inner.options.sample_rate) {
             return JobTrace { active: None };
         }
+        let consts = &inner.consts;
         let info = TraceInfo {
-            name: trace_name(plugin),
-            metadata: vec![
-                ("plugin".into(), Value::from(plugin)),
-                (model_key.into(), Value::from(model)),
-                ("rows".into(), Value::from(rows)),
+            name: consts.trace_name(plugin),
+            metadata: smallvec![
+                (
+                    SharedStr::from_static("plugin"),
+                    MetaValue::Str(consts.plugin.get(plugin)),
+                ),
+                (
+                    consts.model_key(model_key),
+                    MetaValue::Str(consts.model.get(model)),
+                ),
+                (SharedStr::from_static("rows"), MetaValue::from(rows)),
             ],
         };
         let mut active = ActiveSpan::root(inner.clone(), Arc::new(info), trace_id);
-        active.metadata.push(("rows".into(), Value::from(rows)));
+        active
+            .metadata
+            .push((SharedStr::from_static("rows"), MetaValue::from(rows)));
         JobTrace {
             active: Some(active),
         }
@@ -292,7 +371,7 @@ struct ActiveSpan {
     start: SystemTime,
     started: Instant,
     status: SpanStatus,
-    metadata: Vec<(String, Value)>,
+    metadata: SpanMetadata,
     generation: Option<Box<GenerationData>>,
     /// Explicit end time (batch rows are timed by the job, not by us).
     end: Option<SystemTime>,
@@ -315,7 +394,7 @@ impl ActiveSpan {
             start: SystemTime::now(),
             started: Instant::now(),
             status: SpanStatus::Unset,
-            metadata: Vec::new(),
+            metadata: SpanMetadata::new(),
             generation: None,
             end: None,
             kept: None,
@@ -335,7 +414,7 @@ impl ActiveSpan {
             start: SystemTime::now(),
             started: Instant::now(),
             status: SpanStatus::Unset,
-            metadata: Vec::new(),
+            metadata: SpanMetadata::new(),
             generation: None,
             end: None,
             kept: self.kept.clone(),
@@ -356,7 +435,7 @@ impl Drop for ActiveSpan {
         let name = if self.name.is_empty() {
             self.trace.name.clone()
         } else {
-            self.name.to_string()
+            SharedStr::from_static(self.name)
         };
         let record = SpanRecord {
             trace_id: self.trace_id,
@@ -393,10 +472,12 @@ impl Trace {
             return Generation { active: None };
         };
         let mut span = parent.child("llm_call", SpanKind::Client, ObservationKind::Generation);
-        span.generation = Some(Box::new(
-            start.data(parent.tracer.options.content_recording),
-        ));
-        span.metadata = start.metadata;
+        span.generation = Some(Box::new(start.data(&parent.tracer)));
+        span.metadata = start
+            .metadata
+            .into_iter()
+            .map(|(k, v)| (SharedStr::from(k), MetaValue::from(v)))
+            .collect();
         Generation { active: Some(span) }
     }
 
@@ -428,14 +509,18 @@ impl<'a> GenerationStart<'a> {
         }
     }
 
-    fn data(&self, content: bool) -> GenerationData {
+    fn data(&self, tracer: &TracerInner) -> GenerationData {
+        let consts = &tracer.consts;
         GenerationData {
             system: Some(self.system.clone()),
-            request_model: self.request.model.clone(),
-            input: content.then(|| self.request.messages.clone()),
+            request_model: consts.request_model.get(&self.request.model),
+            input: tracer
+                .options
+                .content_recording
+                .then(|| self.request.messages.clone()),
             temperature: self.request.temperature,
             max_tokens: self.request.max_tokens,
-            server_address: self.server_address.map(str::to_string),
+            server_address: self.server_address.map(|h| consts.server_address.get(h)),
             ..Default::default()
         }
     }
@@ -456,9 +541,8 @@ impl Generation {
     /// Records a successful call.
     pub fn succeed(mut self, response: &LlmResponse) {
         if let Some(span) = &mut self.active {
-            let content = span.tracer.options.content_recording;
             if let Some(g) = span.generation.as_deref_mut() {
-                apply_response(g, response, content);
+                apply_response(g, response, &span.tracer);
             }
             finish_latency(span);
         }
@@ -510,13 +594,21 @@ fn status_message(error: &LlmError, content: bool) -> String {
     }
 }
 
-fn apply_response(g: &mut GenerationData, response: &LlmResponse, content: bool) {
-    g.response_model = response.model.clone();
+fn apply_response(g: &mut GenerationData, response: &LlmResponse, tracer: &TracerInner) {
+    g.response_model = response
+        .model
+        .as_deref()
+        .map(|m| tracer.consts.response_model.get(m));
     g.response_id = response.id.clone();
-    g.finish_reasons = response.finish_reason.iter().cloned().collect();
+    g.finish_reasons = response
+        .finish_reason
+        .as_deref()
+        .map(finish_reason)
+        .into_iter()
+        .collect();
     g.usage = response.usage;
     g.cost = response.cost;
-    if content {
+    if tracer.options.content_recording {
         g.output = Some(response.content.clone());
     }
 }
@@ -541,7 +633,8 @@ fn finish_latency(span: &mut ActiveSpan) {
         }
     };
     let ms = (elapsed.as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
-    span.metadata.push(("latency_ms".into(), Value::from(ms)));
+    span.metadata
+        .push((SharedStr::from_static("latency_ms"), MetaValue::Float(ms)));
 }
 
 /// The trace of one batch job: the root span is the job, with one generation
@@ -579,8 +672,10 @@ impl JobTrace {
     pub fn set_batch_id(&mut self, batch_id: &str) {
         if let Some(span) = &mut self.active {
             span.metadata.retain(|(k, _)| k != "batch_id");
-            span.metadata
-                .push(("batch_id".into(), Value::from(batch_id)));
+            span.metadata.push((
+                SharedStr::from_static("batch_id"),
+                MetaValue::from(batch_id),
+            ));
         }
     }
 
@@ -591,15 +686,19 @@ impl JobTrace {
         span.start = row.start;
         span.end = Some(row.end);
         let start = GenerationStart::new(row.system.clone(), row.request);
-        let mut data = start.data(job.tracer.options.content_recording);
-        span.metadata = vec![
-            ("token_id".into(), Value::from(row.token_id)),
-            ("custom_id".into(), Value::from(row.custom_id)),
+        let mut data = start.data(&job.tracer);
+        span.metadata = smallvec![
+            (
+                SharedStr::from_static("token_id"),
+                MetaValue::from(row.token_id)
+            ),
+            (
+                SharedStr::from_static("custom_id"),
+                MetaValue::from(row.custom_id)
+            ),
         ];
         match row.outcome {
-            Ok(response) => {
-                apply_response(&mut data, response, job.tracer.options.content_recording)
-            }
+            Ok(response) => apply_response(&mut data, response, &job.tracer),
             Err(error) => {
                 data.error_type = Some(error.error_type());
                 data.http_status = error.http_status;
@@ -615,7 +714,8 @@ impl JobTrace {
     /// `expired`, ...); an error message marks the span as failed.
     pub fn finish(mut self, status: &str, error: Option<&str>) {
         if let Some(span) = &mut self.active {
-            span.metadata.push(("status".into(), Value::from(status)));
+            span.metadata
+                .push((SharedStr::from_static("status"), MetaValue::from(status)));
             if let Some(message) = error {
                 span.status = SpanStatus::Error(message.to_string());
             }
@@ -683,11 +783,11 @@ mod tests {
         assert_eq!(generation.kind, SpanKind::Client);
         assert_eq!(generation.observation, ObservationKind::Generation);
         assert_eq!(
-            root.trace.metadata,
-            vec![
-                ("token_id".to_string(), Value::from("tok-1")),
-                ("plugin".to_string(), Value::from("azure_llm")),
-                ("deployment".to_string(), Value::from("gpt-4o")),
+            root.trace.metadata[..],
+            [
+                ("token_id".into(), MetaValue::from("tok-1")),
+                ("plugin".into(), MetaValue::from("azure_llm")),
+                ("deployment".into(), MetaValue::from("gpt-4o")),
             ]
         );
         let g = generation.generation.as_deref().unwrap();

@@ -196,6 +196,11 @@ pub(crate) fn value(row: Row) -> Value {
 }
 
 /// `(key, value)` pairs of trace metadata, as JSON.
-pub(crate) fn meta(pairs: &[(String, Value)]) -> Value {
-    Value::Object(pairs.iter().cloned().collect())
+pub(crate) fn meta(pairs: &[elspeth_telemetry::record::MetaEntry]) -> Value {
+    Value::Object(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_json()))
+            .collect(),
+    )
 }

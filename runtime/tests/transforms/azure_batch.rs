@@ -140,11 +140,11 @@ async fn completes_and_matches_out_of_order_output() {
         let token = format!("row-{i}");
         assert_eq!(
             g.metadata[0],
-            ("token_id".to_string(), Value::from(token.as_str()))
+            ("token_id".into(), Value::from(token.as_str()).into())
         );
         assert_eq!(
             g.metadata[1],
-            ("custom_id".to_string(), Value::from(token.as_str()))
+            ("custom_id".into(), Value::from(token.as_str()).into())
         );
         assert_eq!(g.metadata[2].0, "latency_ms");
         assert!(
@@ -242,7 +242,7 @@ async fn expired_batch_keeps_partial_results() {
     );
     assert_eq!(
         job.metadata.last().unwrap(),
-        &("status".to_string(), Value::from("expired"))
+        &("status".into(), Value::from("expired").into())
     );
     assert!(checkpoints(&dir).is_empty());
     let _ = std::fs::remove_dir_all(dir);

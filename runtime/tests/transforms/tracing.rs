@@ -235,7 +235,7 @@ async fn multi_query_one_trace_one_generation_per_query() {
             assert_child(g, root);
             assert_eq!(
                 g.metadata[0],
-                ("query".to_string(), Value::from(query)),
+                ("query".into(), Value::from(query).into()),
                 "{plugin}"
             );
             assert_eq!(g.metadata[1].0, "latency_ms");

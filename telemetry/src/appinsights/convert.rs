@@ -20,9 +20,9 @@ use opentelemetry::trace::{
 use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
-use crate::attrs::{self, Attr, AttrValue};
+use crate::attrs::{self, Attr, AttrValue, Key};
 use crate::genai;
-use crate::record::{SpanKind as RecordKind, SpanRecord, SpanStatus};
+use crate::record::{MetaValue, SpanKind as RecordKind, SpanRecord, SpanStatus};
 
 /// Longest property value Application Insights keeps (characters).
 pub(crate) const PROPERTY_LIMIT: usize = 8192;
@@ -31,7 +31,7 @@ pub(crate) const PROPERTY_LIMIT: usize = 8192;
 pub(crate) const TRUNCATED_KEY: &str = "elspeth.truncated";
 
 /// The attributes of `record` for Application Insights.
-pub(crate) fn span_attrs(record: &SpanRecord, truncate_to: Option<usize>) -> Vec<Attr> {
+pub(crate) fn span_attrs(record: &SpanRecord, truncate_to: Option<usize>) -> Vec<Attr<'_>> {
     let mut out = Vec::with_capacity(24);
     if let Some(g) = record.generation.as_deref() {
         genai::generation_attrs(record, g, &mut out);
@@ -51,7 +51,7 @@ pub(crate) fn span_attrs(record: &SpanRecord, truncate_to: Option<usize>) -> Vec
     for a in &out {
         if let AttrValue::Str(s) = &a.value
             && s.chars().count() > PROPERTY_LIMIT
-            && !truncated.iter().any(|k| k == a.key.as_ref())
+            && !truncated.iter().any(|k| a.key.is(k))
         {
             truncated.push(a.key.to_string());
         }
@@ -65,10 +65,20 @@ pub(crate) fn span_attrs(record: &SpanRecord, truncate_to: Option<usize>) -> Vec
     out
 }
 
-fn metadata_attr(key: &str, value: &serde_json::Value) -> Attr {
-    let key = format!("elspeth.{key}");
+fn metadata_attr<'a>(key: &'a str, value: &'a MetaValue) -> Attr<'a> {
+    let key = Key::Prefixed("elspeth.", key);
     match value {
-        serde_json::Value::String(s) => Attr::str(key, s.clone()),
+        MetaValue::Str(s) => Attr::str(key, s.as_str()),
+        MetaValue::Int(i) => Attr::int(key, *i),
+        MetaValue::Float(f) => Attr::double(key, *f),
+        MetaValue::Bool(b) => Attr::bool(key, *b),
+        MetaValue::Json(v) => json_attr(key, v),
+    }
+}
+
+fn json_attr<'a>(key: Key<'a>, value: &'a serde_json::Value) -> Attr<'a> {
+    match value {
+        serde_json::Value::String(s) => Attr::str(key, s.as_str()),
         serde_json::Value::Bool(b) => Attr::bool(key, *b),
         serde_json::Value::Number(n) => match n.as_i64() {
             Some(i) => Attr::int(key, i),
@@ -82,7 +92,7 @@ fn metadata_attr(key: &str, value: &serde_json::Value) -> Attr {
 pub(crate) fn span_name(record: &SpanRecord) -> String {
     match record.generation.as_deref() {
         Some(g) => genai::chat_span_name(g),
-        None => record.name.clone(),
+        None => record.name.to_string(),
     }
 }
 
@@ -129,15 +139,19 @@ pub(crate) fn span_data(
 }
 
 /// One attribute as an SDK `KeyValue`.
-pub(crate) fn to_key_value(attr: Attr) -> KeyValue {
+pub(crate) fn to_key_value(attr: Attr<'_>) -> KeyValue {
     let value = match attr.value {
-        AttrValue::Str(s) => Value::String(StringValue::from(s)),
+        AttrValue::Str(s) => Value::String(StringValue::from(s.into_owned())),
+        AttrValue::Json(v) => Value::String(StringValue::from(v.json_string())),
         AttrValue::Int(i) => Value::I64(i),
         AttrValue::Double(d) => Value::F64(d),
         AttrValue::Bool(b) => Value::Bool(b),
         AttrValue::StrArray(items) => Value::Array(Array::String(
-            items.into_iter().map(StringValue::from).collect(),
+            items
+                .into_iter()
+                .map(|s| StringValue::from(s.into_owned()))
+                .collect(),
         )),
     };
-    KeyValue::new(attr.key, value)
+    KeyValue::new(attr.key.into_static(), value)
 }

@@ -22,11 +22,15 @@
 //! Content (`input`, `output`, `gen_ai.*.messages`) is only present when the
 //! transform records content (see [`crate::genai`]).
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 
-use crate::attrs::Attr;
+use crate::attrs::{Attr, Key};
 use crate::genai;
 use crate::pyjson;
+#[cfg(test)]
+use crate::record::MetaValue;
 use crate::record::{GenerationData, ObservationKind, SpanRecord, SpanStatus};
 use elspeth_core::call::{ChatMessage, Role};
 
@@ -42,24 +46,43 @@ pub(crate) struct Decor {
 /// shows it).
 pub(crate) const TRUNCATED_KEY: &str = "langfuse.observation.metadata.truncated";
 
+const TRACE_METADATA: &str = "langfuse.trace.metadata.";
+const OBSERVATION_METADATA: &str = "langfuse.observation.metadata.";
+
 /// Every attribute of `span`, in the order the SDK writes them.
-pub(crate) fn span_attrs(span: &SpanRecord, decor: &Decor) -> Vec<Attr> {
+#[cfg(test)]
+pub(crate) fn span_attrs<'a>(span: &'a SpanRecord, decor: &'a Decor) -> Vec<Attr<'a>> {
     let mut out = Vec::with_capacity(32);
+    write_span_attrs(span, decor, &mut out);
+    out
+}
+
+/// Appends every attribute of `span` to `out`, in the order the SDK writes
+/// them. Values borrow from the span wherever they can.
+pub(crate) fn write_span_attrs<'a>(
+    span: &'a SpanRecord,
+    decor: &'a Decor,
+    out: &mut Vec<Attr<'a>>,
+) {
     for (k, v) in &span.trace.metadata {
-        out.push(Attr::str(
-            format!("langfuse.trace.metadata.{k}"),
-            metadata_value(v),
-        ));
+        out.push(Attr::json(Key::Prefixed(TRACE_METADATA, k), v));
     }
     if !decor.tags.is_empty() {
-        out.push(Attr::str_array("langfuse.trace.tags", decor.tags.clone()));
+        out.push(Attr::str_array(
+            "langfuse.trace.tags",
+            decor
+                .tags
+                .iter()
+                .map(|t| Cow::Borrowed(t.as_str()))
+                .collect(),
+        ));
     }
-    out.push(Attr::str("langfuse.trace.name", span.trace.name.clone()));
+    out.push(Attr::str("langfuse.trace.name", span.trace.name.as_str()));
     if let Some(env) = &decor.environment {
-        out.push(Attr::str("langfuse.environment", env.clone()));
+        out.push(Attr::str("langfuse.environment", env.as_str()));
     }
     if let Some(release) = &decor.release {
-        out.push(Attr::str("langfuse.release", release.clone()));
+        out.push(Attr::str("langfuse.release", release.as_str()));
     }
     let generation = span.generation.as_deref();
     if let Some(g) = generation {
@@ -72,8 +95,9 @@ pub(crate) fn span_attrs(span: &SpanRecord, decor: &Decor) -> Vec<Attr> {
         out.push(Attr::str(
             "langfuse.observation.model.name",
             g.response_model
-                .clone()
-                .unwrap_or_else(|| g.request_model.clone()),
+                .as_ref()
+                .unwrap_or(&g.request_model)
+                .as_str(),
         ));
     }
     out.push(Attr::str(
@@ -84,49 +108,42 @@ pub(crate) fn span_attrs(span: &SpanRecord, decor: &Decor) -> Vec<Attr> {
         },
     ));
     if let Some(g) = generation {
-        generation_details(g, &mut out);
+        generation_details(g, out);
     }
     let root = span.parent_span_id.is_none();
     if root {
         for (k, v) in &span.trace.metadata {
             if !span.metadata.iter().any(|(key, _)| key == k) {
-                out.push(Attr::str(
-                    format!("langfuse.observation.metadata.{k}"),
-                    metadata_value(v),
-                ));
+                out.push(Attr::json(Key::Prefixed(OBSERVATION_METADATA, k), v));
             }
         }
     }
     for (k, v) in &span.metadata {
-        out.push(Attr::str(
-            format!("langfuse.observation.metadata.{k}"),
-            metadata_value(v),
-        ));
+        out.push(Attr::json(Key::Prefixed(OBSERVATION_METADATA, k), v));
     }
     if let SpanStatus::Error(message) = &span.status {
         out.push(Attr::str("langfuse.observation.level", "ERROR"));
         out.push(Attr::str(
             "langfuse.observation.status_message",
-            message.clone(),
+            message.as_str(),
         ));
     }
     if root {
         out.push(Attr::bool("langfuse.internal.is_app_root", true));
     }
     if let Some(g) = generation {
-        genai::generation_attrs(span, g, &mut out);
+        genai::generation_attrs(span, g, out);
     }
-    out
 }
 
-fn generation_details(g: &GenerationData, out: &mut Vec<Attr>) {
+fn generation_details<'a>(g: &'a GenerationData, out: &mut Vec<Attr<'a>>) {
     if let Some(text) = &g.output {
-        out.push(Attr::str("langfuse.observation.output", text.clone()));
+        out.push(Attr::str("langfuse.observation.output", text.as_str()));
     }
     if let Some(u) = g.usage {
         out.push(Attr::str(
             "langfuse.observation.usage_details",
-            pyjson::dumps(&usage_details(&u)),
+            usage_details_json(&u),
         ));
     }
     if let Some(cost) = g.cost {
@@ -152,10 +169,36 @@ fn generation_details(g: &GenerationData, out: &mut Vec<Attr>) {
     }
 }
 
-/// `usage_details` as Langfuse's OpenAI integration writes them: cached
+/// [`usage_details`] as `json.dumps` writes it, without building the JSON
+/// value first (this is on every generation).
+fn usage_details_json(u: &elspeth_core::call::Usage) -> String {
+    use std::fmt::Write;
+    let cached = u.cached_input.min(u.input);
+    let reasoning = u.reasoning.min(u.output);
+    let mut s = String::with_capacity(96);
+    let _ = write!(
+        s,
+        "{{\"input\": {}, \"output\": {}, \"total\": {}",
+        u.input - cached,
+        u.output - reasoning,
+        u.total
+    );
+    if cached > 0 {
+        let _ = write!(s, ", \"input_cached_tokens\": {cached}");
+    }
+    if reasoning > 0 {
+        let _ = write!(s, ", \"output_reasoning_tokens\": {reasoning}");
+    }
+    s.push('}');
+    s
+}
+
+/// `usage_details` as Langfuse's OpenAI integration writes them (the
+/// reference [`usage_details_json`] is tested against): cached
 /// prompt tokens and reasoning tokens are their own usage types
 /// (`input_cached_tokens`, `output_reasoning_tokens`), taken out of
 /// `input` and `output`; `total` is the reported total.
+#[cfg(test)]
 fn usage_details(u: &elspeth_core::call::Usage) -> Value {
     let cached = u.cached_input.min(u.input);
     let reasoning = u.reasoning.min(u.output);
@@ -192,28 +235,41 @@ fn cost_details(c: &elspeth_core::call::Cost) -> Value {
 
 /// `langfuse.observation.input`: the prompt as is when it is one user
 /// message, else the chat messages as JSON.
-pub(crate) fn input_value(messages: &[ChatMessage]) -> String {
+pub(crate) fn input_value(messages: &[ChatMessage]) -> Cow<'_, str> {
     match messages {
-        [only] if only.role == Role::User => only.content.clone(),
-        _ => Value::Array(
-            messages
-                .iter()
-                .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
-                .collect(),
-        )
-        .to_string(),
+        [only] if only.role == Role::User => Cow::Borrowed(&only.content),
+        _ => Cow::Owned(
+            Value::Array(
+                messages
+                    .iter()
+                    .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+                    .collect(),
+            )
+            .to_string(),
+        ),
     }
 }
 
 /// A metadata value, JSON-encoded (strings included), compact, UTF-8 kept:
 /// the SDK's `_serialize_metadata_value`.
-pub(crate) fn metadata_value(v: &Value) -> String {
-    v.to_string()
+#[cfg(test)]
+pub(crate) fn metadata_value(v: &MetaValue) -> String {
+    v.json_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_details_are_json_dumps() {
+        let mut detailed = elspeth_core::call::Usage::new(100, 40);
+        detailed.cached_input = 60;
+        detailed.reasoning = 10;
+        for u in [elspeth_core::call::Usage::new(12, 3), detailed] {
+            assert_eq!(usage_details_json(&u), pyjson::dumps(&usage_details(&u)));
+        }
+    }
 
     #[test]
     fn input_encoding() {
@@ -229,8 +285,9 @@ mod tests {
 
     #[test]
     fn metadata_values_are_json() {
-        assert_eq!(metadata_value(&json!("tok-1")), "\"tok-1\"");
-        assert_eq!(metadata_value(&json!(123.4)), "123.4");
-        assert_eq!(metadata_value(&json!("é")), "\"é\"");
+        let m = |v: Value| metadata_value(&MetaValue::from(v));
+        assert_eq!(m(json!("tok-1")), "\"tok-1\"");
+        assert_eq!(m(json!(123.4)), "123.4");
+        assert_eq!(m(json!("é")), "\"é\"");
     }
 }

@@ -1,16 +1,17 @@
 //! Span records → OTLP `ExportTraceServiceRequest` (protobuf), as sent to
 //! Langfuse.
+//!
+//! The request is written straight from the span records into protobuf
+//! bytes — the same bytes `prost` writes for the equivalent
+//! `opentelemetry-proto` message (fields in the same order, defaults
+//! omitted), without building that message tree first: attribute keys and
+//! values are borrowed from the records, metadata values are JSON-encoded in
+//! place. The tests check the bytes against `prost`'s.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value,
-};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{
-    ResourceSpans, ScopeSpans, Span, Status, span, status,
-};
 use prost::Message;
 
 use super::attributes::{self, Decor, TRUNCATED_KEY};
@@ -25,8 +26,9 @@ const SPAN_FLAGS: u32 = 0x101;
 #[derive(Debug, Clone)]
 pub(crate) struct Encoder {
     pub decor: Decor,
-    resource: Resource,
-    scope: InstrumentationScope,
+    /// Resource and scope as protobuf, encoded once.
+    resource_bytes: Vec<u8>,
+    scope_bytes: Vec<u8>,
 }
 
 impl Encoder {
@@ -54,102 +56,235 @@ impl Encoder {
         if let Some(release) = &decor.release {
             resource_attrs.push(kv("langfuse.release", release));
         }
+        let resource = Resource {
+            attributes: resource_attrs,
+            dropped_attributes_count: 0,
+            entity_refs: Vec::new(),
+        };
+        let scope = InstrumentationScope {
+            name: "langfuse-sdk".into(),
+            version: version.into(),
+            attributes: vec![kv("public_key", public_key)],
+            dropped_attributes_count: 0,
+        };
         Self {
             decor,
-            resource: Resource {
-                attributes: resource_attrs,
-                dropped_attributes_count: 0,
-                entity_refs: Vec::new(),
-            },
-            scope: InstrumentationScope {
-                name: "langfuse-sdk".into(),
-                version: version.into(),
-                attributes: vec![kv("public_key", public_key)],
-                dropped_attributes_count: 0,
-            },
+            resource_bytes: resource.encode_to_vec(),
+            scope_bytes: scope.encode_to_vec(),
         }
     }
 
-    /// The request for `spans` (in end order). With `truncate_to`, every
+    /// The protobuf bytes of the request for `spans` (in end order): one
+    /// `ResourceSpans` with one `ScopeSpans`. With `truncate_to`, every
     /// attribute value longer than that is shortened and the span marked.
-    pub(crate) fn request(
-        &self,
-        spans: &[SpanRecord],
-        truncate_to: Option<usize>,
-    ) -> ExportTraceServiceRequest {
-        let spans = spans.iter().map(|s| self.span(s, truncate_to)).collect();
-        ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(self.resource.clone()),
-                scope_spans: vec![ScopeSpans {
-                    scope: Some(self.scope.clone()),
-                    spans,
-                    schema_url: String::new(),
-                }],
-                schema_url: String::new(),
-            }],
-        }
-    }
-
-    /// The protobuf bytes of [`request`](Self::request).
     pub(crate) fn encode(&self, spans: &[SpanRecord], truncate_to: Option<usize>) -> Vec<u8> {
-        self.request(spans, truncate_to).encode_to_vec()
+        let mut scope_spans = Vec::with_capacity(self.scope_bytes.len() + spans.len() * 1536);
+        put_message(&mut scope_spans, 1, &self.scope_bytes);
+        let mut span = Vec::with_capacity(2048);
+        let mut list = Vec::with_capacity(40);
+        let mut scratch = Vec::with_capacity(256);
+        for record in spans {
+            span.clear();
+            self.write_span(record, truncate_to, &mut list, &mut scratch, &mut span);
+            put_message(&mut scope_spans, 2, &span);
+        }
+        let mut resource_spans =
+            Vec::with_capacity(self.resource_bytes.len() + scope_spans.len() + 16);
+        put_message(&mut resource_spans, 1, &self.resource_bytes);
+        put_message(&mut resource_spans, 2, &scope_spans);
+        drop(scope_spans);
+        let mut out = Vec::with_capacity(resource_spans.len() + 8);
+        put_message(&mut out, 1, &resource_spans);
+        out
     }
 
-    fn span(&self, record: &SpanRecord, truncate_to: Option<usize>) -> Span {
-        let mut list = attributes::span_attrs(record, &self.decor);
+    /// One `Span` message body, fields in `prost`'s order (by tag).
+    fn write_span<'a>(
+        &'a self,
+        record: &'a SpanRecord,
+        truncate_to: Option<usize>,
+        list: &mut Vec<Attr<'a>>,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+    ) {
+        list.clear();
+        attributes::write_span_attrs(record, &self.decor, list);
         let mut status_message = match &record.status {
-            SpanStatus::Unset => String::new(),
-            SpanStatus::Error(m) => m.clone(),
+            SpanStatus::Unset => "",
+            SpanStatus::Error(m) => m.as_str(),
         };
+        let mut truncated_keys = None;
         if let Some(limit) = truncate_to {
-            let keys = attrs::truncate(&mut list, limit);
+            let keys = attrs::truncate(list, limit);
             if !keys.is_empty() {
-                list.push(Attr::str(
-                    TRUNCATED_KEY,
-                    serde_json::Value::from(keys).to_string(),
-                ));
+                truncated_keys = Some(serde_json::Value::from(keys).to_string());
             }
             if status_message.len() > limit {
                 let mut cut = limit;
                 while !status_message.is_char_boundary(cut) {
                     cut -= 1;
                 }
-                status_message.truncate(cut);
+                status_message = &status_message[..cut];
             }
         }
-        let code = match record.status {
-            SpanStatus::Unset => status::StatusCode::Unset,
-            SpanStatus::Error(_) => status::StatusCode::Error,
+        put_bytes(out, 1, &record.trace_id.0);
+        put_bytes(out, 2, &record.span_id.0);
+        if let Some(parent) = record.parent_span_id {
+            put_bytes(out, 4, &parent.0);
+        }
+        if !record.name.is_empty() {
+            put_bytes(out, 5, record.name.as_bytes());
+        }
+        let kind = match record.kind {
+            SpanKind::Internal => 1u64,
+            SpanKind::Client => 3,
         };
-        Span {
-            trace_id: record.trace_id.0.to_vec(),
-            span_id: record.span_id.0.to_vec(),
-            trace_state: String::new(),
-            parent_span_id: record
-                .parent_span_id
-                .map(|p| p.0.to_vec())
-                .unwrap_or_default(),
-            flags: SPAN_FLAGS,
-            name: record.name.clone(),
-            kind: match record.kind {
-                SpanKind::Internal => span::SpanKind::Internal,
-                SpanKind::Client => span::SpanKind::Client,
-            } as i32,
-            start_time_unix_nano: unix_nanos(record.start),
-            end_time_unix_nano: unix_nanos(record.end),
-            attributes: list.into_iter().map(to_proto).collect(),
-            dropped_attributes_count: 0,
-            events: Vec::new(),
-            dropped_events_count: 0,
-            links: Vec::new(),
-            dropped_links_count: 0,
-            status: Some(Status {
-                message: status_message,
-                code: code as i32,
-            }),
+        put_key(out, 6, WIRE_VARINT);
+        put_varint(out, kind);
+        for (tag, t) in [(7, record.start), (8, record.end)] {
+            let nanos = unix_nanos(t);
+            if nanos != 0 {
+                put_key(out, tag, WIRE_FIXED64);
+                out.extend_from_slice(&nanos.to_le_bytes());
+            }
+        }
+        for attr in list.iter() {
+            put_key_value(out, attr, scratch);
+        }
+        if let Some(keys) = &truncated_keys {
+            put_key_value(out, &Attr::str(TRUNCATED_KEY, keys.as_str()), scratch);
+        }
+        // Status: message (2) when set, code (3) when not Unset.
+        let code = match record.status {
+            SpanStatus::Unset => 0u64,
+            SpanStatus::Error(_) => 2,
+        };
+        let mut len = 0;
+        if !status_message.is_empty() {
+            len += 1 + varint_len(status_message.len() as u64) + status_message.len();
+        }
+        if code != 0 {
+            len += 1 + varint_len(code);
+        }
+        put_key(out, 15, WIRE_LEN);
+        put_varint(out, len as u64);
+        if !status_message.is_empty() {
+            put_bytes(out, 2, status_message.as_bytes());
+        }
+        if code != 0 {
+            put_key(out, 3, WIRE_VARINT);
+            put_varint(out, code);
+        }
+        // prost writes fields in tag order: `flags` (16) comes last.
+        put_key(out, 16, WIRE_FIXED32);
+        out.extend_from_slice(&SPAN_FLAGS.to_le_bytes());
+    }
+}
+
+const WIRE_VARINT: u8 = 0;
+const WIRE_FIXED64: u8 = 1;
+const WIRE_LEN: u8 = 2;
+const WIRE_FIXED32: u8 = 5;
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint_len(v: u64) -> usize {
+    // 1 byte per 7 bits, at least one.
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn put_key(out: &mut Vec<u8>, tag: u32, wire: u8) {
+    put_varint(out, (u64::from(tag) << 3) | u64::from(wire));
+}
+
+/// A length-delimited field (`bytes`, `string`), written even when empty:
+/// callers skip empty optional fields themselves where `prost` would.
+fn put_bytes(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
+    put_key(out, tag, WIRE_LEN);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// An embedded message field whose body is already encoded.
+fn put_message(out: &mut Vec<u8>, tag: u32, body: &[u8]) {
+    put_bytes(out, tag, body);
+}
+
+/// Length of an `AnyValue` holding `string_value` of `len` bytes.
+fn any_str_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+/// One `KeyValue` (field 9 of `Span`): key (1), value (2) = `AnyValue`.
+fn put_key_value(out: &mut Vec<u8>, attr: &Attr<'_>, scratch: &mut Vec<u8>) {
+    let key_len = attr.key.len();
+    // The AnyValue body's length, and for JSON values their bytes.
+    let any_len = match &attr.value {
+        AttrValue::Str(s) => any_str_len(s.len()),
+        AttrValue::Json(v) => {
+            scratch.clear();
+            v.write_json(scratch);
+            any_str_len(scratch.len())
+        }
+        AttrValue::Int(i) => 1 + varint_len(*i as u64),
+        AttrValue::Double(_) => 9,
+        AttrValue::Bool(_) => 2,
+        AttrValue::StrArray(items) => {
+            let array = array_len(items);
+            1 + varint_len(array as u64) + array
+        }
+    };
+    let kv_len =
+        1 + varint_len(key_len as u64) + key_len + 1 + varint_len(any_len as u64) + any_len;
+    put_key(out, 9, WIRE_LEN);
+    put_varint(out, kv_len as u64);
+    put_key(out, 1, WIRE_LEN);
+    put_varint(out, key_len as u64);
+    attr.key.write(out);
+    put_key(out, 2, WIRE_LEN);
+    put_varint(out, any_len as u64);
+    match &attr.value {
+        AttrValue::Str(s) => put_bytes(out, 1, s.as_bytes()),
+        AttrValue::Json(_) => put_bytes(out, 1, scratch),
+        AttrValue::Int(i) => {
+            put_key(out, 3, WIRE_VARINT);
+            put_varint(out, *i as u64);
+        }
+        AttrValue::Double(d) => {
+            put_key(out, 4, WIRE_FIXED64);
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        AttrValue::Bool(b) => {
+            put_key(out, 2, WIRE_VARINT);
+            out.push(u8::from(*b));
+        }
+        AttrValue::StrArray(items) => {
+            put_key(out, 5, WIRE_LEN);
+            put_varint(out, array_len(items) as u64);
+            for s in items {
+                put_key(out, 1, WIRE_LEN);
+                put_varint(out, any_str_len(s.len()) as u64);
+                put_bytes(out, 1, s.as_bytes());
+            }
         }
     }
+}
+
+/// Length of an `ArrayValue` body of string values.
+fn array_len(items: &[std::borrow::Cow<'_, str>]) -> usize {
+    items
+        .iter()
+        .map(|s| {
+            let any = any_str_len(s.len());
+            1 + varint_len(any as u64) + any
+        })
+        .sum()
 }
 
 /// Nanoseconds since the Unix epoch (0 before it).
@@ -169,25 +304,253 @@ fn kv(key: &str, value: &str) -> KeyValue {
     }
 }
 
-/// One attribute as an OTLP `KeyValue`.
-pub(crate) fn to_proto(attr: Attr) -> KeyValue {
-    let value = match attr.value {
-        AttrValue::Str(s) => any_value::Value::StringValue(s),
-        AttrValue::Int(i) => any_value::Value::IntValue(i),
-        AttrValue::Double(d) => any_value::Value::DoubleValue(d),
-        AttrValue::Bool(b) => any_value::Value::BoolValue(b),
-        AttrValue::StrArray(items) => any_value::Value::ArrayValue(ArrayValue {
-            values: items
-                .into_iter()
-                .map(|s| AnyValue {
-                    value: Some(any_value::Value::StringValue(s)),
-                })
-                .collect(),
-        }),
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::ArrayValue;
+    use opentelemetry_proto::tonic::trace::v1::{
+        ResourceSpans, ScopeSpans, Span, Status, span, status,
     };
-    KeyValue {
-        key: attr.key.into_owned(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
+
+    use super::*;
+    use crate::record::{
+        GenerationData, MetaValue, ObservationKind, SharedStr, SpanId, TraceId, TraceInfo,
+    };
+    use elspeth_core::call::{ChatMessage, Cost, GenAiSystem, Usage};
+
+    /// The attribute as `prost`'s message (the way requests were built
+    /// before they were written directly).
+    fn to_proto(attr: Attr<'_>) -> KeyValue {
+        let value = match attr.value {
+            AttrValue::Str(s) => any_value::Value::StringValue(s.into_owned()),
+            AttrValue::Json(v) => any_value::Value::StringValue(v.json_string()),
+            AttrValue::Int(i) => any_value::Value::IntValue(i),
+            AttrValue::Double(d) => any_value::Value::DoubleValue(d),
+            AttrValue::Bool(b) => any_value::Value::BoolValue(b),
+            AttrValue::StrArray(items) => any_value::Value::ArrayValue(ArrayValue {
+                values: items
+                    .into_iter()
+                    .map(|s| AnyValue {
+                        value: Some(any_value::Value::StringValue(s.into_owned())),
+                    })
+                    .collect(),
+            }),
+        };
+        KeyValue {
+            key: attr.key.to_string(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
+        }
+    }
+
+    fn prost_request(
+        encoder: &Encoder,
+        spans: &[SpanRecord],
+        truncate_to: Option<usize>,
+    ) -> ExportTraceServiceRequest {
+        let spans = spans
+            .iter()
+            .map(|record| {
+                let mut list = attributes::span_attrs(record, &encoder.decor);
+                let mut status_message = match &record.status {
+                    SpanStatus::Unset => String::new(),
+                    SpanStatus::Error(m) => m.clone(),
+                };
+                if let Some(limit) = truncate_to {
+                    let keys = attrs::truncate(&mut list, limit);
+                    if !keys.is_empty() {
+                        list.push(Attr::str(
+                            TRUNCATED_KEY,
+                            serde_json::Value::from(keys).to_string(),
+                        ));
+                    }
+                    if status_message.len() > limit {
+                        let mut cut = limit;
+                        while !status_message.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        status_message.truncate(cut);
+                    }
+                }
+                Span {
+                    trace_id: record.trace_id.0.to_vec(),
+                    span_id: record.span_id.0.to_vec(),
+                    trace_state: String::new(),
+                    parent_span_id: record
+                        .parent_span_id
+                        .map(|p| p.0.to_vec())
+                        .unwrap_or_default(),
+                    flags: SPAN_FLAGS,
+                    name: record.name.to_string(),
+                    kind: match record.kind {
+                        SpanKind::Internal => span::SpanKind::Internal,
+                        SpanKind::Client => span::SpanKind::Client,
+                    } as i32,
+                    start_time_unix_nano: unix_nanos(record.start),
+                    end_time_unix_nano: unix_nanos(record.end),
+                    attributes: list.into_iter().map(to_proto).collect(),
+                    dropped_attributes_count: 0,
+                    events: Vec::new(),
+                    dropped_events_count: 0,
+                    links: Vec::new(),
+                    dropped_links_count: 0,
+                    status: Some(Status {
+                        message: status_message,
+                        code: match record.status {
+                            SpanStatus::Unset => status::StatusCode::Unset,
+                            SpanStatus::Error(_) => status::StatusCode::Error,
+                        } as i32,
+                    }),
+                }
+            })
+            .collect();
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource::decode(encoder.resource_bytes.as_slice()).unwrap()),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(
+                        InstrumentationScope::decode(encoder.scope_bytes.as_slice()).unwrap(),
+                    ),
+                    spans,
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        }
+    }
+
+    fn spans() -> Vec<SpanRecord> {
+        let trace = Arc::new(TraceInfo {
+            name: "elspeth.azure_llm".into(),
+            metadata: [
+                ("token_id".into(), MetaValue::from("row-1")),
+                ("plugin".into(), MetaValue::from("azure_llm")),
+                ("deployment".into(), MetaValue::from("gpt-4o")),
+                ("rows".into(), MetaValue::from(12usize)),
+                (
+                    "nested".into(),
+                    MetaValue::from(serde_json::json!({"a": [1, "é"]})),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        });
+        let start = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789);
+        let root = SpanRecord {
+            trace_id: TraceId([7; 16]),
+            span_id: SpanId([1; 8]),
+            parent_span_id: None,
+            name: trace.name.clone(),
+            kind: SpanKind::Internal,
+            observation: ObservationKind::Span,
+            start,
+            end: start + Duration::from_millis(5),
+            status: SpanStatus::Unset,
+            trace: trace.clone(),
+            metadata: [("rows".into(), MetaValue::from(12usize))]
+                .into_iter()
+                .collect(),
+            generation: None,
+        };
+        let ok = SpanRecord {
+            span_id: SpanId([2; 8]),
+            parent_span_id: Some(root.span_id),
+            name: SharedStr::from_static("llm_call"),
+            kind: SpanKind::Client,
+            observation: ObservationKind::Generation,
+            metadata: [
+                ("query".into(), MetaValue::from("q \"1\"")),
+                ("latency_ms".into(), MetaValue::Float(123.4)),
+            ]
+            .into_iter()
+            .collect(),
+            generation: Some(Box::new(GenerationData {
+                system: Some(GenAiSystem::AzureOpenAi),
+                request_model: "gpt-4o".into(),
+                response_model: Some("gpt-4o-2024-08-06".into()),
+                response_id: Some("chatcmpl-1".into()),
+                finish_reasons: vec!["stop".into()],
+                input: Some(vec![
+                    ChatMessage::system("Be terse."),
+                    ChatMessage::user("Classify: é\n".repeat(40)),
+                ]),
+                output: Some("positive".into()),
+                usage: Some(Usage::new(12, 3)),
+                cost: Some(Cost::reported(0.0012)),
+                temperature: Some(0.2),
+                max_tokens: Some(64),
+                server_address: Some("example.openai.azure.com".into()),
+                ..Default::default()
+            })),
+            ..root.clone()
+        };
+        let failed = SpanRecord {
+            span_id: SpanId([3; 8]),
+            status: SpanStatus::Error("HTTP 500: ".to_string() + &"x".repeat(300)),
+            generation: Some(Box::new(GenerationData {
+                system: Some(GenAiSystem::Other("custom".into())),
+                request_model: "m".into(),
+                input: Some(vec![ChatMessage::user("hi")]),
+                error_type: Some("500".into()),
+                http_status: Some(500),
+                max_tokens: Some(u32::MAX),
+                ..Default::default()
+            })),
+            ..ok.clone()
+        };
+        vec![ok, failed, root]
+    }
+
+    #[test]
+    fn writes_the_bytes_prost_writes() {
+        for decor in [
+            Decor::default(),
+            Decor {
+                environment: Some("test".into()),
+                release: Some("1.2.3".into()),
+                tags: vec!["a".into(), "b".into()],
+            },
+        ] {
+            let encoder = Encoder::new(decor, "pk-lf-1", "instance");
+            let spans = spans();
+            for truncate_to in [None, Some(64 * 1024), Some(100), Some(8)] {
+                let ours = encoder.encode(&spans, truncate_to);
+                let theirs = prost_request(&encoder, &spans, truncate_to).encode_to_vec();
+                assert_eq!(
+                    ExportTraceServiceRequest::decode(ours.as_slice()).unwrap(),
+                    prost_request(&encoder, &spans, truncate_to),
+                    "{truncate_to:?}"
+                );
+                assert!(
+                    ours == theirs,
+                    "bytes differ from prost's ({truncate_to:?})"
+                );
+            }
+            assert_eq!(
+                encoder.encode(&[], None),
+                prost_request(&encoder, &[], None).encode_to_vec()
+            );
+        }
+    }
+
+    #[test]
+    fn varint_lengths() {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            assert_eq!(out.len(), varint_len(v), "{v}");
+        }
     }
 }
