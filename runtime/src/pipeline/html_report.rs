@@ -150,7 +150,7 @@ struct Page {
 /// How a number is shown.
 #[derive(Clone, Copy)]
 enum Unit {
-    /// Dollars, 2 or more decimals (3 significant digits below $1).
+    /// Dollars, 2 or more decimals (up to 3 significant digits below $1).
     Usd,
     /// Milliseconds, decimals by size, with ` ms`.
     Ms,
@@ -165,7 +165,7 @@ fn int(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -204,7 +204,12 @@ fn sig_decimals(x: f64, min: usize) -> usize {
 
 fn format_value(x: f64, unit: Unit) -> String {
     match unit {
-        Unit::Usd => format!("${}", fixed(x, sig_decimals(x, 2))),
+        Unit::Usd => {
+            // 3 significant digits below $1, but no trailing zero past the cents.
+            let text = fixed(x, sig_decimals(x, 2));
+            let (whole, cents) = text.split_at(text.find('.').map_or(text.len(), |d| d + 3));
+            format!("${whole}{}", cents.trim_end_matches('0'))
+        }
         Unit::Ms => format!("{} ms", fixed(x, ms_decimals(x))),
         Unit::MsBare => fixed(x, ms_decimals(x)),
         Unit::Secs => {
@@ -224,7 +229,7 @@ fn ms_decimals(x: f64) -> usize {
         x if x >= 100.0 => 0,
         x if x >= 10.0 => 1,
         x if x >= 1.0 => 2,
-        x if x == 0.0 => 0,
+        0.0 => 0,
         x => sig_decimals(x, 2).min(4),
     }
 }
@@ -345,7 +350,7 @@ impl Page {
         let cost = json_f64(s.cost_usd);
         let unpriced = if s.unpriced_calls > 0 || cost.is_none() {
             format!(
-                "<b>{}</b> calls without a price · ",
+                "unpriced calls: <b>{}</b> · ",
                 integer("unpriced_calls", s.unpriced_calls)
             )
         } else {
@@ -428,7 +433,7 @@ impl Page {
         if u.unpriced_calls > 0 {
             let _ = write!(
                 self.out,
-                "<div class=\"what\" style=\"margin:6px 10px 0\">{} calls without a price: the cost is unknown</div>",
+                "<div class=\"what\" style=\"margin:6px 10px 0\">calls without a price: {} — the cost is unknown</div>",
                 integer(&p("unpriced_calls"), u.unpriced_calls)
             );
         }
@@ -651,10 +656,10 @@ impl Page {
     }
 
     fn footer(&mut self) {
-        let _ = write!(
+        let _ = writeln!(
             self.out,
             "<footer>Written by elspeth {} from the run's summary (<code>elspeth run --summary-json</code>); \
-             every figure names its key in a <code>data-figure</code> attribute.</footer></main></body></html>\n",
+             every figure names its key in a <code>data-figure</code> attribute.</footer></main></body></html>",
             env!("CARGO_PKG_VERSION")
         );
     }
@@ -1214,6 +1219,9 @@ mod tests {
         assert_eq!(format_value(12.346, Unit::Usd), "$12.35");
         assert_eq!(format_value(1234.5, Unit::Usd), "$1,234.50");
         assert_eq!(format_value(0.0, Unit::Usd), "$0.00");
+        assert_eq!(format_value(0.5, Unit::Usd), "$0.50");
+        assert_eq!(format_value(0.0003, Unit::Usd), "$0.0003");
+        assert_eq!(format_value(0.01234, Unit::Usd), "$0.0123");
         assert_eq!(format_value(1234.4, Unit::Ms), "1,234 ms");
         assert_eq!(format_value(42.37, Unit::Ms), "42.4 ms");
         assert_eq!(format_value(0.0123, Unit::Ms), "0.0123 ms");
