@@ -330,3 +330,29 @@ fn the_report_in_chromium_shows_the_summary_json() {
     eprintln!("report and screenshot: {}", shots.display());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_report_over_an_input_is_refused_before_the_run() {
+    let dir = quickstart_dir("cli-report-input", &quickstart_yaml(), &tickets());
+    let tickets_path = dir.join("tickets.jsonl");
+    let before = std::fs::read(&tickets_path).unwrap();
+    let out = support::clean_command(
+        env!("CARGO_BIN_EXE_elspeth"),
+        repo(),
+        &[
+            "run",
+            dir.join("ticket-triage.yaml").to_str().unwrap(),
+            "--with-mocks",
+            "--report",
+            tickets_path.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .expect("run elspeth");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nothing was run"), "{stderr}");
+    assert_eq!(std::fs::read(&tickets_path).unwrap(), before);
+    assert!(!dir.join("out/triaged.jsonl").exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
