@@ -98,7 +98,7 @@ header h1{font-size:28px;line-height:1.2;margin:4px 0 10px;font-weight:700;word-
 .notice b{display:block;margin-bottom:2px}
 h2{font-size:18px;margin:36px 0 12px;font-weight:650}
 h2 .count{font-weight:500;color:var(--muted);font-size:14px;margin-left:6px}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(190px,1fr));gap:12px;margin-top:24px}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(165px,1fr));gap:12px;margin-top:24px}
 .card{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:14px 18px 16px}
 .card .label{font-size:11.5px;font-weight:600;letter-spacing:.07em;text-transform:uppercase;color:var(--muted)}
 .card .big{font-size:28px;font-weight:700;line-height:1.25;margin:4px 0 4px;font-variant-numeric:tabular-nums}
@@ -126,7 +126,7 @@ td.err{word-break:break-word;min-width:240px}
 .chart .axis{stroke:var(--line)}
 .chart text{fill:var(--muted);font-size:11px;font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif}
 .chart text.cnt{fill:var(--ink);font-size:10.5px}
-.chart .m50{stroke:#0e9384}.chart .m95{stroke:#dc6803}.chart .m99{stroke:#d92d20}
+.chart line.m50{stroke:#0e9384}.chart line.m95{stroke:#dc6803}.chart line.m99{stroke:#d92d20}
 .chart text.m50{fill:#0e9384;font-weight:600}.chart text.m95{fill:#dc6803;font-weight:600}.chart text.m99{fill:#d92d20;font-weight:600}
 .kinds{display:flex;flex-wrap:wrap;gap:8px;margin-top:12px;align-items:center}
 .kind{background:var(--badbg);color:var(--bad);border-radius:999px;padding:2px 10px;font-size:12.5px;font-weight:600}
