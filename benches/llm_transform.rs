@@ -139,7 +139,7 @@ fn setup() -> Setup {
             model: "gpt-4o".into(),
             temperature: Some(0.0),
             max_tokens: Some(16),
-            json_response: false,
+            response_format: None,
         },
         response: LlmResponse {
             content: "mixed".into(),

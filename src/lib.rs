@@ -55,8 +55,9 @@ pub mod transform {
 /// request / response / error vocabulary shared with the tracer.
 pub mod llm {
     pub use elspeth_runtime::llm::{
-        ChatMessage, GenAiSystem, JobLine, JobOutcome, JobStatus, LlmCall, LlmError, LlmErrorKind,
-        LlmJob, LlmRequest, LlmResponse, PlannedCall, Role, Usage,
+        ChatMessage, GenAiSystem, JobLine, JobOutcome, JobStatus, JsonSchemaRequest, LlmCall,
+        LlmError, LlmErrorKind, LlmJob, LlmRequest, LlmResponse, PlannedCall,
+        ResponseFormatRequest, Role, Usage,
     };
 }
 

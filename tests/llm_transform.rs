@@ -70,7 +70,7 @@ fn request(prompt: &str) -> LlmRequest {
         model: "gpt-4o".into(),
         temperature: Some(0.2),
         max_tokens: Some(64),
-        json_response: false,
+        response_format: None,
     }
 }
 

@@ -22,8 +22,9 @@
 use std::collections::BTreeMap;
 
 use elspeth_schema::config::{
-    CompletionWindow, EnvString, Granularity, OtlpProtocol, QueryMatrix, ResponseFormat, SecretRef,
-    SinkConfig, SourceConfig, TelemetryExporter, TracingConfig, TransformConfig,
+    CompletionWindow, EnvString, Granularity, JsonObject, JsonValue, OtlpProtocol, QueryMatrix,
+    ResponseFormat, SecretRef, SinkConfig, SourceConfig, TelemetryExporter, TracingConfig,
+    TransformConfig,
 };
 use proc_macro2::{Literal, TokenStream};
 use quote::{ToTokens, format_ident, quote};
@@ -503,7 +504,77 @@ macro_rules! unit_enum_to_rust {
     };
 }
 
-unit_enum_to_rust!(ResponseFormat { Text, Json });
+impl ToRust for ResponseFormat {
+    fn to_rust(&self, cx: &mut Cx) -> TokenStream {
+        let ty = cx.config_type("ResponseFormat");
+        match self {
+            Self::Text => quote!(#ty::Text),
+            Self::Json => quote!(#ty::Json),
+            Self::JsonSchema(f) => {
+                let f = cx.key("json_schema", |cx| f.to_rust(cx));
+                quote!(#ty::JsonSchema(#f))
+            }
+        }
+    }
+}
+
+struct_to_rust!(JsonSchemaFormat {
+    name,
+    schema,
+    strict
+});
+
+/// A JSON object (a `json_schema`'s schema), entry by entry in its order.
+impl ToRust for JsonObject {
+    fn to_rust(&self, cx: &mut Cx) -> TokenStream {
+        let map = cx.config_type("JsonObject");
+        let entries: Vec<TokenStream> = self
+            .iter()
+            .map(|(k, v)| {
+                let key = k.to_rust(cx);
+                let value = cx.key(k, |cx| v.to_rust(cx));
+                quote!((#key, #value))
+            })
+            .collect();
+        quote!(<#map as ::core::iter::FromIterator<_>>::from_iter([#(#entries),*]))
+    }
+}
+
+impl ToRust for JsonValue {
+    fn to_rust(&self, cx: &mut Cx) -> TokenStream {
+        let ty = cx.config_type("JsonValue");
+        match self {
+            Self::Null => quote!(#ty::Null),
+            Self::Bool(b) => quote!(#ty::Bool(#b)),
+            Self::Number(n) => {
+                let n = if let Some(i) = n.as_u64() {
+                    Literal::u64_suffixed(i).to_token_stream()
+                } else if let Some(i) = n.as_i64() {
+                    Literal::i64_suffixed(i).to_token_stream()
+                } else {
+                    n.as_f64().unwrap_or_default().to_rust(cx)
+                };
+                quote!(#ty::from(#n))
+            }
+            Self::String(s) => {
+                let s = s.to_rust(cx);
+                quote!(#ty::String(#s))
+            }
+            Self::Array(items) => {
+                let items: Vec<TokenStream> = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| cx.at(Seg::Index(i), |cx| v.to_rust(cx)))
+                    .collect();
+                quote!(#ty::Array(::std::vec::Vec::from([#(#items),*])))
+            }
+            Self::Object(map) => {
+                let map = map.to_rust(cx);
+                quote!(#ty::Object(#map))
+            }
+        }
+    }
+}
 unit_enum_to_rust!(Granularity {
     Lifecycle,
     Rows,

@@ -97,8 +97,29 @@ pub struct LlmRequest {
     pub temperature: Option<f64>,
     /// Most tokens to generate.
     pub max_tokens: Option<u32>,
-    /// Ask for a JSON object reply.
-    pub json_response: bool,
+    /// The reply format asked for (`None`: free text).
+    pub response_format: Option<ResponseFormatRequest>,
+}
+
+/// The `response_format` of a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponseFormatRequest {
+    /// Any JSON object (`{"type": "json_object"}`).
+    JsonObject,
+    /// A JSON object matching a JSON Schema (structured outputs:
+    /// `{"type": "json_schema", "json_schema": {name, schema, strict}}`).
+    JsonSchema(JsonSchemaRequest),
+}
+
+/// The JSON Schema a reply must match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonSchemaRequest {
+    /// The schema's name (`^[A-Za-z0-9_-]{1,64}$`).
+    pub name: String,
+    /// The schema (shared by every request of a transform).
+    pub schema: std::sync::Arc<serde_json::Value>,
+    /// Ask the service to enforce the schema while generating.
+    pub strict: bool,
 }
 
 impl LlmRequest {
@@ -109,7 +130,7 @@ impl LlmRequest {
             model: model.into(),
             temperature: None,
             max_tokens: None,
-            json_response: false,
+            response_format: None,
         }
     }
 

@@ -27,8 +27,8 @@ pub mod redact;
 pub mod suggest;
 
 pub use call::{
-    ChatMessage, Cost, CostParts, GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse,
-    Role, Usage,
+    ChatMessage, Cost, CostParts, GenAiSystem, JsonSchemaRequest, LlmError, LlmErrorKind,
+    LlmRequest, LlmResponse, ResponseFormatRequest, Role, Usage,
 };
 
 /// A boxed, `Send` future, for object-safe async methods.

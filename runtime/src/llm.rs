@@ -4,8 +4,8 @@
 use std::future::Future;
 
 pub use elspeth_core::call::{
-    ChatMessage, Cost, CostParts, GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse,
-    Role, Usage,
+    ChatMessage, Cost, CostParts, GenAiSystem, JsonSchemaRequest, LlmError, LlmErrorKind,
+    LlmRequest, LlmResponse, ResponseFormatRequest, Role, Usage,
 };
 use serde_json::Value;
 

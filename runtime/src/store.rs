@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::llm::{Cost, LlmRequest, LlmResponse, Usage};
+use crate::llm::{Cost, LlmRequest, LlmResponse, ResponseFormatRequest, Usage};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 
@@ -124,7 +124,18 @@ impl Fingerprint {
             Some(n) => f.field("max_tokens", &n.to_le_bytes()),
             None => f.field("max_tokens", b"-"),
         }
-        f.field("json_response", &[u8::from(request.json_response)]);
+        // `json_response` 0 / 1 as before structured outputs, so the
+        // replies stored for text and JSON requests stay valid.
+        match &request.response_format {
+            None => f.field("json_response", &[0]),
+            Some(ResponseFormatRequest::JsonObject) => f.field("json_response", &[1]),
+            Some(ResponseFormatRequest::JsonSchema(s)) => {
+                f.field("json_response", &[2]);
+                f.field("json_schema_name", s.name.as_bytes());
+                f.field("json_schema_strict", &[u8::from(s.strict)]);
+                f.field("json_schema", s.schema.to_string().as_bytes());
+            }
+        }
         f.finish()
     }
 
@@ -882,8 +893,33 @@ mod tests {
         r.max_tokens = Some(10);
         changed.push(r);
         let mut r = base.clone();
-        r.json_response = true;
+        r.response_format = Some(ResponseFormatRequest::JsonObject);
         changed.push(r);
+        let schema = |strict: bool, kind: &str| {
+            let mut r = base.clone();
+            r.response_format = Some(ResponseFormatRequest::JsonSchema(
+                crate::llm::JsonSchemaRequest {
+                    name: "ticket".into(),
+                    schema: Arc::new(
+                        serde_json::json!({"type": "object", "properties": {"c": {"type": kind}}}),
+                    ),
+                    strict,
+                },
+            ));
+            r
+        };
+        changed.push(schema(true, "string"));
+        changed.push(schema(false, "string"));
+        changed.push(schema(true, "integer"));
+        assert_ne!(
+            Fingerprint::of_request(&schema(true, "string")),
+            Fingerprint::of_request(&schema(true, "integer")),
+            "a changed schema is not served the old replies"
+        );
+        assert_eq!(
+            Fingerprint::of_request(&schema(true, "string")),
+            Fingerprint::of_request(&schema(true, "string"))
+        );
         for r in &changed {
             assert_ne!(Fingerprint::of_request(r), fp, "{r:?}");
         }

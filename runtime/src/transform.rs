@@ -33,6 +33,9 @@ pub enum RowErrorKind {
     Llm,
     /// The reply could not be read (`parse`).
     Parse,
+    /// The reply is JSON but does not match the transform's
+    /// `response_format` JSON Schema (`schema`).
+    Schema,
     /// The service's content filter refused the prompt or reply
     /// (`content_filter`).
     ContentFilter,
@@ -55,6 +58,7 @@ impl RowErrorKind {
             Self::Template => "template",
             Self::Llm => "llm",
             Self::Parse => "parse",
+            Self::Schema => "schema",
             Self::ContentFilter => "content_filter",
             Self::Batch => "batch",
             Self::Cancelled => "cancelled",
@@ -71,6 +75,7 @@ impl From<&str> for RowErrorKind {
             "template" => Self::Template,
             "llm" => Self::Llm,
             "parse" => Self::Parse,
+            "schema" => Self::Schema,
             "content_filter" => Self::ContentFilter,
             "batch" => Self::Batch,
             "cancelled" => Self::Cancelled,
@@ -129,7 +134,7 @@ impl serde::Serialize for RowErrorKind {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
 pub struct RowError {
-    /// Its class (`template`, `llm`, `parse`, `content_filter`, `batch`, ...).
+    /// Its class (`template`, `llm`, `parse`, `schema`, `content_filter`, `batch`, ...).
     pub kind: RowErrorKind,
     /// What went wrong (never contains a secret).
     pub message: String,

@@ -38,7 +38,7 @@ fn calls(tier1: &Tier1, tracer: &Tracer, tag: &str) {
         model: "gpt-4o".into(),
         temperature: Some(0.0),
         max_tokens: Some(50),
-        json_response: false,
+        response_format: None,
     };
     let reply = LlmResponse {
         content: SECRET_REPLY.into(),

@@ -94,10 +94,26 @@ fn postprocess(value: &mut Value) {
 }
 
 /// `oneOf: [{const: a, description}, ...]` (all strings) → `enum: [a, ...]`.
+/// When only some branches are string constants (an enum with unit and
+/// newtype variants, e.g. `text | json | {json_schema: ...}`), they become
+/// one `enum` branch, first, and every variant is listed in the
+/// description.
 fn const_one_of_to_enum(map: &mut Map<String, Value>) {
     let Some(Value::Array(branches)) = map.get("oneOf") else {
         return;
     };
+    let is_const = |b: &Value| {
+        b.get("const").is_some_and(Value::is_string)
+            && b.as_object().is_some_and(|o| {
+                o.keys()
+                    .all(|k| matches!(k.as_str(), "const" | "type" | "description"))
+            })
+    };
+    let consts = branches.iter().filter(|b| is_const(b)).count();
+    if consts > 0 && consts < branches.len() {
+        merge_const_branches(map);
+        return;
+    }
     let mut values = Vec::new();
     let mut docs = Vec::new();
     for b in branches {
@@ -119,6 +135,71 @@ fn const_one_of_to_enum(map: &mut Map<String, Value>) {
     map.remove("oneOf");
     map.insert("type".into(), "string".into());
     map.insert("enum".into(), Value::Array(values));
+    if !docs.is_empty() {
+        let base = map
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let text = if base.is_empty() {
+            docs.join("\n")
+        } else {
+            format!("{base}\n\n{}", docs.join("\n"))
+        };
+        map.insert("description".into(), text.into());
+    }
+}
+
+/// The mixed case of [`const_one_of_to_enum`]: string-constant branches
+/// merged into one leading `enum` branch; an externally tagged variant
+/// (`{type: object, properties: {tag: {$ref}}, required: [tag]}`) gets its
+/// branch's description on the tag property (editors show it on hover).
+fn merge_const_branches(map: &mut Map<String, Value>) {
+    let Some(Value::Array(branches)) = map.remove("oneOf") else {
+        return;
+    };
+    let (mut values, mut docs, mut others) = (Vec::new(), Vec::new(), Vec::new());
+    let mut tagged_docs = Vec::new();
+    for mut b in branches {
+        if let Some(c) = b.get("const").and_then(Value::as_str).map(str::to_string) {
+            if let Some(d) = b.get("description").and_then(Value::as_str) {
+                docs.push(format!("- `{c}`: {d}"));
+            }
+            values.push(Value::from(c));
+            continue;
+        }
+        if let Some(obj) = b.as_object_mut() {
+            let description = obj.get("description").cloned();
+            if let (Some(Value::Object(props)), Some(description)) =
+                (obj.get_mut("properties"), description)
+                && props.len() == 1
+                && let Some((tag, Value::Object(p))) = props.iter_mut().next()
+            {
+                if let Some(d) = description.as_str() {
+                    tagged_docs.push(format!("- `{tag}`: {d}"));
+                }
+                if !p.contains_key("description")
+                    && let Some(target) = p.remove("$ref")
+                {
+                    p.insert("description".into(), description);
+                    p.insert(
+                        "allOf".into(),
+                        Value::Array(vec![serde_json::json!({ "$ref": target })]),
+                    );
+                }
+            }
+        }
+        others.push(b);
+    }
+    let enum_branch = serde_json::json!({
+        "type": "string",
+        "enum": values,
+        "description": docs.join("\n"),
+    });
+    docs.extend(tagged_docs);
+    let mut all = vec![enum_branch];
+    all.extend(others);
+    map.insert("oneOf".into(), Value::Array(all));
     if !docs.is_empty() {
         let base = map
             .get("description")
@@ -323,14 +404,36 @@ mod tests {
     #[test]
     fn unit_enums_are_enums_with_documented_values() {
         let schema = pipeline_schema();
-        let rf = &schema["definitions"]["ResponseFormat"];
-        assert_eq!(rf["enum"], serde_json::json!(["text", "json"]));
-        assert!(rf.get("oneOf").is_none());
+        let g = &schema["definitions"]["Granularity"];
+        assert_eq!(g["enum"], serde_json::json!(["lifecycle", "rows", "full"]));
+        assert!(g.get("oneOf").is_none());
         assert!(
-            rf["description"]
+            g["description"]
                 .as_str()
                 .unwrap()
-                .contains("- `json`: A JSON object.")
+                .contains("- `rows`: Plus one span per row.")
+        );
+        // Unit and newtype variants: the names are one enum branch, the
+        // tagged variant an object whose tag is described.
+        let rf = &schema["definitions"]["ResponseFormat"];
+        let branches = rf["oneOf"].as_array().unwrap();
+        assert_eq!(branches.len(), 2);
+        assert_eq!(branches[0]["enum"], serde_json::json!(["text", "json"]));
+        assert_eq!(branches[0]["type"], "string");
+        let tag = &branches[1]["properties"]["json_schema"];
+        assert_eq!(
+            tag["allOf"][0]["$ref"], "#/definitions/JsonSchemaFormat",
+            "{tag}"
+        );
+        assert!(tag["description"].as_str().unwrap().contains("JSON Schema"));
+        let description = rf["description"].as_str().unwrap();
+        assert!(
+            description.contains("- `json`: A JSON object."),
+            "{description}"
+        );
+        assert!(
+            description.contains("- `json_schema`: A JSON object that matches"),
+            "{description}"
         );
         // Tracing keeps its per-provider branches.
         assert_eq!(

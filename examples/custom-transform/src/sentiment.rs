@@ -20,7 +20,10 @@ use std::sync::Arc;
 
 use elspeth::clients::{ClientSettings, OpenRouterClient, OpenRouterTarget};
 use elspeth::config::{EnvString, SecretRef, TracingConfig};
-use elspeth::llm::{ChatMessage, GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse};
+use elspeth::llm::{
+    ChatMessage, GenAiSystem, LlmError, LlmErrorKind, LlmRequest, LlmResponse,
+    ResponseFormatRequest,
+};
 use elspeth::usage::UsageMeter;
 use elspeth::{
     HasTracing, LlmCall, PlannedCall, Row, RowError, RowErrorKind, StartContext, StartError,
@@ -189,7 +192,7 @@ impl LlmCall for ReviewSentiment {
             model: self.options.model.clone(),
             temperature: Some(0.0),
             max_tokens: Some(30),
-            json_response: true,
+            response_format: Some(ResponseFormatRequest::JsonObject),
         })])
     }
 
@@ -270,7 +273,10 @@ mod tests {
         let calls = t.plan(&row(json!({"text": "Love it"}))).unwrap();
         assert_eq!(calls.len(), 1);
         let request = &calls[0].request;
-        assert!(request.json_response);
+        assert_eq!(
+            request.response_format,
+            Some(ResponseFormatRequest::JsonObject)
+        );
         assert_eq!(request.model, "openai/gpt-4o-mini");
         assert_eq!(
             request.prompt(),

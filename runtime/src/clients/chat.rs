@@ -1,7 +1,10 @@
 //! The OpenAI-compatible chat-completions wire format shared by Azure
 //! OpenAI, OpenRouter and Azure Batch lines.
 
-use crate::llm::{ChatMessage, Cost, LlmError, LlmErrorKind, LlmRequest, LlmResponse, Usage};
+use crate::llm::{
+    ChatMessage, Cost, LlmError, LlmErrorKind, LlmRequest, LlmResponse, ResponseFormatRequest,
+    Usage,
+};
 use serde::{Deserialize, Serialize};
 
 use super::send::{Verdict, classify_status, error_detail, truncate};
@@ -17,14 +20,40 @@ pub(crate) struct ChatBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub response_format: Option<ResponseFormatWire>,
+    pub response_format: Option<ResponseFormatWire<'a>>,
 }
 
-/// `{"type": "json_object"}`.
+/// `{"type": "json_object"}` or `{"type": "json_schema", "json_schema":
+/// {"name", "schema", "strict"}}` (the OpenAI shape, which Azure OpenAI and
+/// OpenRouter share).
 #[derive(Debug, Serialize)]
-pub(crate) struct ResponseFormatWire {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum ResponseFormatWire<'a> {
+    JsonObject,
+    JsonSchema { json_schema: JsonSchemaWire<'a> },
+}
+
+/// The `json_schema` of a structured-outputs request.
+#[derive(Debug, Serialize)]
+pub(crate) struct JsonSchemaWire<'a> {
+    pub name: &'a str,
+    pub schema: &'a serde_json::Value,
+    pub strict: bool,
+}
+
+impl<'a> From<&'a ResponseFormatRequest> for ResponseFormatWire<'a> {
+    fn from(format: &'a ResponseFormatRequest) -> Self {
+        match format {
+            ResponseFormatRequest::JsonObject => Self::JsonObject,
+            ResponseFormatRequest::JsonSchema(s) => Self::JsonSchema {
+                json_schema: JsonSchemaWire {
+                    name: &s.name,
+                    schema: &s.schema,
+                    strict: s.strict,
+                },
+            },
+        }
+    }
 }
 
 /// Waits for a free slot of a client's concurrency limit.
@@ -61,9 +90,10 @@ impl<'a> ChatBody<'a> {
             messages: &request.messages,
             temperature: request.temperature,
             max_tokens: request.max_tokens,
-            response_format: request.json_response.then_some(ResponseFormatWire {
-                kind: "json_object",
-            }),
+            response_format: request
+                .response_format
+                .as_ref()
+                .map(ResponseFormatWire::from),
         }
     }
 }
@@ -296,7 +326,7 @@ mod tests {
         let mut req = LlmRequest::user("gpt-4o", "hi");
         req.messages.insert(0, ChatMessage::system("be brief"));
         req.temperature = Some(0.2);
-        req.json_response = true;
+        req.response_format = Some(ResponseFormatRequest::JsonObject);
         let v = serde_json::to_value(ChatBody::new(&req, None)).unwrap();
         assert_eq!(
             v,
@@ -306,6 +336,21 @@ mod tests {
                 "response_format": {"type": "json_object"}
             })
         );
+        let schema =
+            serde_json::json!({"type": "object", "properties": {"category": {"type": "string"}}});
+        req.response_format = Some(ResponseFormatRequest::JsonSchema(
+            crate::llm::JsonSchemaRequest {
+                name: "ticket".into(),
+                schema: std::sync::Arc::new(schema.clone()),
+                strict: true,
+            },
+        ));
+        let v = serde_json::to_value(ChatBody::new(&req, Some("gpt-4o"))).unwrap();
+        assert_eq!(
+            v["response_format"],
+            serde_json::json!({"type": "json_schema", "json_schema": {"name": "ticket", "schema": schema, "strict": true}})
+        );
+        assert_eq!(v["model"], "gpt-4o");
         let v =
             serde_json::to_value(ChatBody::new(&LlmRequest::user("m", "x"), Some("m"))).unwrap();
         assert_eq!(

@@ -38,8 +38,7 @@ use std::path::{Path, PathBuf};
 
 use elspeth_schema::config::{
     AzureConnection, CallOptions, Connection, Env, EnvString, OpenRouterConnection, PipelineConfig,
-    PromptOptions, QueryMatrix, ResponseFormat, SecretRef, TracingConfig, TransformConfig,
-    TransformOptions,
+    PromptOptions, QueryMatrix, SecretRef, TracingConfig, TransformConfig, TransformOptions,
 };
 use elspeth_schema::interpolate::EnvError;
 use elspeth_schema::paths::resolve_against;
@@ -233,17 +232,10 @@ impl TransformSpec {
             } else {
                 self.queries.iter().map(|q| Some(q.name.as_str())).collect()
             };
-            let fields: Option<&[String]> = match prompt.response_format {
-                ResponseFormat::Text => Some(std::slice::from_ref(&prompt.output_field)),
-                ResponseFormat::Json if !prompt.output_fields.is_empty() => {
-                    Some(&prompt.output_fields)
-                }
-                ResponseFormat::Json => None,
-            };
-            match fields {
+            match prompt.reply_fields() {
                 Some(fields) => {
                     for prefix in &prefixes {
-                        for f in fields {
+                        for f in &fields {
                             let key = match prefix {
                                 Some(p) => format!("{p}_{f}"),
                                 None => f.clone(),

@@ -2,8 +2,13 @@
 //! (Handlebars, strict), the request options and the reply mapping
 //! (`response_format`, `output_field`, `output_fields`).
 
-use crate::llm::{ChatMessage, LlmError, LlmRequest, LlmResponse};
-use elspeth_schema::config::{CallOptions, PromptOptions, ResponseFormat};
+use std::sync::Arc;
+
+use crate::llm::{
+    ChatMessage, JsonSchemaRequest, LlmError, LlmRequest, LlmResponse, ResponseFormatRequest,
+};
+use crate::transform::RowErrorKind;
+use elspeth_schema::config::{CallOptions, JsonSchemaFormat, PromptOptions, ResponseFormat};
 use handlebars::{Handlebars, RenderErrorReason};
 use serde_json::{Map, Value};
 
@@ -89,6 +94,22 @@ pub enum PromptError {
         "output_fields only applies to `response_format: json`; with text replies use output_field"
     )]
     OutputFieldsWithText,
+    /// The `json_schema` is not a JSON Schema the validator can compile.
+    #[error("the JSON schema `{name}` of response_format is not valid: {message}")]
+    InvalidSchema {
+        /// The schema's `name`.
+        name: String,
+        /// The compiler's message.
+        message: String,
+    },
+    /// An `output_fields` entry is not a property of the `json_schema`.
+    #[error("output_fields names `{field}`, which the JSON schema `{name}` has no property for")]
+    NotInSchema {
+        /// The schema's `name`.
+        name: String,
+        /// The field.
+        field: String,
+    },
 }
 
 /// The instruction added when `response_format: json` is asked for but
@@ -152,7 +173,7 @@ impl Prompt {
             model: self.model.clone(),
             temperature: self.temperature,
             max_tokens: self.max_tokens,
-            json_response: self.reply.format == ResponseFormat::Json,
+            response_format: self.reply.request_format(),
         })
     }
 
@@ -195,11 +216,91 @@ impl Prompt {
 }
 
 /// Where a reply goes in the row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ReplyMapping {
-    format: ResponseFormat,
+    format: ReplyFormat,
     output_field: String,
     output_fields: Vec<String>,
+}
+
+/// How replies are read.
+#[derive(Debug, Clone)]
+enum ReplyFormat {
+    Text,
+    Json,
+    JsonSchema(Arc<ReplySchema>),
+}
+
+/// A `json_schema` response format, compiled once per transform: what each
+/// request sends, and the validator every reply goes through.
+pub struct ReplySchema {
+    request: JsonSchemaRequest,
+    validator: jsonschema::Validator,
+}
+
+impl std::fmt::Debug for ReplySchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplySchema")
+            .field("name", &self.request.name)
+            .field("strict", &self.request.strict)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Longest value quoted in a schema-mismatch message.
+const MAX_QUOTED: usize = 200;
+
+impl ReplySchema {
+    /// Compiles the schema of `format`.
+    pub fn compile(format: &JsonSchemaFormat) -> Result<Self, PromptError> {
+        let schema = serde_json::Value::Object(format.schema.clone());
+        let invalid = |message: String| PromptError::InvalidSchema {
+            name: format.name.clone(),
+            message,
+        };
+        jsonschema::meta::validate(&schema).map_err(|e| invalid(e.to_string()))?;
+        let validator = jsonschema::validator_for(&schema).map_err(|e| invalid(e.to_string()))?;
+        Ok(Self {
+            request: JsonSchemaRequest {
+                name: format.name.clone(),
+                schema: Arc::new(schema),
+                strict: format.strict,
+            },
+            validator,
+        })
+    }
+
+    /// The schema's name.
+    pub fn name(&self) -> &str {
+        &self.request.name
+    }
+
+    /// `Err` naming the schema and the first failing JSON path (a JSON
+    /// pointer into the reply, `/` for the whole object) when `reply` does
+    /// not match.
+    pub fn check(&self, reply: &Value) -> Result<(), RowError> {
+        let Err(e) = self.validator.validate(reply) else {
+            return Ok(());
+        };
+        let path = e.instance_path().as_str();
+        let path = if path.is_empty() { "/" } else { path };
+        let mut what = e.to_string();
+        if what.len() > MAX_QUOTED {
+            let cut = (0..=MAX_QUOTED)
+                .rev()
+                .find(|&i| what.is_char_boundary(i))
+                .unwrap_or(0);
+            what.truncate(cut);
+            what.push_str("...");
+        }
+        Err(RowError::new(
+            RowErrorKind::Schema,
+            format!(
+                "the reply does not match the JSON schema `{}` at {path}: {what}",
+                self.request.name
+            ),
+        ))
+    }
 }
 
 impl ReplyMapping {
@@ -208,18 +309,56 @@ impl ReplyMapping {
         if prompt.output_field.trim().is_empty() {
             return Err(PromptError::EmptyOutputField);
         }
-        if prompt.response_format == ResponseFormat::Text && !prompt.output_fields.is_empty() {
-            return Err(PromptError::OutputFieldsWithText);
-        }
+        let format = match &prompt.response_format {
+            ResponseFormat::Text if !prompt.output_fields.is_empty() => {
+                return Err(PromptError::OutputFieldsWithText);
+            }
+            ResponseFormat::Text => ReplyFormat::Text,
+            ResponseFormat::Json => ReplyFormat::Json,
+            ResponseFormat::JsonSchema(f) => {
+                let properties = f.properties();
+                if let Some(field) = prompt
+                    .output_fields
+                    .iter()
+                    .find(|field| !properties.contains(field))
+                {
+                    return Err(PromptError::NotInSchema {
+                        name: f.name.clone(),
+                        field: field.clone(),
+                    });
+                }
+                ReplyFormat::JsonSchema(Arc::new(ReplySchema::compile(f)?))
+            }
+        };
         Ok(Self {
-            format: prompt.response_format,
+            format,
             output_field: prompt.output_field.clone(),
             output_fields: prompt.output_fields.clone(),
         })
     }
 
+    /// The `response_format` requests carry.
+    pub fn request_format(&self) -> Option<ResponseFormatRequest> {
+        match &self.format {
+            ReplyFormat::Text => None,
+            ReplyFormat::Json => Some(ResponseFormatRequest::JsonObject),
+            ReplyFormat::JsonSchema(s) => {
+                Some(ResponseFormatRequest::JsonSchema(s.request.clone()))
+            }
+        }
+    }
+
+    /// The compiled JSON Schema replies must match, with `json_schema`.
+    pub fn schema(&self) -> Option<&ReplySchema> {
+        match &self.format {
+            ReplyFormat::JsonSchema(s) => Some(s),
+            ReplyFormat::Text | ReplyFormat::Json => None,
+        }
+    }
+
     /// Writes `content` into `row`: as `output_field` (text) or as the
-    /// reply object's keys (json), each prefixed with `<prefix>_` when given.
+    /// reply object's keys (json; with `json_schema` once the object
+    /// matches the schema), each prefixed with `<prefix>_` when given.
     pub fn apply(
         &self,
         row: &mut Row,
@@ -230,12 +369,16 @@ impl ReplyMapping {
             Some(p) => format!("{p}_{k}"),
             None => k.to_string(),
         };
-        match self.format {
-            ResponseFormat::Text => {
+        match &self.format {
+            ReplyFormat::Text => {
                 row.insert(key(&self.output_field), Value::String(content.to_string()));
             }
-            ResponseFormat::Json => {
-                let mut object = parse_object(content)?;
+            ReplyFormat::Json | ReplyFormat::JsonSchema(_) => {
+                let value = parse_json(content)?;
+                if let ReplyFormat::JsonSchema(schema) = &self.format {
+                    schema.check(&value)?;
+                }
+                let mut object = into_object(value)?;
                 if self.output_fields.is_empty() {
                     for (k, v) in object {
                         row.insert(key(&k), v);
@@ -265,23 +408,29 @@ impl ReplyMapping {
     }
 }
 
-/// The reply as a JSON object (a Markdown code fence around it is accepted).
-fn parse_object(content: &str) -> Result<Map<String, Value>, RowError> {
+/// The reply as JSON (a Markdown code fence around it is accepted).
+fn parse_json(content: &str) -> Result<Value, RowError> {
     let text = strip_fence(content);
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(RowError::new(
-            "parse",
-            format!(
-                "the reply is JSON but not an object (got {}); response_format: json expects an object",
-                json_kind(&other)
-            ),
-        )),
-        Err(e) => Err(RowError::new(
-            "parse",
+    serde_json::from_str::<Value>(text).map_err(|e| {
+        RowError::new(
+            RowErrorKind::Parse,
             format!(
                 "the reply is not valid JSON ({e}); it starts with {:?}",
                 text.chars().take(60).collect::<String>()
+            ),
+        )
+    })
+}
+
+/// The reply's JSON object.
+fn into_object(value: Value) -> Result<Map<String, Value>, RowError> {
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(RowError::new(
+            RowErrorKind::Parse,
+            format!(
+                "the reply is JSON but not an object (got {}); response_format: json expects an object",
+                json_kind(&other)
             ),
         )),
     }
@@ -389,8 +538,8 @@ mod tests {
         );
         assert_eq!(r.model, "gpt-4o");
         assert_eq!(
-            (r.temperature, r.max_tokens, r.json_response),
-            (Some(0.1), Some(50), true)
+            (r.temperature, r.max_tokens, r.response_format),
+            (Some(0.1), Some(50), Some(ResponseFormatRequest::JsonObject))
         );
     }
 
@@ -476,6 +625,148 @@ mod tests {
             e.message.starts_with("the reply is not valid JSON"),
             "{}",
             e.message
+        );
+    }
+
+    fn ticket_schema(fields: &[&str]) -> PromptOptions {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "category": {"type": "string", "enum": ["billing", "bug"]},
+                "priority": {"type": "integer", "minimum": 1, "maximum": 3}
+            },
+            "required": ["category", "priority"],
+            "additionalProperties": false
+        });
+        let mut o = options(
+            ResponseFormat::JsonSchema(JsonSchemaFormat {
+                name: "ticket".into(),
+                schema: schema.as_object().cloned().unwrap(),
+                strict: true,
+            }),
+            fields,
+        );
+        o.system_prompt = None;
+        o
+    }
+
+    #[test]
+    fn json_schema_requests_carry_the_schema() {
+        let o = ticket_schema(&[]);
+        let p = Prompt::new(&o, &CallOptions::default(), "gpt-4o").unwrap();
+        let r = p.request(&row(json!({"text": "x"})), None).unwrap();
+        let Some(ResponseFormatRequest::JsonSchema(s)) = &r.response_format else {
+            panic!("{:?}", r.response_format);
+        };
+        let ResponseFormat::JsonSchema(f) = &o.response_format else {
+            unreachable!()
+        };
+        assert_eq!(
+            (s.name.as_str(), s.strict, &*s.schema),
+            ("ticket", true, &Value::Object(f.schema.clone()))
+        );
+        // Structured outputs need no "JSON" in the messages.
+        assert_eq!(r.messages, vec![ChatMessage::user("Classify: x")]);
+        // One schema for every request of the transform.
+        let r2 = p.request(&row(json!({"text": "y"})), None).unwrap();
+        let Some(ResponseFormatRequest::JsonSchema(s2)) = &r2.response_format else {
+            panic!()
+        };
+        assert!(Arc::ptr_eq(&s.schema, &s2.schema));
+    }
+
+    #[test]
+    fn json_schema_replies_are_checked() {
+        let all = ReplyMapping::new(&ticket_schema(&[])).unwrap();
+        assert_eq!(all.schema().map(ReplySchema::name), Some("ticket"));
+        let mut r = Row::new();
+        all.apply(&mut r, None, r#"{"category": "bug", "priority": 2}"#)
+            .unwrap();
+        assert_eq!(Value::Object(r), json!({"category": "bug", "priority": 2}));
+
+        let picked = ReplyMapping::new(&ticket_schema(&["priority"])).unwrap();
+        let mut r = Row::new();
+        picked
+            .apply(
+                &mut r,
+                Some("q"),
+                r#"{"category": "billing", "priority": 1}"#,
+            )
+            .unwrap();
+        assert_eq!(Value::Object(r), json!({"q_priority": 1}));
+
+        let e = all
+            .apply(
+                &mut Row::new(),
+                None,
+                r#"{"category": "billing2", "priority": 1}"#,
+            )
+            .unwrap_err();
+        assert_eq!(e.kind, RowErrorKind::Schema);
+        assert_eq!(e.kind, "schema");
+        assert_eq!(
+            e.message,
+            r#"the reply does not match the JSON schema `ticket` at /category: "billing2" is not one of "billing" or "bug""#
+        );
+        let e = all
+            .apply(
+                &mut Row::new(),
+                None,
+                r#"{"category": "bug", "priority": 7}"#,
+            )
+            .unwrap_err();
+        assert!(
+            e.message
+                .starts_with("the reply does not match the JSON schema `ticket` at /priority: 7"),
+            "{}",
+            e.message
+        );
+        let e = all
+            .apply(&mut Row::new(), None, r#"{"category": "bug"}"#)
+            .unwrap_err();
+        assert!(
+            e.message
+                .starts_with("the reply does not match the JSON schema `ticket` at /: "),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("\"priority\""), "{}", e.message);
+        // Not JSON at all: a parse error, as in json mode.
+        let e = all.apply(&mut Row::new(), None, "billing").unwrap_err();
+        assert_eq!(e.kind, RowErrorKind::Parse);
+        // A long offending value is cut.
+        let long = "x".repeat(1000);
+        let e = all
+            .apply(
+                &mut Row::new(),
+                None,
+                &format!(r#"{{"category": "{long}", "priority": 1}}"#),
+            )
+            .unwrap_err();
+        assert!(
+            e.message.len() < 400 && e.message.ends_with("..."),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn json_schema_options_are_checked_when_built() {
+        let e = ReplyMapping::new(&ticket_schema(&["categroy"]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "output_fields names `categroy`, which the JSON schema `ticket` has no property for"
+        );
+        let mut o = ticket_schema(&[]);
+        if let ResponseFormat::JsonSchema(f) = &mut o.response_format {
+            f.schema.insert("type".into(), json!("strin"));
+        }
+        let e = ReplyMapping::new(&o).unwrap_err().to_string();
+        assert!(
+            e.starts_with("the JSON schema `ticket` of response_format is not valid: "),
+            "{e}"
         );
     }
 

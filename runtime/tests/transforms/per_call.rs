@@ -8,6 +8,7 @@ use std::time::Duration;
 use elspeth_mock::chat::{
     TRIGGER_BAD_JSON, TRIGGER_CONTENT_FILTER, TRIGGER_FILTERED_REPLY, TRIGGER_MALFORMED,
 };
+use elspeth_mock::structured::{NOT_IN_ENUM, TRIGGER_SCHEMA_MISMATCH};
 use elspeth_mock::{Fault, FaultPlan};
 use serde_json::{Value, json};
 
@@ -164,6 +165,115 @@ async fn json_replies_become_fields() {
     assert_eq!(
         bodies.last().unwrap()["response_format"],
         json!({"type": "json_object"})
+    );
+}
+
+/// A strict structured-outputs format: category and priority from enums.
+fn ticket_format() -> Value {
+    json!({"json_schema": {"name": "ticket", "strict": true, "schema": {
+        "type": "object",
+        "properties": {
+            "category": {"type": "string", "enum": ["billing", "bug", "account", "general"]},
+            "priority": {"type": "string", "enum": ["low", "medium", "high"]},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1}
+        },
+        "required": ["category", "priority", "confidence"],
+        "additionalProperties": false
+    }}})
+}
+
+/// The body of the last request `plugin` sent.
+fn last_body(mocks: &Mocks, plugin: &str) -> Value {
+    if plugin.starts_with("azure") {
+        mocks.azure.chat_bodies().last().cloned().unwrap()
+    } else {
+        mocks.openrouter.received().last().unwrap().body.clone()
+    }
+}
+
+#[tokio::test]
+async fn json_schema_replies_are_validated_and_become_fields() {
+    let mocks = Mocks::start().await;
+    let format = ticket_format();
+    for plugin in PLUGINS {
+        let h = harness(&mocks, plugin, json!({"response_format": format})).await;
+        let row = value(
+            h.process(0, json!({"text": "the app crashes, urgent"}))
+                .await
+                .unwrap(),
+        );
+        for k in keys(plugin, "category") {
+            assert_eq!(row[&k], "bug", "{plugin} {k}: {row}");
+        }
+        for k in keys(plugin, "priority") {
+            assert_eq!(row[&k], "high", "{plugin} {k}: {row}");
+        }
+        for k in keys(plugin, "confidence") {
+            let c = row[&k].as_f64().unwrap_or(-1.0);
+            assert!((0.0..=1.0).contains(&c), "{plugin} {k}: {row}");
+        }
+        // The request carried the schema, in the OpenAI shape.
+        let body = last_body(&mocks, plugin);
+        assert_eq!(
+            body["response_format"],
+            json!({"type": "json_schema", "json_schema": {
+                "name": "ticket", "schema": format["json_schema"]["schema"], "strict": true}}),
+            "{plugin}"
+        );
+        // A reply that does not match is a row error naming the schema
+        // and the first failing JSON path.
+        let e = h
+            .process(
+                1,
+                json!({"text": format!("{TRIGGER_SCHEMA_MISMATCH} refund")}),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, "schema", "{plugin}: {e}");
+        let prefix = if is_multi(plugin) {
+            "query `accuracy`: "
+        } else {
+            ""
+        };
+        assert_eq!(
+            e.message,
+            format!(
+                "{prefix}the reply does not match the JSON schema `ticket` at /category: \"{NOT_IN_ENUM}\" is not one of \"billing\", \"bug\" or 2 other candidates"
+            ),
+            "{plugin}"
+        );
+    }
+    // `output_fields` picks properties of the parsed object.
+    let h = harness(
+        &mocks,
+        "azure_llm",
+        json!({"response_format": format, "output_fields": ["priority"]}),
+    )
+    .await;
+    let row = value(
+        h.process(0, json!({"text": "refund, no rush"}))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(row, json!({"text": "refund, no rush", "priority": "low"}));
+}
+
+#[tokio::test]
+async fn azure_refuses_json_schema_on_an_old_api_version() {
+    let mocks = Mocks::start().await;
+    let h = harness(
+        &mocks,
+        "azure_llm",
+        json!({"response_format": ticket_format(), "api_version": "2024-06-01"}),
+    )
+    .await;
+    let e = h.process(0, json!({"text": "refund"})).await.unwrap_err();
+    assert_eq!((e.kind.as_str(), e.http_status), ("llm", Some(400)), "{e}");
+    assert!(
+        e.message
+            .contains("json_schema is enabled only for api versions 2024-08-01-preview and later"),
+        "{}",
+        e.message
     );
 }
 

@@ -68,21 +68,24 @@ pub struct PromptOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_prompt: Option<String>,
     /// `text`: the reply is stored as is. `json`: the model is asked for a
-    /// JSON object and its keys become row fields.
+    /// JSON object and its keys become row fields. `{json_schema: {name,
+    /// schema, strict}}`: the reply must be a JSON object matching `schema`
+    /// (structured outputs); its properties become row fields.
     #[serde(default)]
     pub response_format: ResponseFormat,
     /// Row field that receives a `text` reply.
     #[serde(default = "default_output_field")]
     #[schemars(default = "default_output_field", length(min = 1))]
     pub output_field: String,
-    /// With `response_format: json`: the reply keys to keep (each becomes a
-    /// row field; a missing key is a row error). Empty keeps every key.
+    /// With `response_format: json` or `json_schema`: the reply keys to keep
+    /// (each becomes a row field; a missing key is a row error). Empty keeps
+    /// every key. With `json_schema`, each must be a property of the schema.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output_fields: Vec<String>,
 }
 
 /// Format of the model's reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResponseFormat {
     /// Plain text.
@@ -90,6 +93,109 @@ pub enum ResponseFormat {
     Text,
     /// A JSON object.
     Json,
+    /// A JSON object that matches a JSON Schema (structured outputs): the
+    /// schema is sent with each request and every reply is checked against
+    /// it; a reply that does not match is a row error.
+    JsonSchema(JsonSchemaFormat),
+}
+
+impl ResponseFormat {
+    /// Whether replies are JSON objects (`json` or `json_schema`).
+    pub fn is_json(&self) -> bool {
+        !matches!(self, Self::Text)
+    }
+
+    /// The JSON Schema replies must match, with `json_schema`.
+    pub fn json_schema(&self) -> Option<&JsonSchemaFormat> {
+        match self {
+            Self::JsonSchema(f) => Some(f),
+            Self::Text | Self::Json => None,
+        }
+    }
+}
+
+/// `response_format: {json_schema: {name, schema, strict}}`: the reply is a
+/// JSON object that matches `schema`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonSchemaFormat {
+    /// Name of the schema, sent to the model and named in row errors:
+    /// letters, digits, `_` and `-`, at most 64 characters (e.g. `ticket`).
+    #[schemars(regex(pattern = JSON_SCHEMA_NAME_PATTERN))]
+    pub name: String,
+    /// The JSON Schema of the reply: an object schema, e.g.
+    /// `{type: object, properties: {category: {type: string, enum: [billing, bug]}}, required: [category], additionalProperties: false}`.
+    /// Its top-level `properties` are the row fields the reply adds (or
+    /// those `output_fields` picks).
+    pub schema: JsonObject,
+    /// Ask the service to enforce the schema while generating (OpenAI
+    /// strict mode: every object needs `additionalProperties: false` and
+    /// every property listed in `required`). Replies are checked against
+    /// the schema either way.
+    #[serde(default = "default_strict")]
+    #[schemars(default = "default_strict")]
+    pub strict: bool,
+}
+
+impl JsonSchemaFormat {
+    /// The schema's top-level property names, in the order written.
+    pub fn properties(&self) -> Vec<String> {
+        match self.schema.get("properties") {
+            Some(serde_json::Value::Object(p)) => p.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A JSON object (a JSON Schema document, in config).
+pub type JsonObject = serde_json::Map<String, serde_json::Value>;
+
+/// Pattern of a `json_schema` `name` (the OpenAI API's).
+pub const JSON_SCHEMA_NAME_PATTERN: &str = r"^[A-Za-z0-9_-]{1,64}$";
+
+/// The first Azure OpenAI `api_version` (date) that accepts
+/// `response_format` `json_schema` (structured outputs):
+/// `2024-08-01-preview`; the first GA version is `2024-10-21`.
+pub const AZURE_JSON_SCHEMA_MIN_API_VERSION: &str = "2024-08-01";
+
+/// Whether the Azure `api_version` (`YYYY-MM-DD` or `YYYY-MM-DD-preview`)
+/// accepts `response_format` `json_schema`. A version that is not a date
+/// is not judged here (the schema's pattern reports it): `true`.
+///
+/// ```
+/// use elspeth_schema::config::azure_supports_json_schema;
+/// assert!(azure_supports_json_schema("2024-10-21"));
+/// assert!(azure_supports_json_schema("2024-08-01-preview"));
+/// assert!(!azure_supports_json_schema("2024-06-01"));
+/// assert!(!azure_supports_json_schema("2024-07-01-preview"));
+/// ```
+pub fn azure_supports_json_schema(api_version: &str) -> bool {
+    let date = api_version.strip_suffix("-preview").unwrap_or(api_version);
+    let is_date = date.len() == 10
+        && date.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    // ISO dates of equal length compare as text.
+    !is_date || date >= AZURE_JSON_SCHEMA_MIN_API_VERSION
+}
+
+impl PromptOptions {
+    /// The row fields a reply adds, before any `<query>_` prefix, or `None`
+    /// when they cannot be known (`json` without `output_fields` adds
+    /// whatever keys the model returns). `json_schema` without
+    /// `output_fields` adds the schema's top-level properties.
+    pub fn reply_fields(&self) -> Option<Vec<String>> {
+        match &self.response_format {
+            ResponseFormat::Text => Some(vec![self.output_field.clone()]),
+            _ if !self.output_fields.is_empty() => Some(self.output_fields.clone()),
+            ResponseFormat::Json => None,
+            ResponseFormat::JsonSchema(f) => Some(f.properties()),
+        }
+    }
 }
 
 /// Sampling, limits, retries and concurrency of the LLM calls.
@@ -205,6 +311,9 @@ fn default_api_version() -> String {
 }
 fn default_openrouter_base_url() -> EnvString {
     EnvString::new(DEFAULT_OPENROUTER_BASE_URL)
+}
+fn default_strict() -> bool {
+    true
 }
 fn default_output_field() -> String {
     "llm_response".into()

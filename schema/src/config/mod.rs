@@ -39,7 +39,13 @@ pub use llm::{
     OpenRouterConnection, PromptOptions, QUERY_ITEM_NAME_PATTERN, QueryItem, QueryMatrix,
     ResponseFormat,
 };
+pub use llm::{
+    AZURE_JSON_SCHEMA_MIN_API_VERSION, JSON_SCHEMA_NAME_PATTERN, JsonObject, JsonSchemaFormat,
+    azure_supports_json_schema,
+};
 pub use matrix::{MatrixProblem, Query};
+/// A JSON value (inside a `json_schema`'s `schema`).
+pub use serde_json::Value as JsonValue;
 pub use store::StoreConfig;
 pub use telemetry::{
     Granularity, OtlpExporterOptions, OtlpProtocol, TelemetryConfig, TelemetryExporter,

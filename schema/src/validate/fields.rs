@@ -16,7 +16,7 @@ use std::path::Path;
 
 use super::Finding;
 use super::locate::{Found, scalar_range};
-use crate::config::{ResponseFormat, SourceConfig, TransformConfig};
+use crate::config::{SourceConfig, TransformConfig};
 use crate::diagnostic::Severity;
 use crate::span::{LineIndex, Span};
 use crate::suggest::{did_you_mean, list};
@@ -192,14 +192,10 @@ pub(crate) fn source_fields(
 
 /// The fields a transform adds to its rows, or `None` when they cannot be
 /// known (a JSON reply without `output_fields` adds whatever keys the model
-/// returns). Mirrors the runtime's reply mapping.
+/// returns; with `json_schema`, the schema's properties). Mirrors the
+/// runtime's reply mapping.
 pub(crate) fn output_fields(t: &TransformConfig) -> Option<Vec<String>> {
-    let prompt = t.prompt();
-    let fields = match prompt.response_format {
-        ResponseFormat::Text => vec![prompt.output_field.clone()],
-        ResponseFormat::Json if prompt.output_fields.is_empty() => return None,
-        ResponseFormat::Json => prompt.output_fields.clone(),
-    };
+    let fields = t.prompt().reply_fields()?;
     match t.queries() {
         None => Some(fields),
         Some(q) => {

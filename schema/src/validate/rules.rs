@@ -9,18 +9,21 @@ use crate::yaml::{Node, Value};
 use serde::Deserialize;
 
 use super::fields;
-use super::locate::{Found, Seg, anchor_span, find, provider_span, scalar_range, segs};
+use super::locate::{
+    Found, Seg, anchor_span, find, from_location, provider_span, scalar_range, segs,
+};
 use super::{Finding, Phase, ValidateOptions};
 use crate::config::{
-    Connection, EnvString, FailFastConfig, LangfuseTracingConfig, MAX_QUERIES, MatrixProblem,
+    AZURE_JSON_SCHEMA_MIN_API_VERSION, Connection, DEFAULT_AZURE_API_VERSION, EnvString,
+    FailFastConfig, JsonSchemaFormat, LangfuseTracingConfig, MAX_QUERIES, MatrixProblem,
     PipelineConfig, QueryMatrix, ResponseFormat, SinkConfig, SourceConfig, StoreConfig,
-    TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig,
+    TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig, azure_supports_json_schema,
     langfuse_environment_problem,
 };
 use crate::diagnostic::Severity;
 use crate::paths::{PathClash, Sameness, find_clashes, resolve_against};
 use crate::span::Span;
-use crate::suggest::{did_you_mean, list_or};
+use crate::suggest::{did_you_mean, list, list_or};
 use crate::template;
 
 /// Runs the semantic rules. Returns the typed config when every part of it
@@ -430,6 +433,24 @@ impl Rules<'_, '_> {
             f.help =
                 Some("add `response_format: json`, or use `output_field` for a text reply".into());
         }
+        if let ResponseFormat::JsonSchema(format) = &prompt.response_format {
+            self.json_schema(&sub("response_format"), format, &prompt.output_fields);
+            if let Connection::Azure(c) = t.connection()
+                && !azure_supports_json_schema(&c.api_version)
+                && let Some(f) = self.at_value(
+                    &sub("api_version"),
+                    Severity::Error,
+                    format!(
+                        "Azure OpenAI api_version `{}` does not support `response_format: json_schema` (structured outputs need {AZURE_JSON_SCHEMA_MIN_API_VERSION}-preview or later)",
+                        c.api_version
+                    ),
+                )
+            {
+                f.help = Some(format!(
+                    "use `api_version: {DEFAULT_AZURE_API_VERSION}` (the first GA version with structured outputs) or later, or `response_format: json`"
+                ));
+            }
+        }
         let mut seen = HashSet::new();
         for (j, field) in prompt.output_fields.iter().enumerate() {
             if !seen.insert(field.as_str()) {
@@ -454,6 +475,173 @@ impl Rules<'_, '_> {
         // Tracing.
         if let Some(tracing) = t.tracing() {
             self.tracing(&sub("tracing"), tracing);
+        }
+    }
+
+    /// `response_format: {json_schema: ...}` at `path`: the schema is a
+    /// valid JSON Schema (each problem at its node), describes an object,
+    /// meets strict mode's rules when `strict`, and declares every
+    /// `output_fields` entry.
+    fn json_schema(&mut self, path: &[Seg], format: &JsonSchemaFormat, output_fields: &[String]) {
+        let mut at = path.to_vec();
+        at.extend([Seg::from("json_schema"), Seg::from("schema")]);
+        let schema = serde_json::Value::Object(format.schema.clone());
+        let name = &format.name;
+        let under = |rel: &[Seg]| {
+            let mut p = at.clone();
+            p.extend(rel.iter().cloned());
+            p
+        };
+        // Picked fields must be properties.
+        let properties = format.properties();
+        for (j, field) in output_fields.iter().enumerate() {
+            if properties.contains(field) {
+                continue;
+            }
+            let mut p = path.to_vec();
+            p.pop();
+            p.extend([Seg::from("output_fields"), Seg::Index(j)]);
+            if let Some(f) = self.at_value(
+                &p,
+                Severity::Error,
+                format!("`{field}` is not a property of the JSON schema `{name}`"),
+            ) {
+                f.help = Some(
+                    match did_you_mean(field, properties.iter().map(String::as_str)) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => "name a property of the schema, or add the property".into(),
+                    },
+                );
+                f.notes.push(if properties.is_empty() {
+                    "the schema declares no `properties`".into()
+                } else {
+                    format!("the schema's properties: {}", list(&properties))
+                });
+            }
+        }
+        // Against its meta-schema (the draft its `$schema` names, else
+        // 2020-12). Only the bundled drafts: nothing is fetched.
+        let known = jsonschema::Draft::default().detect(&schema) != jsonschema::Draft::Unknown
+            || !schema
+                .get("$schema")
+                .is_some_and(serde_json::Value::is_string);
+        let meta = match known.then(|| jsonschema::meta::validator_for(&schema)) {
+            Some(Ok(meta)) => meta,
+            None => {
+                if let Some(f) = self.at_value(
+                    &under(&[Seg::from("$schema")]),
+                    Severity::Error,
+                    format!("the JSON schema `{name}` names a meta-schema elspeth does not know"),
+                ) {
+                    f.help = Some("use a JSON Schema draft elspeth bundles (draft-04, -06, -07, 2019-09, 2020-12), or leave `$schema` out".into());
+                }
+                return;
+            }
+            Some(Err(e)) => {
+                let target = under(&[Seg::from("$schema")]);
+                let target = if self.found(&target).is_some() {
+                    target
+                } else {
+                    at.clone()
+                };
+                if let Some(f) = self.at_value(
+                    &target,
+                    Severity::Error,
+                    format!(
+                        "the JSON schema `{name}` names a meta-schema elspeth does not know: {e}"
+                    ),
+                ) {
+                    f.help = Some("use a JSON Schema draft elspeth bundles (draft-04, -06, -07, 2019-09, 2020-12), or leave `$schema` out".into());
+                }
+                return;
+            }
+        };
+        let mut invalid = false;
+        for e in meta.iter_errors(&schema) {
+            invalid = true;
+            let rel = from_location(e.instance_path());
+            let (message, suggestion) = meta_error_text(&e);
+            let target = under(&rel);
+            let span = match self.found(&target) {
+                Some(found) => found.node.span,
+                None => match self.found(&at) {
+                    Some(found) => found.node.span,
+                    None => continue,
+                },
+            };
+            let where_ = if rel.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", e.instance_path().as_str())
+            };
+            let f = self.add(
+                span,
+                Severity::Error,
+                format!("the JSON schema `{name}` is not a valid JSON Schema{where_}: {message}"),
+            );
+            f.help = Some(match suggestion {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "see https://json-schema.org/understanding-json-schema/ for the keywords and their values".into(),
+            });
+        }
+        if invalid {
+            return;
+        }
+        // What the meta-schema cannot see: patterns that do not compile,
+        // references that do not resolve.
+        if let Err(e) = jsonschema::validator_for(&schema) {
+            if let Some(f) = self.at_key(
+                &at,
+                Severity::Error,
+                format!("the JSON schema `{name}` cannot be used: {e}"),
+            ) {
+                f.help = Some("references must point inside the schema (`#/$defs/...`); elspeth does not fetch schemas".into());
+            }
+            return;
+        }
+        // The reply is an object whose properties become row fields.
+        if schema.get("type").and_then(serde_json::Value::as_str) != Some("object") {
+            let type_path = under(&[Seg::from("type")]);
+            let found_type = self.found(&type_path).is_some();
+            let msg = format!(
+                "the JSON schema `{name}` must describe an object (`type: object`): its properties become row fields"
+            );
+            let f = if found_type {
+                self.at_value(&type_path, Severity::Error, msg)
+            } else {
+                self.at_key(&at, Severity::Error, msg)
+            };
+            if let Some(f) = f {
+                f.help = Some("wrap the value in an object property, e.g. `{type: object, properties: {answer: ...}, required: [answer], additionalProperties: false}`".into());
+            }
+            return;
+        }
+        if format.strict {
+            let mut problems = Vec::new();
+            strict_problems(&schema, &mut Vec::new(), &mut problems);
+            for problem in problems {
+                let (rel, message, help) = match problem {
+                    StrictProblem::Open(rel) => (
+                        rel,
+                        "with `strict: true`, every object schema needs `additionalProperties: false`".to_string(),
+                        "add `additionalProperties: false` to this object, or set `strict: false`".to_string(),
+                    ),
+                    StrictProblem::NotRequired(rel, property) => (
+                        rel,
+                        format!("with `strict: true`, every property must be listed in `required`; `{property}` is not"),
+                        format!("add `{property}` to `required` (to make it optional, allow null: `type: [<type>, \"null\"]`), or set `strict: false`"),
+                    ),
+                };
+                let target = under(&rel);
+                let target = if self.found(&target).is_some() {
+                    target
+                } else {
+                    at.clone()
+                };
+                if let Some(f) = self.at_key(&target, Severity::Error, message) {
+                    f.help = Some(help);
+                }
+            }
         }
     }
 
@@ -873,11 +1061,7 @@ impl Rules<'_, '_> {
         // Output fields written by two transforms.
         let mut writers: BTreeMap<String, usize> = BTreeMap::new();
         for (i, t) in transforms {
-            let prompt = t.prompt();
-            let fields: Vec<String> = match prompt.response_format {
-                ResponseFormat::Text => vec![prompt.output_field.clone()],
-                ResponseFormat::Json => prompt.output_fields.clone(),
-            };
+            let fields: Vec<String> = t.prompt().reply_fields().unwrap_or_default();
             let keys: Vec<String> = match t.queries() {
                 None => fields,
                 Some(_) => continue, // prefixed by query names: collisions are unlikely
@@ -909,6 +1093,117 @@ impl Rules<'_, '_> {
                     writers.insert(key, *i);
                 }
             }
+        }
+    }
+}
+
+/// A meta-schema error as a message, and a "did you mean" when a value
+/// is not one of the allowed names (e.g. `type: strin`).
+fn meta_error_text(e: &jsonschema::ValidationError<'_>) -> (String, Option<String>) {
+    use jsonschema::error::ValidationErrorKind as Kind;
+    let enum_error = |e: &jsonschema::ValidationError<'_>| match e.kind() {
+        Kind::Enum { options } => {
+            let names: Vec<&str> = options
+                .as_array()
+                .map(|a| a.iter().filter_map(serde_json::Value::as_str).collect())
+                .unwrap_or_default();
+            let value = e.instance().as_str().map(str::to_string);
+            let suggestion = value
+                .and_then(|v| did_you_mean(&v, names.iter().copied()))
+                .map(str::to_string);
+            Some((
+                format!("{} is not one of {}", e.instance(), list_or(&names)),
+                suggestion,
+            ))
+        }
+        _ => None,
+    };
+    if let Some(found) = enum_error(e) {
+        return found;
+    }
+    // `type: strin`: "not valid under any of the schemas listed in the
+    // 'anyOf' keyword"; the branch with the list of names says more.
+    if let Kind::AnyOf { context } | Kind::OneOfNotValid { context } = e.kind() {
+        for branch in context {
+            for inner in branch {
+                if inner.instance_path() == e.instance_path()
+                    && let Some(found) = enum_error(inner)
+                {
+                    return found;
+                }
+            }
+        }
+    }
+    (e.to_string(), None)
+}
+
+/// A strict-mode rule a JSON schema breaks, at a path inside the schema.
+enum StrictProblem {
+    /// An object schema without `additionalProperties: false`.
+    Open(Vec<Seg>),
+    /// A property not listed in `required`.
+    NotRequired(Vec<Seg>, String),
+}
+
+/// The strict-mode problems of `schema` (at `path` inside the root) and of
+/// every schema under it.
+fn strict_problems(schema: &serde_json::Value, path: &mut Vec<Seg>, out: &mut Vec<StrictProblem>) {
+    use serde_json::Value as J;
+    let Some(map) = schema.as_object() else {
+        return;
+    };
+    let is_object = match map.get("type") {
+        Some(J::String(t)) => t == "object",
+        Some(J::Array(ts)) => ts.iter().any(|t| t == "object"),
+        _ => map.contains_key("properties"),
+    };
+    if is_object {
+        if map.get("additionalProperties") != Some(&J::Bool(false)) {
+            out.push(StrictProblem::Open(path.clone()));
+        }
+        let required: Vec<&str> = map
+            .get("required")
+            .and_then(J::as_array)
+            .map(|r| r.iter().filter_map(J::as_str).collect())
+            .unwrap_or_default();
+        if let Some(J::Object(props)) = map.get("properties") {
+            for name in props.keys() {
+                if !required.contains(&name.as_str()) {
+                    let mut p = path.clone();
+                    p.extend([Seg::from("properties"), Seg::Key(name.clone())]);
+                    out.push(StrictProblem::NotRequired(p, name.clone()));
+                }
+            }
+        }
+    }
+    let mut descend = |path: &mut Vec<Seg>, segs: &[Seg], child: &J| {
+        let depth = path.len();
+        path.extend(segs.iter().cloned());
+        strict_problems(child, path, out);
+        path.truncate(depth);
+    };
+    for key in ["properties", "$defs", "definitions"] {
+        if let Some(J::Object(children)) = map.get(key) {
+            for (name, child) in children {
+                descend(path, &[Seg::from(key), Seg::Key(name.clone())], child);
+            }
+        }
+    }
+    for key in ["anyOf", "allOf", "oneOf", "prefixItems"] {
+        if let Some(J::Array(children)) = map.get(key) {
+            for (i, child) in children.iter().enumerate() {
+                descend(path, &[Seg::from(key), Seg::Index(i)], child);
+            }
+        }
+    }
+    if let Some(items) = map.get("items") {
+        match items {
+            J::Array(children) => {
+                for (i, child) in children.iter().enumerate() {
+                    descend(path, &[Seg::from("items"), Seg::Index(i)], child);
+                }
+            }
+            child => descend(path, &[Seg::from("items")], child),
         }
     }
 }
