@@ -5,8 +5,9 @@
 //! The reply is a JSON object that matches the schema, deterministic per
 //! prompt: an `enum` takes the value the prompt's keywords suggest when it
 //! lists it (`category`, `priority`, `sentiment`), else one picked by a hash
-//! of the prompt; numbers fall in `minimum`..`maximum`; every property of
-//! an object is filled (strict mode requires them all). With
+//! of the prompt; numbers fall in `minimum`..`maximum`; a `reply` string is
+//! a one-sentence answer; every property of an object is filled (strict
+//! mode requires them all). With
 //! [`TRIGGER_SCHEMA_MISMATCH`] in the prompt the reply breaks the schema on
 //! purpose (its first property gets a value the schema refuses), as a
 //! model without strict mode may.
@@ -321,6 +322,10 @@ fn value_for(schema: &Value, root: &Value, key: &str, prompt: &str, depth: usize
                 .rev()
                 .collect::<Vec<_>>()
                 .join(" "),
+            (None, "reply") => format!(
+                "Thanks for reaching out about this {} issue; we are on it and will update you shortly.",
+                category(prompt)
+            ),
             (None, "") => "mock".to_string(),
             (None, k) => format!("mock {k}"),
         }),
@@ -392,6 +397,12 @@ mod tests {
         assert_eq!(v["tags"][0]["label"], "mock label");
         assert_eq!(v["note"], "mock note");
         assert!(v["urgent"].is_boolean());
+        let reply = format(
+            json!({"type": "object", "properties": {"reply": {"type": "string"}}}),
+            false,
+        );
+        let r: Value = serde_json::from_str(&content(&reply, "Answer: app crashes")).unwrap();
+        assert!(r["reply"].as_str().unwrap().contains("bug issue"), "{r}");
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["category", "priority", "tags", "note", "urgent"]);
         // Deterministic per prompt.

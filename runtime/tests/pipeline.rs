@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use elspeth_mock::Fault;
 use elspeth_mock::chat::{TRIGGER_CONTENT_FILTER, category};
+use elspeth_mock::structured::TRIGGER_SCHEMA_MISMATCH;
 use elspeth_runtime::pipeline::{
     CancelToken, Pipeline, Progress, RunError, RunObserver, RunOptions, RunStart, RunSummary,
 };
@@ -528,6 +529,80 @@ async fn csv_in_csv_out_round_trip() {
         out,
         "id,category,priority,body,error\n1,billing,medium,I was charged; twice,\n2,bug,medium,\"it says \"\"error\"\"\nthen quits\",\n3,general,medium,hello,\n"
     );
+}
+
+#[tokio::test]
+async fn structured_outputs_become_fields_and_mismatches_fail_their_row() {
+    let mocks = Mocks::start().await;
+    let dir = tmpdir("json-schema");
+    write_jsonl(
+        &dir.join("in.jsonl"),
+        [
+            json!({"id": 1, "text": "I was charged twice, refund asap"}),
+            json!({"id": 2, "text": format!("{TRIGGER_SCHEMA_MISMATCH} the app crashes")}),
+            json!({"id": 3, "text": "cannot log in"}),
+        ],
+    );
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "category": {"type": "string", "enum": ["billing", "bug", "account", "general"]},
+            "priority": {"type": "string", "enum": ["low", "medium", "high"]}
+        },
+        "required": ["category", "priority"],
+        "additionalProperties": false
+    });
+    let config = pipeline_config(
+        json!({"plugin": "jsonl", "path": "in.jsonl"}),
+        vec![
+            llm(
+                "azure_llm",
+                json!({"prompt_template": "Triage: {{ text }}",
+                       "response_format": {"json_schema": {"name": "ticket", "schema": schema}}}),
+            ),
+            // The schema's properties are row fields for the next template.
+            llm(
+                "openrouter_llm",
+                json!({"prompt_template": "Write a reply to this {{ priority }} {{ category }} ticket: {{ text }}",
+                       "output_field": "reply"}),
+            ),
+        ],
+        json!({"plugin": "jsonl", "path": "out.jsonl"}),
+    );
+    let summary = Pipeline::new(config, &dir)
+        .run(options(&mocks))
+        .await
+        .unwrap();
+    assert_eq!((summary.rows_ok, summary.rows_failed), (2, 1));
+    let out = read_jsonl(&dir.join("out.jsonl"));
+    assert_eq!(
+        (&out[0]["category"], &out[0]["priority"]),
+        (&json!("billing"), &json!("high"))
+    );
+    assert!(
+        out[0]["reply"].as_str().unwrap().contains("billing"),
+        "{}",
+        out[0]
+    );
+    assert_eq!(out[2]["category"], "account");
+    let error = &out[1]["error"];
+    assert_eq!(error["kind"], "schema", "{}", out[1]);
+    assert_eq!(error["transform"], "transforms[0] (azure_llm)");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the reply does not match the JSON schema `ticket` at /category: "),
+        "{error}"
+    );
+    assert!(out[1].get("category").is_none() && out[1].get("reply").is_none());
+    // The request carried the schema.
+    let body = mocks.azure.chat_bodies().remove(0);
+    assert_eq!(body["response_format"]["type"], "json_schema");
+    assert_eq!(body["response_format"]["json_schema"]["name"], "ticket");
+    assert_eq!(body["response_format"]["json_schema"]["schema"], schema);
+    assert_eq!(body["response_format"]["json_schema"]["strict"], true);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]

@@ -259,6 +259,45 @@ async fn json_schema_replies_are_validated_and_become_fields() {
 }
 
 #[tokio::test]
+async fn azure_batch_lines_carry_the_schema_and_replies_are_checked() {
+    let mocks = Mocks::start().await;
+    mocks
+        .azure
+        .set_batch_timing(elspeth_mock::azure::BatchTiming {
+            validating: Duration::from_millis(10),
+            in_progress: Duration::from_millis(20),
+            finalizing: Duration::from_millis(10),
+        });
+    let dir = crate::common::tmpdir("batch-json-schema");
+    let config = crate::common::config(
+        "azure_batch_llm",
+        json!({"prompt_template": "Classify: {{ text }}", "batch_size": 10, "poll_interval_s": 0.01,
+               "response_format": ticket_format()}),
+    );
+    let h = Harness::start(&config, mocks.env(), Some(dir.clone())).await;
+    let results = h
+        .process_batch(vec![
+            json!({"text": "I want a refund"}),
+            json!({"text": format!("{TRIGGER_SCHEMA_MISMATCH} the app crashes")}),
+        ])
+        .await;
+    let ok = results[0].as_ref().unwrap();
+    assert_eq!(
+        (ok["category"].as_str(), ok["priority"].as_str()),
+        (Some("billing"), Some("medium"))
+    );
+    let e = results[1].as_ref().unwrap_err();
+    assert_eq!(e.kind, "schema", "{e}");
+    assert!(
+        e.message
+            .starts_with("the reply does not match the JSON schema `ticket` at /category: "),
+        "{}",
+        e.message
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn azure_refuses_json_schema_on_an_old_api_version() {
     let mocks = Mocks::start().await;
     let h = harness(
