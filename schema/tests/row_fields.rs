@@ -337,3 +337,49 @@ fn relative_paths_resolve_against_the_pipeline_folder_or_base_dir() {
     let v = validate(&folder("elsewhere", &[]), &yaml);
     assert!(v.diagnostics.is_empty(), "{}", v.render());
 }
+
+#[test]
+fn a_json_schema_reply_adds_its_properties_or_the_picked_ones() {
+    let dir = folder("json-schema", &[("rows.jsonl", ROWS)]);
+    let format = "      response_format:\n        json_schema:\n          name: t\n          strict: false\n          schema: { type: object, properties: { category: { type: string }, urgency: { type: integer } } }\n";
+    // Without output_fields: every top-level property.
+    let transforms = [
+        llm("{{ body }}", format),
+        llm(
+            "{{ category }} {{ urgency }} {{ categroy }}",
+            "      output_field: x\n",
+        ),
+    ]
+    .concat();
+    let v = validate(&dir, &pipeline(JSONL, &transforms));
+    let s = summary(&v);
+    assert_eq!(s.len(), 1, "{}", v.render());
+    assert_eq!(
+        (s[0].2, s[0].3.as_str(), s[0].4.as_deref()),
+        (
+            Severity::Error,
+            "unknown field `categroy` in `prompt_template`",
+            Some("did you mean `category`?")
+        )
+    );
+    assert!(
+        v.diagnostics[0]
+            .notes
+            .contains(&"earlier transforms add `category` and `urgency`".to_string()),
+        "{:?}",
+        v.diagnostics[0].notes
+    );
+    // With output_fields: only those.
+    let transforms = [
+        llm(
+            "{{ body }}",
+            &format!("{format}      output_fields: [category]\n"),
+        ),
+        llm("{{ category }} {{ urgency }}", "      output_field: x\n"),
+    ]
+    .concat();
+    let v = validate(&dir, &pipeline(JSONL, &transforms));
+    let s = summary(&v);
+    assert_eq!(s.len(), 1, "{}", v.render());
+    assert_eq!(s[0].3, "unknown field `urgency` in `prompt_template`");
+}

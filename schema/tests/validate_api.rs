@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use elspeth_schema::config::{
-    MISSING_CONNECTION_STRING, MISSING_PUBLIC_KEY, MISSING_SECRET_KEY, TracingConfig,
+    MISSING_CONNECTION_STRING, MISSING_PUBLIC_KEY, MISSING_SECRET_KEY, ResponseFormat,
+    TracingConfig,
 };
 use elspeth_schema::diagnostic::Severity;
 use elspeth_schema::{ValidateOptions, Validated, validate_str};
@@ -489,4 +490,214 @@ fn secrets_are_masked_whatever_else_is_wrong_on_their_line() {
             );
         }
     }
+}
+
+/// `response_format: {json_schema: ...}` option lines with `schema` written
+/// as a flow mapping on line 14 of [`pipeline`] + [`azure`].
+fn json_schema(schema: &str, extra: &str) -> String {
+    format!(
+        "      response_format:\n        json_schema:\n          name: ticket\n{extra}          schema: {schema}\n"
+    )
+}
+
+const STRICT_SCHEMA: &str = "{ type: object, properties: { category: { type: string, enum: [a, b] } }, required: [category], additionalProperties: false }";
+
+#[test]
+fn a_json_schema_response_format_reads_into_the_typed_config() {
+    let v = check(&pipeline(&azure(&json_schema(STRICT_SCHEMA, ""))));
+    assert!(v.diagnostics.is_empty(), "{}", v.render());
+    let config = v.config.unwrap();
+    let ResponseFormat::JsonSchema(f) = &config.transforms[0].prompt().response_format else {
+        panic!("{:?}", config.transforms[0].prompt().response_format);
+    };
+    assert_eq!(
+        (f.name.as_str(), f.strict),
+        ("ticket", true),
+        "strict by default"
+    );
+    assert_eq!(f.properties(), ["category"]);
+    assert_eq!(
+        serde_json::Value::Object(f.schema.clone())["properties"]["category"]["enum"],
+        serde_json::json!(["a", "b"])
+    );
+    // The other two forms still read.
+    for (text, expected) in [
+        ("text", ResponseFormat::Text),
+        ("json", ResponseFormat::Json),
+    ] {
+        let v = check(&pipeline(&azure(&format!(
+            "      response_format: {text}\n"
+        ))));
+        assert!(v.diagnostics.is_empty(), "{}", v.render());
+        assert_eq!(
+            v.config.unwrap().transforms[0].prompt().response_format,
+            expected
+        );
+    }
+}
+
+#[test]
+fn json_schema_problems_are_reported_where_they_are_written() {
+    let at = |text: &str, needle: &str| -> (usize, usize) {
+        let offset = text.find(needle).unwrap_or_else(|| panic!("{needle}"));
+        let line = text[..offset].matches('\n').count() + 1;
+        let column = offset - text[..offset].rfind('\n').map_or(0, |i| i + 1) + 1;
+        (line, column)
+    };
+    let first = |v: &Validated| {
+        let d = &v.diagnostics[0];
+        (d.line, d.column, d.message.clone(), d.help.clone())
+    };
+    // Not a valid JSON Schema: at the offending value, with a suggestion.
+    let text = pipeline(&azure(&json_schema(
+        "{ type: object, properties: { category: { type: strin } } }",
+        "          strict: false\n",
+    )));
+    let v = check(&text);
+    let (line, column) = at(&text, "strin }");
+    assert_eq!(
+        first(&v),
+        (
+            line,
+            column,
+            "the JSON schema `ticket` is not a valid JSON Schema at /properties/category/type: \"strin\" is not one of `array`, `boolean`, `integer`, `null`, `number`, `object` or `string`".into(),
+            Some("did you mean `string`?".into())
+        ),
+        "{}",
+        v.render()
+    );
+    assert_eq!(v.errors().count(), 1, "{}", v.render());
+    // Not an object.
+    let text = pipeline(&azure(&json_schema("{ type: string }", "")));
+    let v = check(&text);
+    let (line, column) = at(&text, "string }");
+    assert_eq!(
+        (first(&v).0, first(&v).1, v.errors().count()),
+        (line, column, 1),
+        "{}",
+        v.render()
+    );
+    assert!(
+        first(&v).2.contains("must describe an object"),
+        "{}",
+        v.render()
+    );
+    // A pattern that does not compile.
+    let text = pipeline(&azure(&json_schema(
+        "{ type: object, properties: { c: { type: string, pattern: '(' } } }",
+        "          strict: false\n",
+    )));
+    let v = check(&text);
+    assert_eq!(v.errors().count(), 1, "{}", v.render());
+    assert!(
+        first(&v).2.starts_with("the JSON schema `ticket`"),
+        "{}",
+        v.render()
+    );
+    // A meta-schema elspeth does not bundle: nothing is fetched.
+    let text = pipeline(&azure(&json_schema(
+        "{ $schema: 'https://example.com/my-meta', type: object }",
+        "          strict: false\n",
+    )));
+    let v = check(&text);
+    let (line, column) = at(&text, "'https://example.com/my-meta'");
+    assert_eq!(
+        (first(&v).0, first(&v).1, first(&v).2),
+        (
+            line,
+            column,
+            "the JSON schema `ticket` names a meta-schema elspeth does not know".into()
+        ),
+        "{}",
+        v.render()
+    );
+    // Strict mode's rules, only when strict.
+    let open =
+        "{ type: object, properties: { c: { type: string }, d: { type: string } }, required: [c] }";
+    let v = check(&pipeline(&azure(&json_schema(open, ""))));
+    let messages: Vec<_> = v.errors().map(|d| d.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "with `strict: true`, every object schema needs `additionalProperties: false`",
+            "with `strict: true`, every property must be listed in `required`; `d` is not",
+        ],
+        "{}",
+        v.render()
+    );
+    let v = check(&pipeline(&azure(&json_schema(
+        open,
+        "          strict: false\n",
+    ))));
+    assert!(v.diagnostics.is_empty(), "{}", v.render());
+    // output_fields must be properties.
+    let text = pipeline(&azure(&format!(
+        "{}      output_fields: [categroy]\n",
+        json_schema(STRICT_SCHEMA, "")
+    )));
+    let v = check(&text);
+    let (line, column) = at(&text, "categroy]");
+    assert_eq!(
+        first(&v),
+        (
+            line,
+            column,
+            "`categroy` is not a property of the JSON schema `ticket`".into(),
+            Some("did you mean `category`?".into())
+        ),
+        "{}",
+        v.render()
+    );
+    // A name the API refuses, a misspelt key.
+    let v = check(&pipeline(&azure(
+        &json_schema(STRICT_SCHEMA, "").replace("name: ticket", "name: 'my ticket'"),
+    )));
+    assert!(first(&v).2.contains("name"), "{}", v.render());
+    let v = check(&pipeline(&azure(&json_schema(
+        STRICT_SCHEMA,
+        "          strct: true\n",
+    ))));
+    assert_eq!(
+        first(&v).3.as_deref(),
+        Some("did you mean `strict`?"),
+        "{}",
+        v.render()
+    );
+}
+
+#[test]
+fn azure_json_schema_needs_a_recent_api_version() {
+    for (version, ok) in [
+        ("2024-06-01", false),
+        ("2024-07-01-preview", false),
+        ("2024-08-01-preview", true),
+        ("2024-10-21", true),
+        ("2025-01-01-preview", true),
+    ] {
+        let text = pipeline(&azure(&format!(
+            "      api_version: '{version}'\n{}",
+            json_schema(STRICT_SCHEMA, "")
+        )));
+        let v = check(&text);
+        assert_eq!(!v.has_errors(), ok, "{version}: {}", v.render());
+        if !ok {
+            assert_eq!(
+                (v.diagnostics[0].line, v.diagnostics[0].column),
+                (10, 20),
+                "{}",
+                v.render()
+            );
+            assert_eq!(
+                v.diagnostics[0].message,
+                format!(
+                    "Azure OpenAI api_version `{version}` does not support `response_format: json_schema` (structured outputs need 2024-08-01-preview or later)"
+                )
+            );
+        }
+    }
+    // OpenRouter has no api_version; `json` needs none.
+    let text = pipeline(&azure(
+        "      api_version: '2024-06-01'\n      response_format: json\n",
+    ));
+    assert!(!check(&text).has_errors());
 }
