@@ -119,6 +119,13 @@ const BENCHES: &[Bench] = &[
         figures: &["telemetry.vs_langfuse_python"],
     },
     Bench {
+        package: "elspeth-cli",
+        name: "tracing_cpu",
+        args: &[],
+        criterion: false,
+        figures: &["telemetry.vs_langfuse_python_process"],
+    },
+    Bench {
         package: "elspeth-telemetry",
         name: "memory",
         args: &[],

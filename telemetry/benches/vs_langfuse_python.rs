@@ -12,7 +12,6 @@
 //! It also prints the `figure` line of `benches/support/figure.rs`
 //! (`telemetry.vs_langfuse_python`), or a skipped one saying why.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -25,11 +24,14 @@ use elspeth_telemetry::{GenerationStart, SpanSink, TraceStart, Tracer, TracerOpt
 
 #[path = "../../benches/support/figure.rs"]
 mod figure;
+#[path = "../../benches/support/langfuse_py.rs"]
+mod langfuse_py;
+
+use langfuse_py::{python, target_dir};
 
 const PK: &str = "pk-lf-bench";
 const SK: &str = "sk-lf-bench";
 const CALLS: usize = 5_000;
-const LANGFUSE_VERSION: &str = "5.0.4";
 
 /// The same trace + generation as the Rust side records (one row trace with
 /// one generation),
@@ -61,53 +63,6 @@ lf.flush()
 flush_ns = time.perf_counter_ns() - t0
 print(json.dumps({"version": langfuse.__version__, "median_ns": statistics.median(times), "mean_ns": statistics.fmean(times), "flush_ms": flush_ns / 1e6}))
 "#;
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("target")
-        })
-}
-
-/// The venv's python with langfuse installed, or why not.
-fn python() -> Result<PathBuf, String> {
-    let venv = target_dir().join("langfuse-py-venv");
-    let python = venv.join("bin").join("python");
-    let ready = python.exists()
-        && Command::new(&python)
-            .args(["-c", &format!("import langfuse, sys; sys.exit(0 if langfuse.__version__ == '{LANGFUSE_VERSION}' else 1)")])
-            .status()
-            .is_ok_and(|s| s.success());
-    if ready {
-        return Ok(python);
-    }
-    let status = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .map_err(|e| format!("python3 is not available ({e})"))?;
-    if !status.success() {
-        return Err("`python3 -m venv` failed (is the venv module installed?)".into());
-    }
-    let status = Command::new(venv.join("bin").join("pip"))
-        .args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &format!("langfuse=={LANGFUSE_VERSION}"),
-        ])
-        .status()
-        .map_err(|e| format!("pip could not run ({e})"))?;
-    if !status.success() {
-        return Err(format!(
-            "`pip install langfuse=={LANGFUSE_VERSION}` failed (no access to PyPI?)"
-        ));
-    }
-    Ok(python)
-}
 
 const FIGURE_ID: &str = "telemetry.vs_langfuse_python";
 /// What the figure measures.
