@@ -17,6 +17,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_INVALID: u8 = 1;
 /// Exit code: usage or I/O error.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code: the run's budget stopped it (rerun with a larger one to go on).
+pub const EXIT_BUDGET: u8 = 3;
 
 /// elspeth: config compiler and runtime for LLM data pipelines, with LLM tracing.
 #[derive(Debug, Parser)]
@@ -49,6 +51,19 @@ fn fraction(s: &str) -> Result<f64, String> {
         Ok(v)
     } else {
         Err(format!("{v} is not between 0 and 1"))
+    }
+}
+
+/// A clap value parser: a finite number ≥ 0 (`--max-cost-usd 2.50`).
+fn non_negative(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim_start_matches('$')
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} is not a number of 0 or more"))
     }
 }
 
@@ -117,5 +132,12 @@ mod tests {
         assert!(fraction("1.5").is_err() && fraction("-0.1").is_err() && fraction("x").is_err());
         assert_eq!(fraction("0.25"), Ok(0.25));
         assert_eq!(fraction("1"), Ok(1.0));
+        assert_eq!(non_negative("2.5"), Ok(2.5));
+        assert_eq!(non_negative("$0"), Ok(0.0));
+        assert!(
+            non_negative("-1").is_err()
+                && non_negative("inf").is_err()
+                && non_negative("x").is_err()
+        );
     }
 }

@@ -18,7 +18,7 @@ use elspeth_schema::config::{Env, ProcessEnv, StoreConfig};
 use elspeth_schema::{ValidateOptions, validate_file};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{EXIT_INVALID, EXIT_OK, EXIT_USAGE};
+use super::{EXIT_BUDGET, EXIT_INVALID, EXIT_OK, EXIT_USAGE};
 
 /// Exit code: the run was interrupted by Ctrl-C (SIGINT), or cancelled.
 pub(crate) const EXIT_INTERRUPTED: u8 = 130;
@@ -71,8 +71,14 @@ could not start, rows failed (they are in the output with an `error`
 field), or fail fast stopped the run; 2 usage or I/O error (unreadable
 pipeline, source or sink, an output that would overwrite an input, a write
 failure such as a full disk: the summary of what was done and paid is
-printed first); 130 interrupted by Ctrl-C (SIGINT); 143 stopped by SIGTERM;
-129 stopped by SIGHUP.";
+printed first); 3 the budget (`budget.max_cost_usd` / `--max-cost-usd`)
+stopped the run: the rows taken were finished and written, rerun with a
+larger budget to go on; 130 interrupted by Ctrl-C (SIGINT); 143 stopped by
+SIGTERM; 129 stopped by SIGHUP.
+
+Budget: the budget bounds what the rows cost, replies the run store serves
+counted at what they cost when paid; the run stops taking rows when what it
+spent plus what the rows in flight may cost would pass it.";
 
 /// Run a pipeline: rows from its source, through its LLM transforms, into
 /// its sink.
@@ -120,6 +126,15 @@ pub(crate) struct RunArgs {
     /// rows, calls, tokens, cost and every tracing exporter's span counts.
     #[arg(long, value_name = "PATH")]
     summary_json: Option<PathBuf>,
+    /// Also write a run report to PATH: one self-contained HTML file
+    /// (totals, per transform calls, failures, retries, latency, tokens and
+    /// cost; the failed and slowest rows; tracing delivery).
+    #[arg(long, value_name = "PATH.html")]
+    report: Option<PathBuf>,
+    /// Stop taking rows before the run's cost would pass USD (overrides
+    /// the pipeline's `budget.max_cost_usd`); exit code 3 when it does.
+    #[arg(long, value_name = "USD", value_parser = super::non_negative)]
+    max_cost_usd: Option<f64>,
 }
 
 /// Runs `elspeth run`.
@@ -201,6 +216,10 @@ async fn run_async(args: RunArgs) -> ExitCode {
     let base_dir = base_dir(&args.pipeline);
     let store = store_options(&args, config.store.as_ref());
     let store_path = store.path.clone();
+    let mut config = config;
+    if let Some(max) = args.max_cost_usd {
+        config.budget = Some(elspeth_schema::config::BudgetConfig { max_cost_usd: max });
+    }
     let pipeline = Pipeline::new(config, base_dir)
         .with_file(&args.pipeline)
         .with_shard(args.shard);
@@ -229,11 +248,15 @@ async fn run_async(args: RunArgs) -> ExitCode {
         };
     }
 
-    if let Some(path) = &args.summary_json
-        && let Err(e) = pipeline.check_outputs(&[
-            ("run store", store_path.as_path()),
-            ("--summary-json", path.as_path()),
-        ])
+    let mut outputs = vec![("run store", store_path.as_path())];
+    if let Some(path) = &args.summary_json {
+        outputs.push(("--summary-json", path.as_path()));
+    }
+    if let Some(path) = &args.report {
+        outputs.push(("--report", path.as_path()));
+    }
+    if outputs.len() > 1
+        && let Err(e) = pipeline.check_outputs(&outputs)
     {
         eprintln!("error: {e}; nothing was run");
         return ExitCode::from(EXIT_USAGE);
@@ -257,18 +280,19 @@ async fn run_async(args: RunArgs) -> ExitCode {
     match result {
         Ok(summary) => {
             print_summary(&summary, mocks.as_ref(), false);
-            write_summary_json(args.summary_json.as_deref(), &summary);
+            let code = exit_code_of_summary(&summary);
+            write_reports(&args, &summary, code);
             if let Some(stack) = mocks {
                 stack.stop().await;
             }
-            ExitCode::from(exit_code_of_summary(&summary))
+            ExitCode::from(code)
         }
         Err(e) => {
             // A run that started and then failed (a full disk) still says
             // what was done and paid for.
             if let Some(summary) = e.summary() {
                 print_summary(summary, mocks.as_ref(), true);
-                write_summary_json(args.summary_json.as_deref(), summary);
+                write_reports(&args, summary, exit_code_of(&e));
             }
             if let Some(stack) = mocks {
                 stack.stop().await;
@@ -279,14 +303,22 @@ async fn run_async(args: RunArgs) -> ExitCode {
     }
 }
 
-/// Writes `--summary-json`; a failure is reported, the run's outcome (and
-/// exit code) stands.
-fn write_summary_json(path: Option<&Path>, summary: &RunSummary) {
-    let Some(path) = path else { return };
-    let mut json = serde_json::to_vec_pretty(&summary.to_json()).unwrap_or_default();
-    json.push(b'\n');
-    if let Err(e) = elspeth_runtime::pipeline::write_atomic(path, &json) {
-        note(&format!("error: could not write --summary-json: {e}"));
+/// Writes `--summary-json` and `--report`; a failure is reported, the
+/// run's outcome (and exit code) stands.
+fn write_reports(args: &RunArgs, summary: &RunSummary, exit_code: u8) {
+    if let Some(path) = &args.summary_json {
+        let mut json = serde_json::to_vec_pretty(&summary.to_json(exit_code)).unwrap_or_default();
+        json.push(b'\n');
+        if let Err(e) = elspeth_runtime::pipeline::write_atomic(path, &json) {
+            note(&format!("error: could not write --summary-json: {e}"));
+        }
+    }
+    if let Some(path) = &args.report {
+        let html = elspeth_runtime::pipeline::html_report::render(summary, exit_code);
+        match elspeth_runtime::pipeline::write_atomic(path, html.as_bytes()) {
+            Ok(()) => note(&format!("report: {}", path.display())),
+            Err(e) => note(&format!("error: could not write --report: {e}")),
+        }
     }
 }
 
@@ -332,7 +364,7 @@ pub(crate) fn base_dir(pipeline: &Path) -> PathBuf {
 
 fn exit_code_of(e: &RunError) -> u8 {
     match e.cause() {
-        RunError::Build(_) | RunError::Start(_) => EXIT_INVALID,
+        RunError::Build(_) | RunError::Start(_) | RunError::Budget { .. } => EXIT_INVALID,
         _ => EXIT_USAGE,
     }
 }
@@ -342,6 +374,7 @@ fn exit_code_of_summary(summary: &RunSummary) -> u8 {
     match &summary.stop_reason {
         Some(StopReason::Signal(signal)) => exit_code_of_signal(*signal),
         Some(reason) if reason.is_breaker() => EXIT_INVALID,
+        Some(StopReason::Budget { .. }) => EXIT_BUDGET,
         Some(_) => EXIT_INTERRUPTED,
         None if summary.interrupted => EXIT_INTERRUPTED,
         None if summary.rows_failed > 0 => EXIT_INVALID,
@@ -534,6 +567,10 @@ fn progress_message(p: &Progress) -> String {
         format!(" · {} calls from the store", thousands(p.cached_calls))
     } else {
         String::new()
+    } + &match (p.cost_usd, p.estimated_total_usd()) {
+        (Some(cost), Some(total)) => format!(" · ${cost:.4} so far, ~${total:.4} in all"),
+        (Some(cost), None) => format!(" · ${cost:.4} so far"),
+        (None, _) => " · cost unknown".to_string(),
     }
 }
 
@@ -638,6 +675,7 @@ fn print_summary(s: &RunSummary, mocks: Option<&MockStack>, stopped: bool) {
     let how = match &s.stop_reason {
         _ if stopped => format!("stopped `{}`", s.pipeline),
         Some(StopReason::Signal(signal)) => format!("interrupted `{}` ({signal})", s.pipeline),
+        Some(StopReason::Budget { .. }) => format!("stopped `{}` at its budget", s.pipeline),
         Some(reason) if reason.is_breaker() => format!("stopped `{}`", s.pipeline),
         _ if s.interrupted => format!("interrupted `{}`", s.pipeline),
         _ => format!("finished `{}`", s.pipeline),
@@ -647,6 +685,13 @@ fn print_summary(s: &RunSummary, mocks: Option<&MockStack>, stopped: bool) {
         "{how}: {} rows in {secs:.1} s ({rate:.1} rows/s){flush}",
         s.rows_read
     );
+    if let Some(reason @ StopReason::Budget { .. }) = &s.stop_reason {
+        let _ = writeln!(out, "  stopped: {reason}");
+        let _ = writeln!(
+            out,
+            "           rerun with a larger `--max-cost-usd`: the run resumes, paid replies come from the store"
+        );
+    }
     if let Some(reason) = s.stop_reason.as_ref().filter(|r| r.is_breaker()) {
         let _ = writeln!(out, "  stopped: {reason}");
         let _ = writeln!(
@@ -677,10 +722,44 @@ fn print_summary(s: &RunSummary, mocks: Option<&MockStack>, stopped: bool) {
     if s.llm_calls_failed > 0 {
         llm.push_str(&format!(", {} calls failed", s.llm_calls_failed));
     }
-    if let Some(cost) = s.cost_usd {
-        llm.push_str(&format!(", cost ${cost:.6}"));
+    match s.cost_usd {
+        Some(cost) => llm.push_str(&format!(", cost ${cost:.6}")),
+        None => llm.push_str(&format!(
+            ", cost unknown ({} calls have no price)",
+            thousands(s.unpriced_calls)
+        )),
+    }
+    if let Some(limit) = s.budget_usd {
+        llm.push_str(&format!(" (budget ${limit:.2})"));
     }
     let _ = writeln!(out, "{llm}");
+    for t in s
+        .transforms
+        .iter()
+        .filter(|t| t.usage.calls + t.usage.failed_calls > 0)
+    {
+        let u = &t.usage;
+        let mut line = format!("    {}: {} calls", t.label, thousands(u.calls));
+        if u.failed_calls > 0 {
+            let kinds: Vec<String> = u.failures.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            line.push_str(&format!(
+                ", {} failed ({})",
+                u.failed_calls,
+                kinds.join(", ")
+            ));
+        }
+        if u.retries > 0 {
+            line.push_str(&format!(", {} retries", u.retries));
+        }
+        if let (Some(p50), Some(p95)) = (u.latency.quantile_ms(0.5), u.latency.quantile_ms(0.95)) {
+            line.push_str(&format!(", p50 {p50:.0} ms / p95 {p95:.0} ms"));
+        }
+        match u.known_cost() {
+            Some(c) => line.push_str(&format!(", ${c:.6} ({})", t.price)),
+            None => line.push_str(&format!(", cost {}", t.price)),
+        }
+        let _ = writeln!(out, "{line}");
+    }
     if let Some(store) = &s.store {
         let mut line = format!(
             "  store:   {} calls from {}",

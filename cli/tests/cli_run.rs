@@ -47,9 +47,51 @@ fn quick_start_runs_against_the_mocks() {
     // The machine-readable summary: every exporter's spans add up.
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&summary_json).unwrap()).unwrap();
-    assert_eq!(json["rows"]["ok"], 12);
-    assert_eq!(json["llm_calls"]["paid"], 24);
-    let exporters = json["exporters"].as_array().unwrap();
+    assert_eq!(json["rows_ok"], 12);
+    assert_eq!(json["rows_failed"], 0);
+    assert_eq!(json["calls"], 24);
+    assert_eq!(json["exit_code"], 0);
+    // Per transform: 12 calls each, their tokens adding up to the totals,
+    // and both priced (Azure by the price table, OpenRouter as reported).
+    let transforms = json["transforms"].as_array().unwrap();
+    assert_eq!(transforms.len(), 2, "{json}");
+    let sum = |k: &str| {
+        transforms
+            .iter()
+            .map(|t| t[k].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(sum("calls"), 24);
+    assert_eq!(sum("tokens_in"), json["tokens_in"].as_u64().unwrap());
+    assert_eq!(sum("tokens_out"), json["tokens_out"].as_u64().unwrap());
+    let costs: f64 = transforms
+        .iter()
+        .map(|t| t["cost_usd"].as_f64().unwrap())
+        .sum();
+    assert!(
+        (costs - json["cost_usd"].as_f64().unwrap()).abs() < 1e-12,
+        "{json}"
+    );
+    for t in transforms {
+        assert_eq!(t["calls"], 12, "{t}");
+        let l = &t["latency_ms"];
+        assert!(
+            l["p50"].as_f64().unwrap() <= l["p95"].as_f64().unwrap(),
+            "{t}"
+        );
+        assert!(
+            l["p99"].as_f64().unwrap() <= l["max"].as_f64().unwrap() + 1e-9,
+            "{t}"
+        );
+    }
+    assert!(
+        transforms[0]["price"]
+            .as_str()
+            .unwrap()
+            .starts_with("gpt-4o-mini in the price table"),
+        "{json}"
+    );
+    let exporters = json["tracing"].as_array().unwrap();
     assert_eq!(exporters.len(), 2, "{json}");
     for e in exporters {
         let n = |k: &str| e[k].as_u64().unwrap();

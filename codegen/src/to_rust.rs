@@ -322,7 +322,14 @@ struct_to_rust!(PipelineConfig {
     transforms,
     sink,
     fail_fast,
-    store
+    store,
+    budget
+});
+struct_to_rust!(BudgetConfig { max_cost_usd });
+struct_to_rust!(PricingConfig {
+    input_per_mtok,
+    output_per_mtok,
+    cached_input_per_mtok
 });
 struct_to_rust!(StoreConfig {
     path,
@@ -348,7 +355,8 @@ struct_to_rust!(AzureConnection {
     deployment_name,
     endpoint,
     api_key,
-    api_version
+    api_version,
+    base_model
 });
 struct_to_rust!(OpenRouterConnection {
     model,
@@ -369,7 +377,8 @@ struct_to_rust!(CallOptions {
     max_tokens,
     timeout_s,
     max_retries,
-    pool_size
+    pool_size,
+    pricing
 });
 struct_to_rust!(QueryItem { name, vars });
 struct_to_rust!(AzureBatchOptions {

@@ -2,6 +2,7 @@
 //! LLM transforms and the pipeline runner.
 
 pub mod clients;
+pub mod cost;
 pub mod engine;
 pub mod env;
 pub mod llm;

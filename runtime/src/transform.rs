@@ -245,8 +245,9 @@ pub struct StartContext {
     /// Where `${VAR}` references are resolved (the run's environment, e.g.
     /// the mocks' overlay under `--with-mocks`).
     pub env: Arc<dyn Env + Send + Sync>,
-    /// The run's token and cost counters: a transform records its calls
-    /// here ([`UsageMeter::record_result`]) to appear in the run summary.
+    /// The transform's own counters (calls, failures, retries, tokens,
+    /// cost, latency): it records its calls here
+    /// ([`UsageMeter::record_result`]) to appear in the run summary.
     pub usage: Arc<UsageMeter>,
     /// Backoff before the first retry (doubled per retry).
     pub backoff_base: Duration,
@@ -294,6 +295,7 @@ impl StartContext {
                 .with_backoff(self.backoff_base, self.backoff_max),
             max_in_flight: call.pool_size.max(1) as usize,
             tier1: self.tier1.clone(),
+            usage: self.usage.clone(),
         }
     }
 

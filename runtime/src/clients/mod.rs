@@ -75,6 +75,8 @@ pub struct ClientSettings {
     pub max_in_flight: usize,
     /// Tier 1 telemetry (one span per HTTP attempt; disabled by default).
     pub tier1: crate::tier1::Tier1,
+    /// Counts the retried attempts (the transform's meter).
+    pub usage: std::sync::Arc<crate::usage::UsageMeter>,
 }
 
 impl Default for ClientSettings {
@@ -84,6 +86,7 @@ impl Default for ClientSettings {
             retry: RetryPolicy::default(),
             max_in_flight: 10,
             tier1: crate::tier1::Tier1::disabled(),
+            usage: Default::default(),
         }
     }
 }

@@ -47,6 +47,8 @@ pub(crate) struct Sender {
     pub tier1: Tier1,
     /// Target host (`server.address` of the Tier 1 spans).
     pub host: String,
+    /// Counts retried attempts.
+    pub usage: std::sync::Arc<crate::usage::UsageMeter>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -78,6 +80,7 @@ impl Sender {
             key,
             tier1: settings.tier1.clone(),
             host: base.host_str().unwrap_or_default().to_string(),
+            usage: settings.usage.clone(),
         })
     }
 
@@ -192,6 +195,7 @@ impl Sender {
                 return Err(self.finish(error, attempt));
             }
             let wait = self.policy.delay(attempt, hint);
+            self.usage.record_retry();
             tracing::debug!(
                 service = self.service,
                 attempt,

@@ -74,6 +74,15 @@ pub enum StopReason {
         /// The last of their errors.
         last_error: RowError,
     },
+    /// Taking one more row could have passed the run's budget: the rows
+    /// already taken were finished and written, no other row was taken.
+    Budget {
+        /// The budget, USD.
+        limit_usd: f64,
+        /// What the run had spent when it stopped taking rows (replies
+        /// from the run store included at what they cost when paid).
+        spent_usd: f64,
+    },
 }
 
 impl StopReason {
@@ -92,7 +101,7 @@ impl StopReason {
             Self::AuthFailed { transform, .. } | Self::ConsecutiveFailures { transform, .. } => {
                 Some(transform)
             }
-            Self::Cancelled | Self::Signal(_) => None,
+            Self::Cancelled | Self::Signal(_) | Self::Budget { .. } => None,
         }
     }
 
@@ -101,7 +110,7 @@ impl StopReason {
         match self {
             Self::AuthFailed { error, .. } => Some(error),
             Self::ConsecutiveFailures { last_error, .. } => Some(last_error),
-            Self::Cancelled | Self::Signal(_) => None,
+            Self::Cancelled | Self::Signal(_) | Self::Budget { .. } => None,
         }
     }
 }
@@ -131,6 +140,13 @@ impl std::fmt::Display for StopReason {
                 "the last {count} rows of {transform} all failed; last error{}: {}",
                 status(last_error),
                 last_error.message
+            ),
+            Self::Budget {
+                limit_usd,
+                spent_usd,
+            } => write!(
+                f,
+                "the budget of ${limit_usd:.2} was reached: ${spent_usd:.4} spent, and the next rows could have passed it"
             ),
         }
     }

@@ -9,6 +9,7 @@ use elspeth_telemetry::TransformLabel;
 
 use super::source::{Record, Source, count_rows};
 use super::{Pipeline, RunError, RunOptions};
+use crate::cost::CallEstimate;
 use crate::plan::TransformPlan;
 use crate::row::Row;
 
@@ -27,6 +28,11 @@ pub struct DryRun {
     pub errors: Option<PathBuf>,
     /// The transforms, in order.
     pub transforms: Vec<TransformPlan>,
+    /// What each configured transform's calls would use and cost,
+    /// estimated on the first rows (in the order of `transforms`).
+    pub estimates: Vec<CallEstimate>,
+    /// Rows the estimates were made on.
+    pub sampled_rows: usize,
     /// What would make the run fail at start (missing variables, unreadable source).
     pub problems: Vec<String>,
     /// What would degrade (tracing that would be turned off).
@@ -39,6 +45,9 @@ impl DryRun {
         self.problems.is_empty()
     }
 }
+
+/// Rows a dry run renders to estimate prompt tokens.
+const ESTIMATE_SAMPLE_ROWS: usize = 200;
 
 pub(super) fn describe(pipeline: &Pipeline, options: &RunOptions) -> Result<DryRun, RunError> {
     let paths = pipeline.paths();
@@ -97,6 +106,17 @@ pub(super) fn describe(pipeline: &Pipeline, options: &RunOptions) -> Result<DryR
         Err(e) => return Err(RunError::Build(e)),
     };
     let described = plan.describe(first_row.as_ref());
+    let sample = if remote {
+        Vec::new()
+    } else {
+        super::source::first_rows(&pipeline.config.source, &paths.source, ESTIMATE_SAMPLE_ROWS)
+    };
+    let estimates = plan.estimate(&sample);
+    for e in &estimates {
+        if e.price.price.is_none() {
+            warnings.push(format!("{}: cost {}", e.label, e.price.describe()));
+        }
+    }
     warnings.extend(described.warnings);
     let mut plans = described.transforms;
     for (k, t) in pipeline.custom.iter().enumerate() {
@@ -123,6 +143,8 @@ pub(super) fn describe(pipeline: &Pipeline, options: &RunOptions) -> Result<DryR
         sink: paths.sink,
         errors: paths.errors,
         transforms: plans,
+        estimates,
+        sampled_rows: sample.len(),
         problems,
         warnings,
     })
@@ -157,6 +179,7 @@ impl fmt::Display for DryRun {
                 rows.saturating_mul(calls_per_row as u64)
             )?;
         }
+        self.fmt_estimates(f)?;
         for w in &self.warnings {
             writeln!(f, "  warning: {w}")?;
         }
@@ -164,5 +187,69 @@ impl fmt::Display for DryRun {
             writeln!(f, "  error: {p}")?;
         }
         Ok(())
+    }
+}
+
+impl DryRun {
+    /// The estimate lines: per transform and in total, calls, prompt
+    /// tokens, the output ceiling and the cost range.
+    fn fmt_estimates(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(rows) = self.rows else {
+            if !self.estimates.is_empty() {
+                writeln!(f, "  estimate: not made (the source's rows are not known)")?;
+            }
+            return Ok(());
+        };
+        let (mut calls, mut input, mut output) = (0u64, Some(0u64), Some(0u64));
+        let (mut low, mut high) = (Some(0.0f64), Some(0.0f64));
+        for e in &self.estimates {
+            let r = e.for_rows(rows);
+            calls += r.calls;
+            input = input.zip(r.input_tokens).map(|(a, b)| a + b);
+            output = output.zip(r.output_ceiling).map(|(a, b)| a + b);
+            low = low.zip(r.cost.map(|c| c.0)).map(|(a, b)| a + b);
+            high = high.zip(r.cost.and_then(|c| c.1)).map(|(a, b)| a + b);
+            write!(f, "  estimate {}: {} calls", e.label, r.calls)?;
+            match r.input_tokens {
+                Some(t) => write!(f, ", ~{t} input tokens ({})", e.counted)?,
+                None => write!(f, ", input tokens unknown (no sample row rendered)")?,
+            }
+            match r.output_ceiling {
+                Some(t) => write!(f, ", at most {t} output tokens")?,
+                None => write!(f, ", output unbounded (no `max_tokens`)")?,
+            }
+            writeln!(
+                f,
+                "; cost {}",
+                cost_range(r.cost.map(|c| c.0), r.cost.and_then(|c| c.1))
+            )?;
+        }
+        if !self.estimates.is_empty() {
+            write!(f, "  estimate total: {calls} calls")?;
+            if let Some(t) = input {
+                write!(f, ", ~{t} input tokens")?;
+            }
+            if let Some(t) = output {
+                write!(f, ", at most {t} output tokens")?;
+            }
+            writeln!(
+                f,
+                "; cost {} (prompt tokens counted on the first {} rows)",
+                cost_range(low, high),
+                self.sampled_rows
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `$0.0123 to $0.0456`, `from $0.0123 (no output ceiling)`, `unknown`.
+fn cost_range(low: Option<f64>, high: Option<f64>) -> String {
+    match (low, high) {
+        (Some(l), Some(h)) => format!("${l:.4} to ${h:.4}"),
+        (Some(l), None) => {
+            format!("from ${l:.4} (no output ceiling: set `max_tokens` to bound it)")
+        }
+        _ => "unknown (no price: set `base_model:` or `pricing:`)".into(),
     }
 }

@@ -56,6 +56,8 @@ pub(crate) struct Item {
     pub trace: Option<RowTrace>,
     /// The row's Tier 1 `pipeline.row` span, ended when the row is written.
     pub span: Tier1Span,
+    /// When the source read it (the summary's slowest rows).
+    pub read_at: std::time::Instant,
 }
 
 /// What a run gives each row it reads: a trace id, a sampling point from
@@ -119,6 +121,7 @@ impl Item {
             error,
             trace: None,
             span: Tier1Span::disabled(),
+            read_at: std::time::Instant::now(),
         }
     }
 

@@ -25,6 +25,7 @@
 
 mod cancel;
 mod dry_run;
+pub mod html_report;
 mod item;
 mod merge;
 mod remote;
@@ -46,9 +47,13 @@ pub use crate::plan::TransformPlan;
 pub use cancel::{CancelToken, StopReason, StopSignal};
 pub use dry_run::DryRun;
 pub use merge::{MergeError, MergeSummary};
-pub use report::{Progress, RunObserver, RunStart, RunSummary};
+pub use report::{
+    HISTOGRAM_BARS, Progress, ROWS_NOTED, RowNote, RunObserver, RunStart, RunSummary,
+    TransformSummary,
+};
 pub use sink::{ERROR_FIELD, write_atomic};
 
+use crate::cost::{Budget, BudgetedTransform};
 use crate::plan::{self as plan_, Plan, PlanError};
 use crate::row::Shard;
 use crate::store::{
@@ -56,8 +61,9 @@ use crate::store::{
 };
 use crate::tier1::Tier1;
 use crate::transform::{DynTransform, StartContext, StartError};
-use crate::usage::UsageMeter;
+use crate::usage::{UsageMeter, UsageSnapshot, UsageTotals};
 use item::{Item, RowTracing};
+use serde_json::Value;
 use sink::Sink;
 use source::Source;
 use stage::{Breaker, Mode, Stage};
@@ -98,6 +104,12 @@ pub enum RunError {
         /// The object's URL, credentials masked.
         url: String,
         /// What went wrong, and how to fix it.
+        message: String,
+    },
+    /// The run's budget cannot be kept (a transform without a price).
+    #[error("budget: {message}; nothing was run")]
+    Budget {
+        /// What is missing, and how to fix it.
         message: String,
     },
     /// An output is the same file as an input (or as another output):
@@ -458,6 +470,72 @@ impl Pipeline {
         out
     }
 
+    /// What the summary says of each transform before its calls: label,
+    /// plugin, model and price (configured ones from the plan, custom ones
+    /// as they name themselves).
+    fn transform_infos(&self, plan: &Plan) -> Vec<TransformSummary> {
+        let configured = plan.transforms.iter().map(|t| TransformSummary {
+            label: t.label.to_string(),
+            plugin: t.label.plugin.clone(),
+            model: t.target.model().to_string(),
+            price: t.price.describe(),
+            usage: UsageSnapshot::default(),
+        });
+        let custom = self.custom.iter().enumerate().map(|(k, t)| {
+            let label = TransformLabel {
+                index: self.config.transforms.len() + k,
+                plugin: t.plugin().to_string(),
+            };
+            TransformSummary {
+                label: label.to_string(),
+                plugin: label.plugin,
+                model: String::new(),
+                price: "set by the transform".into(),
+                usage: UsageSnapshot::default(),
+            }
+        });
+        configured.chain(custom).collect()
+    }
+
+    /// The run's budget of `limit_usd`: each configured transform's first
+    /// call estimated on the first rows of `source` (read here: a few rows,
+    /// before the run takes any). A budget needs a price for every
+    /// transform: one whose cost would be unknown is refused.
+    fn budget(
+        &self,
+        limit_usd: f64,
+        plan: &Plan,
+        meters: &[Arc<UsageMeter>],
+        source: &Path,
+    ) -> Result<Budget, RunError> {
+        if let Some(t) = plan.transforms.iter().find(|t| t.price.price.is_none()) {
+            return Err(RunError::Budget {
+                message: format!(
+                    "{}: {}; a budget needs a price for every transform",
+                    t.label,
+                    t.price.describe()
+                ),
+            });
+        }
+        if !self.custom.is_empty() {
+            return Err(RunError::Budget {
+                message: "a budget cannot bound custom transforms (their cost is their own)".into(),
+            });
+        }
+        let sample = source::first_rows(&self.config.source, source, BUDGET_SAMPLE_ROWS);
+        let transforms = plan
+            .estimate(&sample)
+            .into_iter()
+            .zip(meters)
+            .map(|(e, meter)| BudgetedTransform {
+                meter: meter.clone(),
+                calls_per_row: e.calls_per_row,
+                first_call_usd: e.call_ceiling_usd().unwrap_or(0.0),
+            })
+            .collect();
+        Ok(Budget::new(limit_usd, transforms))
+    }
+
     /// Describes what [`run`](Self::run) would do, without any LLM call:
     /// the plan's description (every `${VAR}` checked), the row count and
     /// the first row's prompts.
@@ -469,8 +547,22 @@ impl Pipeline {
     pub async fn run(mut self, options: RunOptions) -> Result<RunSummary, RunError> {
         let started = Instant::now();
         let plan = self.plan(options.env.as_ref())?;
-        let meter = Arc::new(UsageMeter::new());
-        let built = self.build(plan);
+        // What the summary says of each transform, taken before the plan
+        // is consumed by the build.
+        let infos = self.transform_infos(&plan);
+        for t in plan.transforms.iter().filter(|t| t.price.price.is_none()) {
+            // Said once, at the start: the summary then shows "unknown".
+            match t.service {
+                plan_::Service::OpenRouter => tracing::info!(
+                    "{}: cost as OpenRouter reports it ({} otherwise)",
+                    t.label,
+                    t.price.describe()
+                ),
+                _ => tracing::warn!("{}: cost {}", t.label, t.price.describe()),
+            }
+        }
+        let meters: Vec<Arc<UsageMeter>> = infos.iter().map(|_| Arc::default()).collect();
+
         let paths = self.paths();
         // Before anything is opened for writing, the run store included.
         match &options.store {
@@ -509,6 +601,16 @@ impl Pipeline {
                 .ok()
                 .flatten()
         };
+        let budget = match self.config.budget {
+            Some(b) => Some(Arc::new(self.budget(
+                b.max_cost_usd,
+                &plan,
+                &meters,
+                &local.source,
+            )?)),
+            None => None,
+        };
+        let built = self.build(plan);
 
         let tier1 = match &self.config.telemetry {
             Some(t) => crate::tracing_settings::tier1(t, options.env.as_ref()),
@@ -545,7 +647,7 @@ impl Pipeline {
             start.checkpoint_dir = checkpoint_dir.clone();
             start.store = store.as_ref().map(|(s, _, _)| s.clone());
             start.tier1 = tier1.clone();
-            start.usage = meter.clone();
+            start.usage = meters[label.index].clone();
             match transform.on_start(&start).await {
                 Ok(tracer) => stages.push(Stage {
                     // Configured transforms are fingerprinted by the plan;
@@ -557,7 +659,7 @@ impl Pipeline {
                                 fingerprint,
                                 Some(*run),
                                 *serve,
-                                meter.clone(),
+                                meters[label.index].clone(),
                             )
                             .with_tier1(tier1.clone(), label.to_string()),
                         )),
@@ -601,11 +703,19 @@ impl Pipeline {
             let cancel = cancel.clone();
             let limit = options.limit;
             let selection = self.row_selection();
+            let budget = budget.clone();
             tokio::task::spawn_blocking(move || {
                 source.pump(
                     limit,
                     &selection,
-                    || cancel.is_cancelled(),
+                    // The budget is asked last: a row it lets through is
+                    // counted as taken.
+                    || {
+                        cancel.is_cancelled()
+                            || budget
+                                .as_ref()
+                                .is_some_and(|b| !b.take_row(&|| cancel.is_cancelled()))
+                    },
                     |mut item| {
                         row_tracing.begin(&mut item);
                         source_tx.blocking_send(item).is_ok()
@@ -638,11 +748,15 @@ impl Pipeline {
             })
         };
         let writer = {
-            let meter = meter.clone();
-            let observer = observer.clone();
-            tokio::task::spawn_blocking(move || {
-                write_all(sink, rx, &meter, observer.as_deref(), started)
-            })
+            let log = RowLog {
+                meters: meters.clone(),
+                observer: observer.clone(),
+                started,
+                budget: budget.clone(),
+                total_rows: total,
+                key: self.config.source.key().map(str::to_string),
+            };
+            tokio::task::spawn_blocking(move || write_all(sink, rx, &log))
         };
 
         let (counts, written) = writer.await.unwrap_or_else(|e| {
@@ -718,7 +832,27 @@ impl Pipeline {
         }
         let exporters = close_all(stages, &registry, &tier1, options.flush_deadline).await;
 
-        let usage = meter.snapshot();
+        let transforms: Vec<TransformSummary> = infos
+            .into_iter()
+            .zip(&meters)
+            .map(|(mut info, meter)| {
+                info.usage = meter.snapshot();
+                info
+            })
+            .collect();
+        let mut usage = UsageSnapshot::default();
+        for t in &transforms {
+            usage.add(&t.usage);
+        }
+        let budget_stop = budget.as_ref().and_then(|b| {
+            b.stopped_at().map(|spent_usd| StopReason::Budget {
+                limit_usd: b.limit_usd(),
+                spent_usd,
+            })
+        });
+        // A budget stop is an interruption like a signal: the run store
+        // marks the run stopped, and the rerun resumes it.
+        let interrupted = interrupted || budget_stop.is_some();
         if let Some((store, run, _)) = &store {
             let status = if failure.is_some() {
                 RunStatus::Failed
@@ -748,12 +882,17 @@ impl Pipeline {
             llm_calls_failed: usage.failed_calls,
             tokens_in: usage.tokens_in,
             tokens_out: usage.tokens_out,
-            cost_usd: usage.cost_usd,
+            cost_usd: usage.known_cost(),
+            unpriced_calls: usage.unpriced_calls,
+            transforms,
+            failed_rows: counts.failed_rows,
+            slowest_rows: counts.slowest_rows.into_sorted(),
+            budget_usd: budget.as_ref().map(|b| b.limit_usd()),
             exporters,
             elapsed: started.elapsed(),
             rows_elapsed,
             interrupted,
-            stop_reason: cancel.stop_reason(),
+            stop_reason: cancel.stop_reason().or(budget_stop),
             output: paths.sink,
             error_output: paths.errors,
             llm_calls_cached: usage.cached_calls,
@@ -773,6 +912,9 @@ impl Pipeline {
         }
     }
 }
+
+/// Rows read to estimate a budget's first calls.
+const BUDGET_SAMPLE_ROWS: usize = 20;
 
 /// A built transform before `on_start`.
 /// A transform ready to start: its label, itself, how it gets its rows and
@@ -829,11 +971,141 @@ async fn close_all(
     exporters
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Counts {
     ok: u64,
     failed: u64,
     cancelled: u64,
+    /// The first failed rows.
+    failed_rows: Vec<RowNote>,
+    /// The slowest rows.
+    slowest_rows: Slowest,
+}
+
+/// The [`ROWS_NOTED`] slowest rows written so far.
+#[derive(Debug, Default)]
+struct Slowest(std::collections::BinaryHeap<std::cmp::Reverse<(Duration, u64, NoteBox)>>);
+
+/// A [`RowNote`] in the heap (ordered by the elapsed time and index beside it).
+#[derive(Debug)]
+struct NoteBox(RowNote);
+
+impl PartialEq for NoteBox {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for NoteBox {}
+impl PartialOrd for NoteBox {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for NoteBox {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
+    }
+}
+
+impl Slowest {
+    /// Keeps `note` when it is among the slowest.
+    fn offer(&mut self, note: impl FnOnce() -> RowNote, elapsed: Duration, index: u64) {
+        if self.0.len() >= ROWS_NOTED {
+            match self.0.peek() {
+                Some(std::cmp::Reverse((fastest, _, _))) if *fastest >= elapsed => return,
+                _ => {
+                    self.0.pop();
+                }
+            }
+        }
+        self.0
+            .push(std::cmp::Reverse((elapsed, index, NoteBox(note()))));
+    }
+
+    /// Slowest first.
+    fn into_sorted(self) -> Vec<RowNote> {
+        // Ascending order of `Reverse` is descending elapsed time.
+        self.0
+            .into_sorted_vec()
+            .into_iter()
+            .map(|std::cmp::Reverse((_, _, n))| n.0)
+            .collect()
+    }
+}
+
+/// What the writer thread reports to as it writes.
+struct RowLog {
+    meters: Vec<Arc<UsageMeter>>,
+    observer: Option<Arc<dyn RunObserver>>,
+    started: Instant,
+    budget: Option<Arc<Budget>>,
+    total_rows: Option<u64>,
+    /// The source's `key` field: a row's id in the summary.
+    key: Option<String>,
+}
+
+impl RowLog {
+    /// Counts `item`, notes it when it failed or was slow, tells the
+    /// budget and the observer.
+    fn written(&self, counts: &mut Counts, item: &Item) {
+        if item.error.is_some() {
+            counts.failed += 1;
+            if item.is_cancelled() {
+                counts.cancelled += 1;
+            }
+        } else {
+            counts.ok += 1;
+        }
+        let elapsed = item.read_at.elapsed();
+        let note = || RowNote {
+            index: item.index,
+            id: self.id_of(item),
+            elapsed,
+            error: item.error.as_ref().map(|f| {
+                (
+                    f.transform.clone(),
+                    f.error.kind.to_string(),
+                    f.error.message.clone(),
+                )
+            }),
+        };
+        if item.error.is_some() && counts.failed_rows.len() < ROWS_NOTED {
+            counts.failed_rows.push(note());
+        }
+        counts.slowest_rows.offer(note, elapsed, item.index);
+        if let Some(b) = &self.budget {
+            b.row_written();
+        }
+        if let Some(o) = &self.observer {
+            let usage = self.meters.iter().map(|m| m.totals()).fold(
+                UsageTotals {
+                    cost_usd: Some(0.0),
+                    ..Default::default()
+                },
+                UsageTotals::add,
+            );
+            o.row_written(&Progress {
+                rows_done: counts.ok + counts.failed,
+                rows_ok: counts.ok,
+                rows_failed: counts.failed,
+                tokens_in: usage.tokens_in,
+                tokens_out: usage.tokens_out,
+                cached_calls: usage.cached_calls,
+                cost_usd: usage.cost_usd,
+                total_rows: self.total_rows,
+                elapsed: self.started.elapsed(),
+            });
+        }
+    }
+
+    /// The row's `key` value when the source has one, else `row-<index>`.
+    fn id_of(&self, item: &Item) -> String {
+        match self.key.as_deref().and_then(|k| item.row.get(k)) {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) if !v.is_null() => v.to_string(),
+            _ => item.token_id.clone(),
+        }
+    }
 }
 
 /// The writer thread: writes every row in arrival (= input) order, flushing
@@ -843,12 +1115,10 @@ struct Counts {
 fn write_all(
     mut sink: Sink,
     rx: mpsc::Receiver<Item>,
-    meter: &UsageMeter,
-    observer: Option<&dyn RunObserver>,
-    started: Instant,
+    log: &RowLog,
 ) -> (Counts, Result<Sink, RunError>) {
     let mut counts = Counts::default();
-    let result = write_rows(&mut sink, rx, &mut counts, meter, observer, started);
+    let result = write_rows(&mut sink, rx, &mut counts, log);
     (counts, result.map(|()| sink))
 }
 
@@ -856,9 +1126,7 @@ fn write_rows(
     sink: &mut Sink,
     mut rx: mpsc::Receiver<Item>,
     counts: &mut Counts,
-    meter: &UsageMeter,
-    observer: Option<&dyn RunObserver>,
-    started: Instant,
+    log: &RowLog,
 ) -> Result<(), RunError> {
     loop {
         let mut item = match rx.try_recv() {
@@ -872,28 +1140,9 @@ fn write_rows(
             }
             Err(mpsc::error::TryRecvError::Disconnected) => break,
         };
-        if item.error.is_some() {
-            counts.failed += 1;
-            if item.is_cancelled() {
-                counts.cancelled += 1;
-            }
-        } else {
-            counts.ok += 1;
-        }
+        log.written(counts, &item);
         item.end_span();
         sink.write(item)?;
-        if let Some(o) = observer {
-            let usage = meter.snapshot();
-            o.row_written(&Progress {
-                rows_done: counts.ok + counts.failed,
-                rows_ok: counts.ok,
-                rows_failed: counts.failed,
-                tokens_in: usage.tokens_in,
-                tokens_out: usage.tokens_out,
-                cached_calls: usage.cached_calls,
-                elapsed: started.elapsed(),
-            });
-        }
     }
     sink.flush()
 }

@@ -302,6 +302,23 @@ pub(crate) fn io_message(e: &std::io::Error) -> String {
 /// Files larger than this are not pre-counted (progress shows no total).
 const COUNT_LIMIT_BYTES: u64 = 512 * 1024 * 1024;
 
+/// The first `n` rows of the source that read as rows (bad lines are
+/// skipped); empty when it cannot be opened. For estimates only.
+pub(crate) fn first_rows(config: &SourceConfig, path: &Path, n: usize) -> Vec<Row> {
+    let Ok(mut source) = Source::open(config, path) else {
+        return Vec::new();
+    };
+    let mut rows = Vec::with_capacity(n);
+    while rows.len() < n {
+        match source.next_record() {
+            Some(Ok(Record::Row(row))) => rows.push(row),
+            Some(Ok(Record::Bad(_))) => {}
+            Some(Err(_)) | None => break,
+        }
+    }
+    rows
+}
+
 /// Counts the rows of the source (for progress), at most `limit`. Only
 /// regular files up to 512 MiB are counted: reading a pipe would consume
 /// its rows, and a huge file would be read twice.

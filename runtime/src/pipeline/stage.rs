@@ -217,6 +217,7 @@ impl Stage {
             identity,
             trace,
             span,
+            read_at,
             ..
         } = item;
         let scope = CallScope {
@@ -266,6 +267,7 @@ impl Stage {
                 identity,
                 trace,
                 span,
+                read_at,
             };
             match handle.await {
                 Ok(Outcome::Done(Ok(row))) => item.row = row,

@@ -160,6 +160,8 @@ pub struct TransformSpec {
     pub call: CallOptions,
     /// What it calls, for the run store (never covers a secret).
     pub fingerprint: Fingerprint,
+    /// How its calls are priced.
+    pub price: crate::cost::TransformPrice,
     /// The options it was resolved from (its tracing block among them:
     /// [`TransformSpec::tracing`]).
     pub config: TransformConfig,
@@ -210,6 +212,54 @@ impl TransformSpec {
         plugin_of(&config).build(self)
     }
 
+    /// `sample_row` as the next transform sees it: with a placeholder for
+    /// each field this one adds, or `None` once they cannot be known (a
+    /// JSON reply without `output_fields`).
+    fn add_placeholders(&self, sample_row: &mut Option<Row>) {
+        let Some(row) = sample_row else { return };
+        let label = &self.label;
+        let prefixes: Vec<Option<&str>> = if self.queries.is_empty() {
+            vec![None]
+        } else {
+            self.queries.iter().map(|q| Some(q.name.as_str())).collect()
+        };
+        match self.config.prompt().reply_fields() {
+            Some(fields) => {
+                for prefix in &prefixes {
+                    for f in &fields {
+                        let key = match prefix {
+                            Some(p) => format!("{p}_{f}"),
+                            None => f.clone(),
+                        };
+                        row.insert(key, Value::String(format!("<{f} from {label}>")));
+                    }
+                }
+            }
+            None => *sample_row = None,
+        }
+    }
+
+    /// The prompt tokens of every call this transform would make for
+    /// `row`, counted like [`crate::cost::estimate`]; `None` when a
+    /// template fails on it.
+    fn prompt_tokens(&self, row: &Row) -> Option<(Vec<u64>, crate::cost::TokenCount)> {
+        let encoding = self.price.encoding;
+        let extras: Vec<Option<&serde_json::Map<String, Value>>> = if self.queries.is_empty() {
+            vec![None]
+        } else {
+            self.queries.iter().map(|q| Some(&q.values)).collect()
+        };
+        let mut how = crate::cost::TokenCount::CharsOver4;
+        let mut tokens = Vec::with_capacity(extras.len());
+        for extra in extras {
+            let request = self.prompt.request(row, extra).ok()?;
+            let (n, counted) = crate::cost::estimate(&request, encoding);
+            how = counted;
+            tokens.push(n);
+        }
+        Some((tokens, how))
+    }
+
     /// What `--dry-run` shows of this transform; `sample_row` is the first
     /// row as this transform would see it, updated with placeholders for
     /// the fields it adds (`None` once they cannot be known).
@@ -225,28 +275,7 @@ impl TransformSpec {
                 }
             }
         });
-        if let Some(row) = sample_row {
-            let prompt = self.config.prompt();
-            let prefixes: Vec<Option<&str>> = if self.queries.is_empty() {
-                vec![None]
-            } else {
-                self.queries.iter().map(|q| Some(q.name.as_str())).collect()
-            };
-            match prompt.reply_fields() {
-                Some(fields) => {
-                    for prefix in &prefixes {
-                        for f in &fields {
-                            let key = match prefix {
-                                Some(p) => format!("{p}_{f}"),
-                                None => f.clone(),
-                            };
-                            row.insert(key, Value::String(format!("<{f} from {label}>")));
-                        }
-                    }
-                }
-                None => *sample_row = None,
-            }
-        }
+        self.add_placeholders(sample_row);
         warnings.extend(self.tracing_warnings.iter().cloned());
         TransformPlan {
             label: label.to_string(),
@@ -374,6 +403,40 @@ impl Plan {
             problems,
             draft: complete.then(|| Box::new(plan)),
         })
+    }
+
+    /// What each transform's calls would use and cost, estimated on
+    /// `sample` (the first rows of the source): prompt tokens per call
+    /// averaged over the rows each template renders, the output ceiling
+    /// from `max_tokens`, the price.
+    pub fn estimate(&self, sample: &[Row]) -> Vec<crate::cost::CallEstimate> {
+        let mut rows: Vec<Option<Row>> = sample.iter().cloned().map(Some).collect();
+        self.transforms
+            .iter()
+            .map(|t| {
+                let (mut total, mut calls, mut counted) = (0u64, 0u64, None);
+                for row in rows.iter_mut() {
+                    if let Some((tokens, how)) = row.as_ref().and_then(|r| t.prompt_tokens(r)) {
+                        total += tokens.iter().sum::<u64>();
+                        calls += tokens.len() as u64;
+                        counted = Some(how);
+                    }
+                    t.add_placeholders(row);
+                }
+                crate::cost::CallEstimate {
+                    label: t.label.to_string(),
+                    calls_per_row: t.calls_per_row() as u64,
+                    tokens_per_call: (calls > 0).then(|| total as f64 / calls as f64),
+                    sampled_calls: calls,
+                    counted: counted.unwrap_or(match t.price.encoding {
+                        Some(e) => crate::cost::TokenCount::Tokenizer(e),
+                        None => crate::cost::TokenCount::CharsOver4,
+                    }),
+                    max_tokens: t.call.max_tokens,
+                    price: t.price.clone(),
+                }
+            })
+            .collect()
     }
 
     /// What each transform would do with `first_row` (its first prompt,
@@ -733,6 +796,7 @@ fn resolve_one(
         queries: parts.queries,
         call: parts.call,
         fingerprint: fingerprint(config, env),
+        price: crate::cost::TransformPrice::of(config, matches!(parts.mode, Mode::Job { .. })),
         config: config.clone(),
         tracing_summary,
         tracing_warnings,

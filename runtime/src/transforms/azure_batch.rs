@@ -37,7 +37,9 @@ pub struct AzureBatchLlm {
     prompt: Prompt,
     target: Target,
     client: Option<AzureBatchClient>,
-    /// The run's usage meter, from `on_start`.
+    /// How its lines are priced (the batch discount applied).
+    price: crate::cost::TransformPrice,
+    /// The transform's usage meter, from `on_start`.
     usage: Option<Arc<UsageMeter>>,
     checkpoints: Option<CheckpointDir>,
 }
@@ -50,6 +52,7 @@ impl AzureBatchLlm {
             config,
             prompt: spec.prompt,
             target: spec.target,
+            price: spec.price,
             client: None,
             usage: None,
             checkpoints: None,
@@ -234,8 +237,12 @@ impl AzureBatchLlm {
                 .entry(line.custom_id.clone())
                 .or_insert_with(|| Err(missing(&job.status)));
         }
-        if let Some(usage) = &self.usage {
-            for result in results.values() {
+        for result in results.values_mut() {
+            if let Ok(response) = result {
+                // Batch API lines are billed at the batch discount.
+                self.price.apply(response);
+            }
+            if let Some(usage) = &self.usage {
                 usage.record_result(result);
             }
         }

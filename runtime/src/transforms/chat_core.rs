@@ -11,6 +11,7 @@ use elspeth_schema::config::CallOptions;
 use super::matrix::Query;
 use super::prompt::Prompt;
 use crate::clients::{AzureChatClient, ClientSettings, OpenRouterClient};
+use crate::cost::TransformPrice;
 use crate::llm::{LlmError, LlmErrorKind, LlmRequest, LlmResponse, PlannedCall};
 use crate::plan::{Target, TransformSpec};
 use crate::row::Row;
@@ -99,7 +100,8 @@ pub(crate) struct ChatCore<C> {
     queries: Vec<Query>,
     call: CallOptions,
     target: Target,
-    /// The client and the run's usage meter, once started.
+    price: TransformPrice,
+    /// The client and the transform's usage meter, once started.
     client: Option<(C, Arc<UsageMeter>)>,
 }
 
@@ -111,6 +113,7 @@ impl<C: ChatBackend> ChatCore<C> {
             queries: spec.queries,
             call: spec.call,
             target: spec.target,
+            price: spec.price,
             client: None,
         }
     }
@@ -158,10 +161,16 @@ impl<C: ChatBackend> ChatCore<C> {
             .collect()
     }
 
-    /// Makes the call and counts its usage.
+    /// Makes the call, prices the reply (when the provider did not) and
+    /// counts its usage and latency.
     pub(super) async fn call(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
         let (client, usage) = self.client.as_ref().ok_or_else(not_started)?;
-        let result = client.chat(request).await;
+        let started = std::time::Instant::now();
+        let mut result = client.chat(request).await;
+        usage.record_latency(started.elapsed());
+        if let Ok(response) = &mut result {
+            self.price.apply(response);
+        }
         usage.record_result(&result);
         result
     }

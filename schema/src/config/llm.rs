@@ -36,6 +36,11 @@ pub struct AzureConnection {
     #[serde(default = "default_api_version")]
     #[schemars(default = "default_api_version", regex(pattern = API_VERSION_PATTERN))]
     pub api_version: String,
+    /// The model the deployment runs, as the price table names it (e.g.
+    /// `gpt-4o-mini`): Azure answers with deployment names, which are not
+    /// priced. Unset: the deployment name, when the price table knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_model: Option<String>,
 }
 
 /// How to reach OpenRouter.
@@ -222,6 +227,26 @@ pub struct CallOptions {
     #[serde(default = "default_pool_size")]
     #[schemars(default = "default_pool_size", range(min = 1, max = 1000))]
     pub pool_size: u32,
+    /// This transform's price, instead of the price table's (USD per 1
+    /// million tokens). A cost the provider reports (OpenRouter) still wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<PricingConfig>,
+}
+
+/// A transform's own price, in USD per 1 million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PricingConfig {
+    /// Prompt tokens.
+    #[schemars(range(min = 0.0))]
+    pub input_per_mtok: f64,
+    /// Completion tokens (reasoning included).
+    #[schemars(range(min = 0.0))]
+    pub output_per_mtok: f64,
+    /// Prompt tokens served from the provider's cache. Unset: priced as input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub cached_input_per_mtok: Option<f64>,
 }
 
 impl Default for CallOptions {
@@ -232,6 +257,7 @@ impl Default for CallOptions {
             timeout_s: default_timeout_s(),
             max_retries: default_max_retries(),
             pool_size: default_pool_size(),
+            pricing: None,
         }
     }
 }

@@ -36,8 +36,8 @@ pub use io::{SinkConfig, SourceConfig};
 pub use llm::{
     API_VERSION_PATTERN, AzureBatchOptions, AzureConnection, CallOptions, CompletionWindow,
     DEFAULT_AZURE_API_VERSION, DEFAULT_OPENROUTER_BASE_URL, MAX_QUERIES, OpenRouterBatchOptions,
-    OpenRouterConnection, PromptOptions, QUERY_ITEM_NAME_PATTERN, QueryItem, QueryMatrix,
-    ResponseFormat,
+    OpenRouterConnection, PricingConfig, PromptOptions, QUERY_ITEM_NAME_PATTERN, QueryItem,
+    QueryMatrix, ResponseFormat,
 };
 pub use llm::{
     AZURE_JSON_SCHEMA_MIN_API_VERSION, JSON_SCHEMA_NAME_PATTERN, JsonObject, JsonSchemaFormat,
@@ -95,4 +95,19 @@ pub struct PipelineConfig {
     /// stored replies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreConfig>,
+    /// The most the run may spend: it stops taking rows before its cost
+    /// would pass `max_cost_usd` (`--max-cost-usd` overrides it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetConfig>,
+}
+
+/// How much a run may spend.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// USD. The run stops taking rows when what it spent plus what the
+    /// calls in flight may cost would pass it; rerun with a larger budget
+    /// to go on (the run store serves what was paid).
+    #[schemars(range(min = 0.0))]
+    pub max_cost_usd: f64,
 }

@@ -14,8 +14,8 @@ use super::locate::{
 };
 use super::{Finding, Phase, ValidateOptions};
 use crate::config::{
-    AZURE_JSON_SCHEMA_MIN_API_VERSION, Connection, DEFAULT_AZURE_API_VERSION, EnvString,
-    FailFastConfig, JsonSchemaFormat, LangfuseTracingConfig, MAX_QUERIES, MatrixProblem,
+    AZURE_JSON_SCHEMA_MIN_API_VERSION, BudgetConfig, Connection, DEFAULT_AZURE_API_VERSION,
+    EnvString, FailFastConfig, JsonSchemaFormat, LangfuseTracingConfig, MAX_QUERIES, MatrixProblem,
     PipelineConfig, QueryMatrix, ResponseFormat, SinkConfig, SourceConfig, StoreConfig,
     TelemetryConfig, TelemetryExporter, TracingConfig, TransformConfig, azure_supports_json_schema,
     langfuse_environment_problem,
@@ -52,6 +52,22 @@ fn typed<'n, T: Deserialize<'n>>(phase: &Phase<'_>, root: &'n Node, path: &[Seg]
         return None;
     }
     T::deserialize(find(root, path)?.node).ok()
+}
+
+/// An optional top-level section: whether it is written (not null), and
+/// its typed value when it is clean.
+fn section<'n, T: Deserialize<'n>>(
+    phase: &Phase<'_>,
+    root: &'n Node,
+    key: &str,
+) -> (bool, Option<T>) {
+    let written = root
+        .get(key)
+        .is_some_and(|t| !matches!(t.value, Value::Null));
+    let value = written
+        .then(|| typed::<T>(phase, root, &[Seg::Key(key.into())]))
+        .flatten();
+    (written, value)
 }
 
 impl Rules<'_, '_> {
@@ -105,14 +121,7 @@ impl Rules<'_, '_> {
             }
             self.outputs_vs_inputs(source.as_ref(), sink);
         }
-        let has_telemetry = root
-            .get("telemetry")
-            .is_some_and(|t| !matches!(t.value, Value::Null));
-        let telemetry = if has_telemetry {
-            typed::<TelemetryConfig>(self.phase, root, &segs!["telemetry"])
-        } else {
-            None
-        };
+        let (has_telemetry, telemetry) = section::<TelemetryConfig>(self.phase, root, "telemetry");
         if let Some(telemetry) = &telemetry {
             self.telemetry(telemetry);
         }
@@ -132,28 +141,16 @@ impl Rules<'_, '_> {
         if let (Some(source), Some(dir)) = (&source, self.opts.base_dir.as_deref()) {
             self.row_fields(source, dir, &transforms, count);
         }
-        let has_fail_fast = root
-            .get("fail_fast")
-            .is_some_and(|t| !matches!(t.value, Value::Null));
-        let fail_fast = if has_fail_fast {
-            typed::<FailFastConfig>(self.phase, root, &segs!["fail_fast"])
-        } else {
-            None
-        };
-        let has_store = root
-            .get("store")
-            .is_some_and(|t| !matches!(t.value, Value::Null));
-        let store = if has_store {
-            typed::<StoreConfig>(self.phase, root, &segs!["store"])
-        } else {
-            None
-        };
+        let (has_fail_fast, fail_fast) = section::<FailFastConfig>(self.phase, root, "fail_fast");
+        let (has_store, store) = section::<StoreConfig>(self.phase, root, "store");
+        let (has_budget, budget) = section::<BudgetConfig>(self.phase, root, "budget");
         let name = root.get("name")?.as_str()?.to_string();
         if transforms.len() != count
             || count == 0
             || has_telemetry != telemetry.is_some()
             || has_fail_fast != fail_fast.is_some()
             || has_store != store.is_some()
+            || has_budget != budget.is_some()
         {
             return None;
         }
@@ -165,6 +162,7 @@ impl Rules<'_, '_> {
             sink: sink?,
             fail_fast,
             store,
+            budget,
         })
     }
 
@@ -413,6 +411,7 @@ impl Rules<'_, '_> {
             Connection::Azure(c) => self.azure_endpoint(&sub("endpoint"), &c.endpoint),
             Connection::OpenRouter(c) => self.url(&sub("base_url"), "base_url", &c.base_url),
         }
+        self.price(&options, t);
         // Reply mapping.
         let prompt = t.prompt();
         if prompt.output_field.trim().is_empty() {
@@ -475,6 +474,53 @@ impl Rules<'_, '_> {
         // Tracing.
         if let Some(tracing) = t.tracing() {
             self.tracing(&sub("tracing"), tracing);
+        }
+    }
+
+    /// A transform's price: `base_model` must be a model of the price
+    /// table; an Azure deployment the table does not know, with neither
+    /// `base_model` nor `pricing`, gets a warning (its cost will be unknown).
+    fn price(&mut self, options: &[Seg], t: &TransformConfig) {
+        let table = elspeth_core::price::PriceTable::builtin();
+        let Connection::Azure(c) = t.connection() else {
+            return;
+        };
+        let mut path = options.to_vec();
+        if let Some(base) = &c.base_model {
+            path.push(Seg::from("base_model"));
+            if table.find(base).is_none()
+                && let Some(f) = self.at_value(
+                    &path,
+                    Severity::Error,
+                    format!(
+                        "`{base}` is not a model of the price table ({})",
+                        table.version
+                    ),
+                )
+            {
+                f.help = Some(match did_you_mean(base, table.names()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!(
+                        "the table prices {}; for another model set `pricing: {{input_per_mtok: …, output_per_mtok: …}}`",
+                        list_or(&table.models.keys().collect::<Vec<_>>())
+                    ),
+                });
+            }
+        } else if t.call().pricing.is_none() && table.find(&c.deployment_name).is_none() {
+            path.push(Seg::from("deployment_name"));
+            if let Some(f) = self.at_value(
+                &path,
+                Severity::Warning,
+                format!(
+                    "deployment `{}` is not a model of the price table: its cost will be unknown",
+                    c.deployment_name
+                ),
+            ) {
+                f.help = Some(
+                    "set `base_model:` to the model it runs (e.g. `gpt-4o-mini`), or `pricing:`"
+                        .into(),
+                );
+            }
         }
     }
 
