@@ -11,6 +11,7 @@ use elspeth_schema::config::{Connection, TransformConfig};
 
 use crate::llm::{LlmRequest, LlmResponse};
 use crate::usage::UsageMeter;
+use elspeth_core::call::ResponseFormatRequest;
 
 /// Where a transform's price comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,28 +162,33 @@ impl std::fmt::Display for TokenCount {
 
 /// Tokens of the messages of `request`: each message's text with the model
 /// family's tokenizer plus the chat format's 3 tokens per message and 3 for
-/// the reply's priming (OpenAI's counting rule); chars/4 without one.
+/// the reply's priming (OpenAI's counting rule); chars/4 without one. A
+/// structured-output schema is billed as input too: its JSON text is
+/// counted the same way.
 pub fn estimate(request: &LlmRequest, encoding: Option<Encoding>) -> (u64, TokenCount) {
+    let schema = match &request.response_format {
+        Some(ResponseFormatRequest::JsonSchema(s)) => Some(s.schema.to_string()),
+        _ => None,
+    };
+    let texts = request
+        .messages
+        .iter()
+        .map(|m| m.content.as_str())
+        .chain(schema.as_deref());
     match encoding {
         Some(e) => {
             let bpe = match e {
                 Encoding::O200kBase => o200k(),
                 Encoding::Cl100kBase => cl100k(),
             };
-            let tokens: usize = request
-                .messages
-                .iter()
-                .map(|m| bpe.encode_ordinary(&m.content).len() + 3)
+            let tokens: usize = texts
+                .map(|t| bpe.encode_ordinary(t).len() + 3)
                 .sum::<usize>()
                 + 3;
             (tokens as u64, TokenCount::Tokenizer(e))
         }
         None => {
-            let chars: usize = request
-                .messages
-                .iter()
-                .map(|m| m.content.chars().count())
-                .sum();
+            let chars: usize = texts.map(|t| t.chars().count()).sum();
             ((chars as u64).div_ceil(4), TokenCount::CharsOver4)
         }
     }
@@ -258,19 +264,16 @@ impl CallEstimate {
         }
     }
 
-    /// What one call may cost at most, for a budget: the mean prompt and
-    /// `max_tokens` (else [`ASSUMED_OUTPUT_TOKENS`]) completion tokens;
-    /// `None` without a price or a sample.
+    /// What one call may cost, for a budget before the transform's first
+    /// paid call: the mean prompt and `max_tokens` completion tokens
+    /// (without `max_tokens`, a reply as long as the prompt); `None` without
+    /// a price or a sample.
     pub fn call_ceiling_usd(&self) -> Option<f64> {
         let input = self.tokens_per_call?.ceil() as u64;
-        let output = self.max_tokens.map_or(ASSUMED_OUTPUT_TOKENS, u64::from);
+        let output = self.max_tokens.map_or(input.max(1), u64::from);
         Some(self.price.price?.range(input, output, self.price.factor).1)
     }
 }
-
-/// Completion tokens a budget assumes for a call without `max_tokens`,
-/// until the transform's own calls show what they use.
-pub const ASSUMED_OUTPUT_TOKENS: u64 = 1000;
 
 /// One transform as the budget sees it.
 #[derive(Debug)]
@@ -279,8 +282,8 @@ pub struct BudgetedTransform {
     pub meter: Arc<UsageMeter>,
     /// Calls per row.
     pub calls_per_row: u64,
-    /// What one call may cost before any was paid: the first row's prompt
-    /// tokens and `max_tokens` (else [`ASSUMED_OUTPUT_TOKENS`]) at its price.
+    /// What one call may cost before any was paid
+    /// ([`CallEstimate::call_ceiling_usd`]).
     pub first_call_usd: f64,
 }
 
@@ -469,6 +472,19 @@ mod tests {
         assert!((14..=20).contains(&n), "{n}");
         let (c, how) = estimate(&r, None);
         assert_eq!((c, how), (13, TokenCount::CharsOver4));
+        // A structured-output schema counts as input.
+        let mut with_schema = r.clone();
+        with_schema.response_format = Some(ResponseFormatRequest::JsonSchema(
+            elspeth_core::call::JsonSchemaRequest {
+                name: "t".into(),
+                schema: Arc::new(
+                    serde_json::json!({"type": "object", "properties": {"category": {"type": "string"}}}),
+                ),
+                strict: true,
+            },
+        ));
+        let (m, _) = estimate(&with_schema, Some(Encoding::O200kBase));
+        assert!(m > n + 10, "{m} vs {n}");
         assert!(how.to_string().contains("chars/4"));
     }
 

@@ -114,7 +114,17 @@ async fn azure_llm_success_and_failure() {
             "billing"
         ))
     );
-    assert_eq!(d.cost, None);
+    // Azure reports no cost: the price table's gpt-4o prices the call, and
+    // the tracer records that cost with its parts.
+    let u = d.usage.unwrap();
+    let cost = d.cost.expect("priced by the table");
+    let want = u.input as f64 * 2.50 / 1e6 + u.output as f64 * 10.00 / 1e6;
+    assert!((cost.total - want).abs() < 1e-12, "{cost:?} for {u:?}");
+    let parts = cost.parts.expect("a priced cost has its parts");
+    assert!(
+        (parts.input + parts.output - want).abs() < 1e-12,
+        "{parts:?}"
+    );
     assert_eq!(d.temperature, Some(0.2));
     assert_eq!(d.max_tokens, Some(20));
     assert_eq!(d.error_type, None);

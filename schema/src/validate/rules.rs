@@ -506,7 +506,10 @@ impl Rules<'_, '_> {
                     ),
                 });
             }
-        } else if t.call().pricing.is_none() && table.find(&c.deployment_name).is_none() {
+        } else if t.call().pricing.is_none()
+            && !c.deployment_name.contains("${")
+            && table.find(&c.deployment_name).is_none()
+        {
             path.push(Seg::from("deployment_name"));
             if let Some(f) = self.at_value(
                 &path,
