@@ -198,7 +198,7 @@ mod tests {
         ] {
             assert!(t.find(m).is_some(), "{m}");
         }
-        for (_, e) in &t.models {
+        for e in t.models.values() {
             assert!(e.price.input > 0.0 && e.price.output >= e.price.input);
             assert!(e.price.cached_input.is_none_or(|c| c <= e.price.input));
         }

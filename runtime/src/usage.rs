@@ -52,9 +52,11 @@ pub struct UsageTotals {
     pub cost_usd: Option<f64>,
 }
 
-impl UsageTotals {
-    /// Adds `other` (an unknown cost stays unknown).
-    pub fn add(self, other: UsageTotals) -> Self {
+/// Adds two transforms' totals (an unknown cost stays unknown).
+impl std::ops::Add for UsageTotals {
+    type Output = Self;
+
+    fn add(self, other: UsageTotals) -> Self {
         Self {
             tokens_in: self.tokens_in + other.tokens_in,
             tokens_out: self.tokens_out + other.tokens_out,

@@ -1082,7 +1082,7 @@ impl RowLog {
                     cost_usd: Some(0.0),
                     ..Default::default()
                 },
-                UsageTotals::add,
+                std::ops::Add::add,
             );
             o.row_written(&Progress {
                 rows_done: counts.ok + counts.failed,
