@@ -976,6 +976,66 @@ async fn live_exporters_and_tier1_telemetry() {
     );
     assert_eq!(appinsights.envelopes().len(), 10);
 
+    // Cost reaches every backend. Langfuse: each generation's cost_details
+    // (so Langfuse shows it instead of inferring one), priced by the table
+    // from its usage_details; they add up to the transform's cost in the
+    // summary.
+    let price = elspeth_core::price::PriceTable::builtin()
+        .find(&summary.transforms[0].model)
+        .expect("the test deployment is a priced model")
+        .1
+        .price;
+    let mut langfuse_cost = 0.0;
+    for s in langfuse
+        .spans()
+        .iter()
+        .filter(|s| s.span.name == "llm_call")
+    {
+        let details = |key: &str| -> Value {
+            serde_json::from_str(s.str_attr(key).unwrap_or_else(|| panic!("{key} on {s:?}")))
+                .unwrap()
+        };
+        let (usage, cost) = (
+            details("langfuse.observation.usage_details"),
+            details("langfuse.observation.cost_details"),
+        );
+        let n = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
+        let want =
+            n(&usage, "input") * price.input / 1e6 + n(&usage, "output") * price.output / 1e6;
+        assert!(
+            (n(&cost, "total") - want).abs() < 1e-12,
+            "{cost} for {usage}"
+        );
+        assert!(
+            (n(&cost, "input") + n(&cost, "output") - n(&cost, "total")).abs() < 1e-12,
+            "{cost}"
+        );
+        langfuse_cost += n(&cost, "total");
+    }
+    let summed = summary.transforms[0].usage.cost_usd.unwrap();
+    assert!(
+        (langfuse_cost - summed).abs() < 1e-12,
+        "{langfuse_cost} vs {summed}"
+    );
+    // Application Insights: a property on each dependency, OpenRouter's
+    // reported cost, adding up to the second transform's.
+    let ai_costs: Vec<f64> = appinsights
+        .dependencies()
+        .iter()
+        .map(|d| &d["data"]["baseData"]["properties"])
+        .filter(|p| p.get("gen_ai.request.model").is_some())
+        .map(|p| {
+            p["elspeth.cost_usd"]
+                .as_str()
+                .and_then(|c| c.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no elspeth.cost_usd in {p}"))
+        })
+        .collect();
+    assert_eq!(ai_costs.len(), 5, "one generation per row");
+    let ai_cost: f64 = ai_costs.iter().sum();
+    let summed = summary.transforms[1].usage.cost_usd.unwrap();
+    assert!((ai_cost - summed).abs() < 1e-9, "{ai_cost} vs {summed}");
+
     // Tier 1: a run span, a trace per row, a span per LLM call, with
     // hashes and never content.
     let tier1: Vec<_> = summary
