@@ -511,11 +511,20 @@ impl Rules<'_, '_> {
             && table.find(&c.deployment_name).is_none()
         {
             path.push(Seg::from("deployment_name"));
+            // With a budget an unknown cost cannot be bounded: an error.
+            let budget = self
+                .found(&[Seg::from("budget")])
+                .is_some_and(|b| !matches!(b.node.value, Value::Null));
+            let (severity, consequence) = if budget {
+                (Severity::Error, "the budget cannot bound its cost")
+            } else {
+                (Severity::Warning, "its cost will be unknown")
+            };
             if let Some(f) = self.at_value(
                 &path,
-                Severity::Warning,
+                severity,
                 format!(
-                    "deployment `{}` is not a model of the price table: its cost will be unknown",
+                    "deployment `{}` is not a model of the price table: {consequence}",
                     c.deployment_name
                 ),
             ) {
