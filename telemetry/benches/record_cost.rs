@@ -69,6 +69,17 @@ mod counting {
     }
 }
 
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to write.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 #[global_allocator]
 static ALLOCATOR: counting::Counting = counting::Counting;
 
@@ -92,6 +103,12 @@ fn bench(c: &mut Criterion) {
         )
         .expect("exporter")
     };
+    // The mock keeps every request it accepts (raw body and decoded
+    // message) for tests to inspect; over a bench's millions of spans that
+    // is gigabytes, and its growth (fresh pages, page faults) would load
+    // the cores the recording runs on. Between timed bursts it forgets
+    // them. It still decodes and checks every request like a test run.
+    let forget_received = || mock.clear();
     let request = LlmRequest::user("gpt-4o", "Classify: hello world");
     let response = LlmResponse {
         content: "positive".into(),
@@ -148,6 +165,41 @@ fn bench(c: &mut Criterion) {
         eprintln!("allocations per trace + generation (content on): {per:.1}");
         *ALLOCS_PER_RECORD.lock().unwrap() = Some(per);
     }
+    {
+        // The sustained case outside criterion, with the recording thread's
+        // own CPU time next to the wall time: on a loaded machine the wall
+        // time includes the time the thread was preempted, its CPU time
+        // does not (a diagnostic line, not a figure).
+        let tracer = Tracer::new(
+            exporter.clone(),
+            TracerOptions {
+                provider: TracingProvider::Langfuse,
+                content_recording: true,
+                sample_rate: 1.0,
+                trace_failures: true,
+            },
+        );
+        let (mut wall, mut cpu) = (Duration::ZERO, Duration::ZERO);
+        let bursts = 400;
+        for _ in 0..bursts {
+            let (t0, c0) = (Instant::now(), thread_cpu());
+            for _ in 0..256 {
+                record(&tracer);
+            }
+            cpu += thread_cpu() - c0;
+            wall += t0.elapsed();
+            while exporter.summary().pending > 1024 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            forget_received();
+        }
+        let calls = f64::from(bursts * 256);
+        eprintln!(
+            "sustained (content on), {calls} calls: {:.3} µs wall, {:.3} µs recording-thread CPU per call",
+            wall.as_secs_f64() * 1e6 / calls,
+            cpu.as_secs_f64() * 1e6 / calls
+        );
+    }
     for (name, content) in [
         ("sustained: trace+generation (langfuse, content on)", true),
         ("sustained: trace+generation (langfuse, content off)", false),
@@ -177,6 +229,7 @@ fn bench(c: &mut Criterion) {
                     while exporter.summary().pending > 1024 {
                         std::thread::sleep(Duration::from_micros(200));
                     }
+                    forget_received();
                 }
                 timed
             })
@@ -192,7 +245,23 @@ fn bench(c: &mut Criterion) {
         },
     );
     c.bench_function("saturated: trace+generation (langfuse, content on)", |b| {
-        b.iter(|| record(&tracer))
+        b.iter_custom(|iters| {
+            // A tight loop; the mock forgets what it received every 4,096
+            // calls (untimed), like in the sustained case.
+            let mut timed = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(4096);
+                let t0 = Instant::now();
+                for _ in 0..n {
+                    record(&tracer);
+                }
+                timed += t0.elapsed();
+                left -= n;
+                forget_received();
+            }
+            timed
+        })
     });
     // The recording alone: a sink that frees each span at once.
     struct Discard;
@@ -240,7 +309,7 @@ fn bench(c: &mut Criterion) {
     });
     let summary = rt.block_on(exporter.shutdown(Duration::from_secs(10)));
     eprintln!(
-        "exporter after the bench: {} sent, {} dropped (queue full: the bench records far faster than any pipeline), {} failed; mock received {} spans",
+        "exporter after the bench: {} sent, {} dropped (queue full: the bench records far faster than any pipeline), {} failed; mock received {} spans since it last forgot them",
         summary.sent,
         summary.dropped,
         summary.failed,

@@ -19,6 +19,10 @@ use crate::spool::SpanSpool;
 /// still refuses with 413.
 const TRUNCATION_LEVELS: [usize; 3] = [64 * 1024, 8 * 1024, 1024];
 
+/// Most delivered batches waiting for a recording thread to free them (see
+/// [`State::returned`]); past it the delivery task frees a batch itself.
+const MAX_RETURNED: usize = 4;
+
 /// The worker needs a Tokio runtime and none was running.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("tracing export needs a Tokio runtime, and none is running on this thread")]
@@ -71,6 +75,17 @@ struct Shared {
 struct State {
     queue: VecDeque<SpanRecord>,
     counts: Counts,
+    /// Delivered batches (already counted as sent), freed by the next
+    /// [`enqueue`](SpanSink::enqueue) outside the lock: the spans' memory
+    /// was allocated by the recording thread, and freeing it there keeps
+    /// the allocator's free lists local to that thread (freed by the
+    /// delivery task, every span's chunks went back across threads, and
+    /// the recording thread's allocations fought the delivery task's frees
+    /// for the allocator's lock). At most [`MAX_RETURNED`].
+    returned: Vec<Vec<SpanRecord>>,
+    /// Emptied batch buffers for [`Shared::take_batch`] to fill again (no
+    /// new `batch_size`-span buffer per batch).
+    spare: Vec<Vec<SpanRecord>>,
 }
 
 /// `recorded = sent + dropped + failed + kept + queue.len() + in_flight`,
@@ -105,6 +120,8 @@ impl Exporter {
             state: Mutex::new(State {
                 queue: VecDeque::with_capacity(config.max_queue.min(1024)),
                 counts: Counts::default(),
+                returned: Vec::new(),
+                spare: Vec::new(),
             }),
             config,
             transport,
@@ -260,7 +277,7 @@ impl SpanSink for Exporter {
         let s = &self.shared;
         let disabled = s.disabled.load(Ordering::Acquire);
         let closed = s.closing.load(Ordering::Acquire) && s.abandoned.load(Ordering::Acquire);
-        let (len, evicted) = {
+        let (len, evicted, returned) = {
             let mut state = lock(&s.state);
             state.counts.recorded += 1;
             if disabled {
@@ -278,10 +295,17 @@ impl SpanSink for Exporter {
                 None
             };
             state.queue.push_back(span);
-            (state.queue.len(), evicted)
+            (state.queue.len(), evicted, state.returned.pop())
         };
         // Freed outside the lock.
         drop(evicted);
+        if let Some(mut batch) = returned {
+            batch.clear();
+            let mut state = lock(&s.state);
+            if state.spare.len() < s.config.max_in_flight {
+                state.spare.push(batch);
+            }
+        }
         if len == s.config.batch_size {
             s.wake.notify_one();
         }
@@ -314,7 +338,11 @@ impl Shared {
             return None;
         }
         let take = n.min(self.config.batch_size);
-        let batch: Vec<SpanRecord> = state.queue.drain(..take).collect();
+        let mut batch = state
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.config.batch_size));
+        batch.extend(state.queue.drain(..take));
         state.counts.in_flight += take as u64;
         Some(batch)
     }
@@ -332,6 +360,23 @@ impl Shared {
         let mut state = lock(&self.state);
         state.counts.sent += n;
         state.counts.in_flight -= n;
+    }
+
+    /// Resolves a delivered batch as sent and hands it back to be freed by
+    /// a recording thread (see [`State::returned`]).
+    fn resolve_sent_batch(&self, spans: Vec<SpanRecord>) {
+        let mut state = lock(&self.state);
+        let n = spans.len() as u64;
+        state.counts.sent += n;
+        state.counts.in_flight -= n;
+        let spans = if state.returned.len() < MAX_RETURNED {
+            state.returned.push(spans);
+            None
+        } else {
+            Some(spans)
+        };
+        drop(state);
+        drop(spans);
     }
 
     fn resolve_failed(&self, n: u64) {
@@ -530,7 +575,7 @@ async fn deliver(shared: Arc<Shared>, batch: Vec<SpanRecord>) {
             },
         };
         match outcome {
-            SendOutcome::Accepted => shared.resolve_sent(n),
+            SendOutcome::Accepted => shared.resolve_sent_batch(chunk.spans),
             SendOutcome::Partial { retry, rejected } => {
                 let retry_n = retry.len() as u64;
                 let rejected = (rejected as u64).min(n - retry_n.min(n));
