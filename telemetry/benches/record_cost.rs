@@ -107,8 +107,12 @@ fn bench(c: &mut Criterion) {
     // message) for tests to inspect; over a bench's millions of spans that
     // is gigabytes, and its growth (fresh pages, page faults) would load
     // the cores the recording runs on. Between timed bursts it forgets
-    // them. It still decodes and checks every request like a test run.
-    let forget_received = || mock.clear();
+    // them (on its own runtime, which allocated them: freed there). It
+    // still decodes and checks every request like a test run.
+    let forget_received = || {
+        let received = mock.mock.clone();
+        rt.spawn(async move { received.clear() });
+    };
     let request = LlmRequest::user("gpt-4o", "Classify: hello world");
     let response = LlmResponse {
         content: "positive".into(),

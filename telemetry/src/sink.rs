@@ -63,6 +63,12 @@ pub trait SpanSink: Send + Sync + 'static {
     fn shutdown(&self, deadline: Duration) -> BoxFuture<'_, ExportSummary> {
         self.flush(deadline)
     }
+    /// The generation part of a span this sink is done with, for the tracer
+    /// to fill again instead of allocating a new one (its box and its
+    /// buffers: prompt, reply, response id, finish reasons). Default: none.
+    fn recycled_generation(&self) -> Option<Box<crate::record::GenerationData>> {
+        None
+    }
 }
 
 /// Keeps every span in memory: for tests and for `--dry-run`.

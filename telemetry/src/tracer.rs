@@ -507,7 +507,13 @@ impl Trace {
             return Generation { active: None };
         };
         let mut span = parent.child("llm_call", SpanKind::Client, ObservationKind::Generation);
-        span.generation = Some(Box::new(start.data(&parent.tracer)));
+        span.generation = Some(match parent.tracer.sink.recycled_generation() {
+            Some(mut reused) => {
+                start.fill(&mut reused, &parent.tracer);
+                reused
+            }
+            None => Box::new(start.data(&parent.tracer)),
+        });
         span.metadata = start
             .metadata
             .into_iter()
@@ -542,6 +548,61 @@ impl<'a> GenerationStart<'a> {
             server_address: None,
             metadata: Vec::new(),
         }
+    }
+
+    /// Fills `g` (a generation part the sink is done with) as
+    /// [`data`](Self::data) would build it, keeping its buffers.
+    fn fill(&self, g: &mut GenerationData, tracer: &TracerInner) {
+        let consts = &tracer.consts;
+        let GenerationData {
+            system,
+            request_model,
+            response_model,
+            response_id,
+            finish_reasons,
+            input,
+            output,
+            usage,
+            cost,
+            temperature,
+            max_tokens,
+            error_type,
+            http_status,
+            server_address,
+        } = g;
+        *system = Some(self.system.clone());
+        *request_model = consts.request_model.get(&self.request.model);
+        *response_model = None;
+        // The reply's buffers are kept (empty) for `apply_response` to copy
+        // into; `fail` and a cancelled call set them back to `None`.
+        if let Some(id) = response_id {
+            id.clear();
+        }
+        finish_reasons.clear();
+        if tracer.options.content_recording {
+            let messages = input.get_or_insert_with(Vec::new);
+            let source = &self.request.messages;
+            messages.truncate(source.len());
+            for (m, s) in messages.iter_mut().zip(source) {
+                m.role = s.role;
+                m.content.clone_from(&s.content);
+            }
+            let have = messages.len();
+            messages.extend_from_slice(&source[have..]);
+        } else {
+            *input = None;
+        }
+        match output {
+            Some(text) if tracer.options.content_recording => text.clear(),
+            _ => *output = None,
+        }
+        *usage = None;
+        *cost = None;
+        *temperature = self.request.temperature;
+        *max_tokens = self.request.max_tokens;
+        *error_type = None;
+        *http_status = None;
+        *server_address = self.server_address.map(|h| consts.server_address.get(h));
     }
 
     fn data(&self, tracer: &TracerInner) -> GenerationData {
@@ -594,6 +655,8 @@ impl Generation {
             if let Some(g) = span.generation.as_deref_mut() {
                 g.error_type = Some(error.error_type());
                 g.http_status = error.http_status;
+                g.output = None;
+                g.response_id = None;
             }
             span.status =
                 SpanStatus::Error(status_message(error, span.tracer.options.content_recording));
@@ -610,6 +673,8 @@ impl Drop for Generation {
             // Dropped without succeed/fail: the call was cancelled.
             if let Some(g) = span.generation.as_deref_mut() {
                 g.error_type = Some("cancelled".into());
+                g.output = None;
+                g.response_id = None;
             }
             span.status = SpanStatus::Error("cancelled before completion".into());
             finish_latency(span);
@@ -634,17 +699,29 @@ fn apply_response(g: &mut GenerationData, response: &LlmResponse, tracer: &Trace
         .model
         .as_deref()
         .map(|m| tracer.consts.response_model.get(m));
-    g.response_id = response.id.clone();
-    g.finish_reasons = response
-        .finish_reason
-        .as_deref()
-        .map(finish_reason)
-        .into_iter()
-        .collect();
+    // Copied into the buffers of a recycled generation part, if any.
+    match (&mut g.response_id, &response.id) {
+        (Some(buffer), Some(id)) => {
+            buffer.clear();
+            buffer.push_str(id);
+        }
+        (slot, id) => *slot = id.clone(),
+    }
+    g.finish_reasons.clear();
+    g.finish_reasons
+        .extend(response.finish_reason.as_deref().map(finish_reason));
     g.usage = response.usage;
     g.cost = response.cost;
     if tracer.options.content_recording {
-        g.output = Some(response.content.clone());
+        match &mut g.output {
+            Some(buffer) => {
+                buffer.clear();
+                buffer.push_str(&response.content);
+            }
+            slot => *slot = Some(response.content.clone()),
+        }
+    } else {
+        g.output = None;
     }
 }
 
@@ -890,6 +967,93 @@ mod tests {
         let (t0, sink0) = tracer(true, 0.0);
         t0.start_trace(start()).end();
         assert!(sink0.spans().is_empty());
+    }
+
+    /// A sink handing out used generation parts full of stale values.
+    struct Recycling(InMemorySink);
+
+    impl SpanSink for Recycling {
+        fn label(&self) -> String {
+            "recycling".into()
+        }
+        fn enqueue(&self, span: SpanRecord) {
+            self.0.enqueue(span);
+        }
+        fn flush(&self, deadline: Duration) -> crate::sink::BoxFuture<'_, ExportSummary> {
+            self.0.flush(deadline)
+        }
+        fn summary(&self) -> ExportSummary {
+            self.0.summary()
+        }
+        fn recycled_generation(&self) -> Option<Box<GenerationData>> {
+            Some(Box::new(GenerationData {
+                system: Some(GenAiSystem::OpenRouter),
+                request_model: "old-model".into(),
+                response_model: Some("old-answer".into()),
+                response_id: Some("old-id".into()),
+                finish_reasons: vec!["length".into(), "stop".into()],
+                input: Some(vec![
+                    elspeth_core::call::ChatMessage::system("old system"),
+                    elspeth_core::call::ChatMessage::user("old prompt"),
+                    elspeth_core::call::ChatMessage::user("older prompt"),
+                ]),
+                output: Some("old reply".into()),
+                usage: Some(Usage::default()),
+                cost: None,
+                temperature: Some(0.9),
+                max_tokens: Some(9),
+                error_type: Some("old".into()),
+                http_status: Some(599),
+                server_address: Some("old.host".into()),
+            }))
+        }
+    }
+
+    #[test]
+    fn a_recycled_generation_part_records_the_same() {
+        let req = LlmRequest::user("gpt-4o", "Classify: hello world");
+        let ok = LlmResponse {
+            content: "positive".into(),
+            model: Some("gpt-4o-2024-08-06".into()),
+            finish_reason: Some("stop".into()),
+            id: Some("chatcmpl-1".into()),
+            ..Default::default()
+        };
+        let no_id = LlmResponse {
+            content: "negative".into(),
+            ..Default::default()
+        };
+        let err = LlmError::new(LlmErrorKind::Server, "HTTP 500").with_status(500);
+        for content in [true, false] {
+            let record = |sink: Arc<dyn SpanSink>| {
+                let t = Tracer::new(
+                    sink,
+                    TracerOptions {
+                        provider: TracingProvider::Langfuse,
+                        content_recording: content,
+                        sample_rate: 1.0,
+                        trace_failures: true,
+                    },
+                );
+                let trace = t.start_trace(start());
+                let start = || GenerationStart::new(GenAiSystem::AzureOpenAi, &req);
+                trace.generation(start()).succeed(&ok);
+                trace.generation(start()).succeed(&no_id);
+                trace.generation(start()).fail(&err);
+                drop(trace.generation(start()));
+                trace.end();
+            };
+            let (fresh, reused) = (InMemorySink::new(), InMemorySink::new());
+            record(Arc::new(fresh.clone()));
+            record(Arc::new(Recycling(reused.clone())));
+            let parts = |sink: &InMemorySink| -> Vec<Option<GenerationData>> {
+                sink.spans()
+                    .into_iter()
+                    .map(|s| s.generation.map(|g| *g))
+                    .collect()
+            };
+            assert_eq!(parts(&fresh), parts(&reused), "content recording {content}");
+        }
     }
 
     #[test]
