@@ -9,6 +9,7 @@ use std::path::Path;
 
 mod chromium;
 mod support;
+use elspeth_test_support::figures::check_figures;
 use support::{quickstart_dir, quickstart_yaml, repo, text};
 
 /// The tickets the mock's content filter refuses (HTTP 400, not retried):
@@ -34,102 +35,6 @@ fn tickets() -> String {
         .collect();
     assert_eq!(refused, REFUSED.len(), "the shipped tickets changed");
     lines.concat()
-}
-
-/// The `data-figure` elements of a page: (path, `data-value`, text).
-fn figures(html: &str) -> Vec<(String, Option<String>, String)> {
-    let mut out = Vec::new();
-    let mut rest = html;
-    while let Some(at) = rest.find(" data-figure=\"") {
-        let tag_start = rest[..at].rfind('<').expect("inside a tag");
-        let tag_end = at + rest[at..].find('>').expect("a closed tag");
-        let tag = &rest[tag_start..tag_end];
-        let attr = |name: &str| {
-            let key = format!(" {name}=\"");
-            tag.find(&key).map(|i| {
-                let v = &tag[i + key.len()..];
-                unescape(&v[..v.find('"').expect("a quoted value")])
-            })
-        };
-        let body = &rest[tag_end + 1..];
-        let text = unescape(&body[..body.find('<').unwrap_or(body.len())]);
-        out.push((attr("data-figure").unwrap(), attr("data-value"), text));
-        rest = &rest[tag_end..];
-    }
-    out
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&nbsp;", "\u{a0}")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
-}
-
-/// The value at a dotted path (`transforms.0.latency_ms.p95`).
-fn at<'a>(json: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
-    path.split('.')
-        .try_fold(json, |v, key| match key.parse::<usize>() {
-            Ok(i) if v.is_array() => v.get(i),
-            _ => v.get(key),
-        })
-}
-
-/// The number a figure's text shows (`$0.000217`, `1,359`, `42.4 ms`) and
-/// the rounding its decimals allow.
-fn shown(text: &str) -> Option<(f64, f64)> {
-    let digits: String = text
-        .chars()
-        .filter(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
-        .collect();
-    let x = digits.parse::<f64>().ok()?;
-    let decimals = digits.split_once('.').map_or(0, |(_, f)| f.len());
-    Some((x, 0.5 * 10f64.powi(-(decimals as i32)) + 1e-9))
-}
-
-/// Every figure of `dom` equals the value at its path in `json`; the paths seen.
-fn check_figures(dom: &str, json: &serde_json::Value) -> Vec<String> {
-    let figs = figures(dom);
-    let mut paths = Vec::new();
-    for (path, value, shown_text) in figs {
-        let want = at(json, &path).unwrap_or_else(|| panic!("`{path}` is not in the summary JSON"));
-        match value.as_deref() {
-            Some("null") => {
-                assert!(
-                    want.is_null(),
-                    "{path}: the page says unknown, the JSON {want}"
-                );
-                assert!(
-                    shown(&shown_text).is_none(),
-                    "{path}: an unknown value shown as `{shown_text}`"
-                );
-            }
-            Some(raw) => {
-                let got: f64 = raw.parse().unwrap_or_else(|_| panic!("{path}: {raw}"));
-                let want = want
-                    .as_f64()
-                    .unwrap_or_else(|| panic!("{path}: the page says {raw}, the JSON {want}"));
-                assert_eq!(got, want, "{path}");
-                if !shown_text.trim().is_empty() {
-                    let (x, tol) =
-                        shown(&shown_text).unwrap_or_else(|| panic!("{path}: `{shown_text}`"));
-                    assert!(
-                        (x - want).abs() <= tol,
-                        "{path}: the page shows `{shown_text}`, the JSON {want}"
-                    );
-                }
-            }
-            None => assert_eq!(
-                want.as_str(),
-                Some(shown_text.as_str()),
-                "{path}: the page shows `{shown_text}`"
-            ),
-        }
-        paths.push(path);
-    }
-    paths
 }
 
 fn assert_self_contained(html: &str) {

@@ -125,8 +125,14 @@ fn quick_start_runs_against_the_mocks() {
     );
     assert!(stderr.contains("progress: 12/12 rows"), "{stderr}");
     // The progress line shows the cost so far and the estimated total.
-    let last = stderr.lines().filter(|l| l.starts_with("progress: ")).last().unwrap();
-    assert!(last.contains(" so far, ~$") && last.contains(" in all"), "{last}");
+    let last = stderr
+        .lines()
+        .rfind(|l| l.starts_with("progress: "))
+        .unwrap();
+    assert!(
+        last.contains(" so far, ~$") && last.contains(" in all"),
+        "{last}"
+    );
     assert!(
         !stdout.contains("sk-lf-mock") && !stderr.contains("sk-lf-mock"),
         "no secret in the output"

@@ -7,6 +7,8 @@
 //! # drop(registry);
 //! ```
 
+pub mod figures;
+
 use std::sync::Arc;
 
 use elspeth_telemetry::{InMemorySink, TracingRegistry};

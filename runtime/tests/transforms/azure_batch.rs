@@ -164,6 +164,14 @@ async fn completes_and_matches_out_of_order_output() {
             d.usage
                 .is_some_and(|u| u.input > 0 && u.total == u.input + u.output)
         );
+        // Batch API lines are billed at half the gpt-4o price.
+        let u = d.usage.unwrap();
+        let full = u.input as f64 * 2.50 / 1e6 + u.output as f64 * 10.00 / 1e6;
+        let cost = d.cost.expect("a batch line is priced");
+        assert!(
+            (cost.total - full * 0.5).abs() < 1e-12,
+            "{cost:?} for {u:?}"
+        );
         assert_eq!(d.finish_reasons, vec!["stop".to_string()]);
     }
     let _ = std::fs::remove_dir_all(dir);
