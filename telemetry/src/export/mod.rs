@@ -9,8 +9,12 @@
 //! - **Export runs in the background**: one worker task per exporter takes
 //!   batches (`batch_size` spans, or whatever is queued once `interval` has
 //!   passed or a flush is waiting) and hands each to a delivery task (at most
-//!   `max_in_flight` at once). Memory stays bounded by
-//!   `max_queue + max_in_flight × batch_size` spans.
+//!   `max_in_flight` at once). A delivered batch is handed back to be
+//!   freed by the next enqueue, on a recording thread (whose allocations
+//!   it holds), its generation parts kept for the tracers to fill again
+//!   ([`SpanSink::recycled_generation`](crate::sink::SpanSink::recycled_generation)).
+//!   Memory stays bounded by `max_queue + (max_in_flight + 4) × batch_size`
+//!   spans.
 //! - **Delivery** ([`Transport`] per backend) retries 429 / 5xx / timeouts /
 //!   connection errors with exponential backoff and jitter, honouring
 //!   `Retry-After`; 401/403 log one warning and disable the exporter (every
