@@ -283,8 +283,9 @@ pub struct BudgetedTransform {
     /// Calls per row.
     pub calls_per_row: u64,
     /// What one call may cost before any was paid
-    /// ([`CallEstimate::call_ceiling_usd`]).
-    pub first_call_usd: f64,
+    /// ([`CallEstimate::call_ceiling_usd`]); `None` when the first rows did
+    /// not tell (then one row at a time is taken until a call is paid).
+    pub first_call_usd: Option<f64>,
 }
 
 /// The run's budget: the source asks it before taking each row.
@@ -337,19 +338,20 @@ impl Budget {
             .sum()
     }
 
-    /// What one more row may cost.
-    fn row_usd(&self) -> f64 {
+    /// What one more row may cost; `None` while some transform has
+    /// neither an estimate nor a paid call.
+    fn row_usd(&self) -> Option<f64> {
         self.transforms
             .iter()
             .map(|t| {
                 let s = t.meter.snapshot();
                 let per_call = match s.cost_usd {
                     Some(cost) if s.calls > s.unpriced_calls => {
-                        cost / (s.calls - s.unpriced_calls) as f64
+                        Some(cost / (s.calls - s.unpriced_calls) as f64)
                     }
                     _ => t.first_call_usd,
                 };
-                per_call * t.calls_per_row as f64
+                per_call.map(|c| c * t.calls_per_row as f64)
             })
             .sum()
     }
@@ -366,7 +368,13 @@ impl Budget {
             }
             let spent = self.spent_usd();
             let in_flight = self.taken.load(Ordering::Relaxed).saturating_sub(*written);
-            if spent + (in_flight + 1) as f64 * self.row_usd() <= self.limit_usd {
+            let fits = match self.row_usd() {
+                Some(row) => spent + (in_flight + 1) as f64 * row <= self.limit_usd,
+                // Nothing tells what a row costs: one at a time, while
+                // something is left.
+                None => in_flight == 0 && spent < self.limit_usd,
+            };
+            if fits {
                 self.taken.fetch_add(1, Ordering::Relaxed);
                 return true;
             }
@@ -493,7 +501,7 @@ mod tests {
         let t = BudgetedTransform {
             meter: meter.clone(),
             calls_per_row,
-            first_call_usd,
+            first_call_usd: Some(first_call_usd),
         };
         (Budget::new(limit, vec![t]), meter)
     }
@@ -567,6 +575,27 @@ mod tests {
         let (budget, _meter) = budget_over();
         assert!(!budget.take_row(&|| false));
         assert_eq!(budget.stopped_at(), Some(0.0));
+    }
+
+    #[test]
+    fn without_an_estimate_rows_go_one_at_a_time_until_a_call_is_paid() {
+        let meter = Arc::new(UsageMeter::new());
+        let budget = Budget::new(
+            1.0,
+            vec![BudgetedTransform {
+                meter: meter.clone(),
+                calls_per_row: 1,
+                first_call_usd: None,
+            }],
+        );
+        assert!(budget.take_row(&|| false));
+        // A second row while the first is in flight: waits (here: cancelled).
+        assert!(!budget.take_row(&|| true));
+        paid(&meter, 0.4);
+        budget.row_written();
+        // Now a row costs 0.4: one more fits beside what was spent.
+        assert!(budget.take_row(&|| false));
+        assert!(!budget.take_row(&|| true), "0.4 + 2 × 0.4 would pass 1.0: it waits");
     }
 
     fn budget_over() -> (Budget, Arc<UsageMeter>) {

@@ -497,17 +497,10 @@ impl Pipeline {
         configured.chain(custom).collect()
     }
 
-    /// The run's budget of `limit_usd`: each configured transform's first
-    /// call estimated on the first rows of `source` (read here: a few rows,
-    /// before the run takes any). A budget needs a price for every
-    /// transform: one whose cost would be unknown is refused.
-    fn budget(
-        &self,
-        limit_usd: f64,
-        plan: &Plan,
-        meters: &[Arc<UsageMeter>],
-        source: &Path,
-    ) -> Result<Budget, RunError> {
+    /// A budget needs a price for every transform: one whose cost would be
+    /// unknown, or a custom transform, is refused (before anything is
+    /// opened).
+    fn check_budget(&self, plan: &Plan) -> Result<(), RunError> {
         if let Some(t) = plan.transforms.iter().find(|t| t.price.price.is_none()) {
             return Err(RunError::Budget {
                 message: format!(
@@ -522,6 +515,19 @@ impl Pipeline {
                 message: "a budget cannot bound custom transforms (their cost is their own)".into(),
             });
         }
+        Ok(())
+    }
+
+    /// The run's budget of `limit_usd`: each configured transform's first
+    /// call estimated on the first rows of `source` (read here: a few rows,
+    /// before the run takes any).
+    fn budget(
+        &self,
+        limit_usd: f64,
+        plan: &Plan,
+        meters: &[Arc<UsageMeter>],
+        source: &Path,
+    ) -> Budget {
         let sample = source::first_rows(&self.config.source, source, BUDGET_SAMPLE_ROWS);
         let transforms = plan
             .estimate(&sample)
@@ -530,10 +536,10 @@ impl Pipeline {
             .map(|(e, meter)| BudgetedTransform {
                 meter: meter.clone(),
                 calls_per_row: e.calls_per_row,
-                first_call_usd: e.call_ceiling_usd().unwrap_or(0.0),
+                first_call_usd: e.call_ceiling_usd(),
             })
             .collect();
-        Ok(Budget::new(limit_usd, transforms))
+        Budget::new(limit_usd, transforms)
     }
 
     /// Describes what [`run`](Self::run) would do, without any LLM call:
@@ -562,6 +568,9 @@ impl Pipeline {
             }
         }
         let meters: Vec<Arc<UsageMeter>> = infos.iter().map(|_| Arc::default()).collect();
+        if self.config.budget.is_some() {
+            self.check_budget(&plan)?;
+        }
 
         let paths = self.paths();
         // Before anything is opened for writing, the run store included.
@@ -601,15 +610,10 @@ impl Pipeline {
                 .ok()
                 .flatten()
         };
-        let budget = match self.config.budget {
-            Some(b) => Some(Arc::new(self.budget(
-                b.max_cost_usd,
-                &plan,
-                &meters,
-                &local.source,
-            )?)),
-            None => None,
-        };
+        let budget = self
+            .config
+            .budget
+            .map(|b| Arc::new(self.budget(b.max_cost_usd, &plan, &meters, &local.source)));
         let built = self.build(plan);
 
         let tier1 = match &self.config.telemetry {
