@@ -77,25 +77,50 @@ impl Encoder {
     /// The protobuf bytes of the request for `spans` (in end order): one
     /// `ResourceSpans` with one `ScopeSpans`. With `truncate_to`, every
     /// attribute value longer than that is shortened and the span marked.
+    /// In one buffer, for the tests to compare with `prost`'s; the
+    /// transport writes [`encode_into`](Self::encode_into)'s two parts.
+    #[cfg(test)]
     pub(crate) fn encode(&self, spans: &[SpanRecord], truncate_to: Option<usize>) -> Vec<u8> {
-        let mut scope_spans = Vec::with_capacity(self.scope_bytes.len() + spans.len() * 1536);
-        put_message(&mut scope_spans, 1, &self.scope_bytes);
+        let mut scope = Vec::new();
+        let mut out = self.encode_into(spans, truncate_to, &mut scope);
+        out.extend_from_slice(&scope);
+        out
+    }
+
+    /// The request in two parts, written once each: its `ScopeSpans`
+    /// message into `scope` (cleared first, its capacity kept for the next
+    /// batch), and the returned head that goes before it (the request's
+    /// and the `ResourceSpans`' keys and lengths and the resource). The
+    /// request is the head followed by `scope`: [`encode`](Self::encode)'s
+    /// bytes, without copying the spans into nested buffers.
+    pub(crate) fn encode_into(
+        &self,
+        spans: &[SpanRecord],
+        truncate_to: Option<usize>,
+        scope: &mut Vec<u8>,
+    ) -> Vec<u8> {
+        scope.clear();
+        scope.reserve(self.scope_bytes.len() + 16 + spans.len() * 1536);
+        put_message(scope, 1, &self.scope_bytes);
         let mut span = Vec::with_capacity(2048);
         let mut list = Vec::with_capacity(40);
         let mut scratch = Vec::with_capacity(256);
         for record in spans {
             span.clear();
             self.write_span(record, truncate_to, &mut list, &mut scratch, &mut span);
-            put_message(&mut scope_spans, 2, &span);
+            put_message(scope, 2, &span);
         }
-        let mut resource_spans =
-            Vec::with_capacity(self.resource_bytes.len() + scope_spans.len() + 16);
-        put_message(&mut resource_spans, 1, &self.resource_bytes);
-        put_message(&mut resource_spans, 2, &scope_spans);
-        drop(scope_spans);
-        let mut out = Vec::with_capacity(resource_spans.len() + 8);
-        put_message(&mut out, 1, &resource_spans);
-        out
+        // ResourceSpans { resource = 1, scope_spans = 2 (the `scope` bytes) }
+        let mut resource = Vec::with_capacity(self.resource_bytes.len() + 24);
+        put_message(&mut resource, 1, &self.resource_bytes);
+        put_key(&mut resource, 2, WIRE_LEN);
+        put_varint(&mut resource, scope.len() as u64);
+        // ExportTraceServiceRequest { resource_spans = 1 }
+        let mut head = Vec::with_capacity(resource.len() + 12);
+        put_key(&mut head, 1, WIRE_LEN);
+        put_varint(&mut head, (resource.len() + scope.len()) as u64);
+        head.extend_from_slice(&resource);
+        head
     }
 
     /// One `Span` message body, fields in `prost`'s order (by tag).

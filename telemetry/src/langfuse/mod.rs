@@ -219,6 +219,8 @@ pub(crate) struct LangfuseTransport {
     label: String,
     headers: HeaderMap,
     encoder: encode::Encoder,
+    /// Spans' buffers of earlier requests, for the next ones to fill again.
+    buffers: std::sync::Mutex<Vec<Vec<u8>>>,
 }
 
 impl LangfuseTransport {
@@ -267,6 +269,7 @@ impl LangfuseTransport {
             label: settings.label(),
             headers,
             encoder: encode::Encoder::new(decor, &settings.public_key, &crate::http::instance_id()),
+            buffers: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -275,9 +278,26 @@ impl LangfuseTransport {
         batch: &[SpanRecord],
         truncate_to: Option<usize>,
     ) -> Result<Vec<u8>, std::io::Error> {
-        let raw = self.encoder.encode(batch, truncate_to);
-        let mut gz = GzEncoder::new(Vec::with_capacity(raw.len() / 3 + 64), Compression::fast());
-        gz.write_all(&raw)?;
+        // The spans' buffer is reused from batch to batch (one per request
+        // in flight): no new buffer of the batch's size per request.
+        let mut scope = self
+            .buffers
+            .lock()
+            .ok()
+            .and_then(|mut b| b.pop())
+            .unwrap_or_default();
+        let head = self.encoder.encode_into(batch, truncate_to, &mut scope);
+        let mut gz = GzEncoder::new(
+            Vec::with_capacity((head.len() + scope.len()) / 3 + 64),
+            Compression::fast(),
+        );
+        let written = gz.write_all(&head).and_then(|()| gz.write_all(&scope));
+        if let Ok(mut buffers) = self.buffers.lock()
+            && buffers.len() < 4
+        {
+            buffers.push(scope);
+        }
+        written?;
         gz.finish()
     }
 
