@@ -44,6 +44,8 @@ pub struct TransformPrice {
     pub factor: f64,
     /// The tokenizer of estimates.
     pub encoding: Option<Encoding>,
+    /// The provider reports each call's cost (OpenRouter): that cost wins.
+    pub reported: bool,
 }
 
 impl TransformPrice {
@@ -59,6 +61,7 @@ impl TransformPrice {
         };
         let found = table.find(looked_up);
         let encoding = found.map(|(_, e)| e.encoding);
+        let reported = matches!(config.connection(), Connection::OpenRouter(_));
         if let Some(p) = &config.call().pricing {
             return Self {
                 price: Some(Price {
@@ -69,6 +72,7 @@ impl TransformPrice {
                 source: PriceSource::Override,
                 factor,
                 encoding,
+                reported,
             };
         }
         match found {
@@ -80,6 +84,7 @@ impl TransformPrice {
                 },
                 factor,
                 encoding,
+                reported,
             },
             None => Self {
                 price: None,
@@ -88,6 +93,7 @@ impl TransformPrice {
                 },
                 factor,
                 encoding: None,
+                reported,
             },
         }
     }
@@ -101,6 +107,7 @@ impl TransformPrice {
             },
             factor: 1.0,
             encoding: None,
+            reported: false,
         }
     }
 
@@ -122,7 +129,7 @@ impl TransformPrice {
         } else {
             String::new()
         };
-        match &self.source {
+        let own = match &self.source {
             PriceSource::Table { model, version } => {
                 format!("{model} in the price table of {version}{batch}")
             }
@@ -130,6 +137,11 @@ impl TransformPrice {
             PriceSource::Unknown { looked_up } => format!(
                 "unknown: `{looked_up}` is not in the price table (set `base_model:` or `pricing:`)"
             ),
+        };
+        if self.reported {
+            format!("as OpenRouter reports it; else {own}")
+        } else {
+            own
         }
     }
 
@@ -595,7 +607,10 @@ mod tests {
         budget.row_written();
         // Now a row costs 0.4: one more fits beside what was spent.
         assert!(budget.take_row(&|| false));
-        assert!(!budget.take_row(&|| true), "0.4 + 2 × 0.4 would pass 1.0: it waits");
+        assert!(
+            !budget.take_row(&|| true),
+            "0.4 + 2 × 0.4 would pass 1.0: it waits"
+        );
     }
 
     fn budget_over() -> (Budget, Arc<UsageMeter>) {

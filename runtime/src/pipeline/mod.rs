@@ -501,7 +501,8 @@ impl Pipeline {
     /// unknown, or a custom transform, is refused (before anything is
     /// opened).
     fn check_budget(&self, plan: &Plan) -> Result<(), RunError> {
-        if let Some(t) = plan.transforms.iter().find(|t| t.price.price.is_none()) {
+        let unpriced = |t: &&plan_::TransformSpec| t.price.price.is_none() && !t.price.reported;
+        if let Some(t) = plan.transforms.iter().find(unpriced) {
             return Err(RunError::Budget {
                 message: format!(
                     "{}: {}; a budget needs a price for every transform",
@@ -558,13 +559,10 @@ impl Pipeline {
         let infos = self.transform_infos(&plan);
         for t in plan.transforms.iter().filter(|t| t.price.price.is_none()) {
             // Said once, at the start: the summary then shows "unknown".
-            match t.service {
-                plan_::Service::OpenRouter => tracing::info!(
-                    "{}: cost as OpenRouter reports it ({} otherwise)",
-                    t.label,
-                    t.price.describe()
-                ),
-                _ => tracing::warn!("{}: cost {}", t.label, t.price.describe()),
+            if t.price.reported {
+                tracing::info!("{}: cost {}", t.label, t.price.describe());
+            } else {
+                tracing::warn!("{}: cost {}", t.label, t.price.describe());
             }
         }
         let meters: Vec<Arc<UsageMeter>> = infos.iter().map(|_| Arc::default()).collect();
