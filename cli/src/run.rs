@@ -12,7 +12,7 @@ use elspeth_runtime::Shard;
 use elspeth_runtime::env::OverlayEnv;
 use elspeth_runtime::pipeline::{
     CancelToken, Pipeline, Progress, RunError, RunObserver, RunOptions, RunStart, RunSummary,
-    StopReason, StopSignal, StoreOptions,
+    StopReason, StopSignal, StoreOptions, thousands,
 };
 use elspeth_schema::config::{Env, ProcessEnv, StoreConfig};
 use elspeth_schema::{ValidateOptions, validate_file};
@@ -642,18 +642,6 @@ impl RunObserver for Display {
             bar.set_prefix("stopping");
         }
     }
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::with_capacity(s.len() + s.len() / 3);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// `stopped`: the run stopped on an error (the summary says what was paid).

@@ -135,19 +135,7 @@ fn const_one_of_to_enum(map: &mut Map<String, Value>) {
     map.remove("oneOf");
     map.insert("type".into(), "string".into());
     map.insert("enum".into(), Value::Array(values));
-    if !docs.is_empty() {
-        let base = map
-            .get("description")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let text = if base.is_empty() {
-            docs.join("\n")
-        } else {
-            format!("{base}\n\n{}", docs.join("\n"))
-        };
-        map.insert("description".into(), text.into());
-    }
+    append_docs(map, &docs);
 }
 
 /// The mixed case of [`const_one_of_to_enum`]: string-constant branches
@@ -200,19 +188,7 @@ fn merge_const_branches(map: &mut Map<String, Value>) {
     let mut all = vec![enum_branch];
     all.extend(others);
     map.insert("oneOf".into(), Value::Array(all));
-    if !docs.is_empty() {
-        let base = map
-            .get("description")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let text = if base.is_empty() {
-            docs.join("\n")
-        } else {
-            format!("{base}\n\n{}", docs.join("\n"))
-        };
-        map.insert("description".into(), text.into());
-    }
+    append_docs(map, &docs);
 }
 
 /// In each `oneOf` branch, a property holding a string `const` (the enum's
@@ -284,6 +260,25 @@ fn describe_tagged_branches(map: &mut Map<String, Value>) {
             );
         }
     }
+}
+
+/// Appends `docs` (one line each) to the schema's `description`, after a
+/// blank line when it has one.
+fn append_docs(map: &mut Map<String, Value>, docs: &[String]) {
+    if docs.is_empty() {
+        return;
+    }
+    let base = map
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let text = if base.is_empty() {
+        docs.join("\n")
+    } else {
+        format!("{base}\n\n{}", docs.join("\n"))
+    };
+    map.insert("description".into(), text.into());
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub use dry_run::DryRun;
 pub use merge::{MergeError, MergeSummary};
 pub use report::{
     HISTOGRAM_BARS, Progress, ROWS_NOTED, RowNote, RunObserver, RunStart, RunSummary,
-    TransformSummary,
+    TransformSummary, thousands,
 };
 pub use sink::{ERROR_FIELD, write_atomic};
 

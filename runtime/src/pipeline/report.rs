@@ -149,6 +149,19 @@ pub struct RunSummary {
     pub error_output: Option<PathBuf>,
 }
 
+/// `n` with `,` between thousands (`1,234,567`), as summaries show counts.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// How many failed and slow rows a summary names.
 pub const ROWS_NOTED: usize = 20;
 
