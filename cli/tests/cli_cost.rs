@@ -3,20 +3,9 @@
 //! that are never a silent 0.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 mod support;
-use support::{quickstart_dir, quickstart_yaml, repo, text, tickets};
-
-fn elspeth(args: &[&str]) -> Output {
-    support::clean_command(env!("CARGO_BIN_EXE_elspeth"), repo(), args)
-        .output()
-        .expect("run elspeth")
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use support::{elspeth, json_file as json, quickstart_dir, quickstart_yaml, text, tickets};
 
 fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path).unwrap().lines().count()

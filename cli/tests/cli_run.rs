@@ -3,19 +3,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod support;
-use support::{quickstart_dir, quickstart_yaml, repo, text, tickets};
-
-fn command(args: &[&str]) -> Command {
-    support::clean_command(env!("CARGO_BIN_EXE_elspeth"), repo(), args)
-}
-
-fn elspeth(args: &[&str]) -> Output {
-    command(args).output().expect("run elspeth")
-}
+use support::{command, elspeth, json_file, quickstart_dir, quickstart_yaml, repo, text, tickets};
 
 /// A copy of the quick start in a fresh folder, with `tickets` as its rows
 /// (the shipped ones when `None`).
@@ -45,8 +37,7 @@ fn quick_start_runs_against_the_mocks() {
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
     // The machine-readable summary: every exporter's spans add up.
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&summary_json).unwrap()).unwrap();
+    let json = json_file(&summary_json);
     assert_eq!(json["rows_ok"], 12);
     assert_eq!(json["rows_failed"], 0);
     assert_eq!(json["calls"], 24);

@@ -12,14 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{quickstart_dir, quickstart_yaml, repo, tickets};
+use support::{command, quickstart_dir, quickstart_yaml, tickets};
 
 /// Upper bound of every wait (a hung run fails the test, it never hangs it).
 const PATIENCE: Duration = Duration::from_secs(120);
-
-fn command(args: &[&str]) -> Command {
-    support::clean_command(env!("CARGO_BIN_EXE_elspeth"), repo(), args)
-}
 
 /// The quick start in a fresh folder with `n` tickets; `edit` rewrites its YAML.
 fn quickstart(name: &str, n: usize, edit: impl Fn(String) -> String) -> PathBuf {

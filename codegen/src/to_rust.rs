@@ -203,16 +203,24 @@ impl<V: ToRust> ToRust for BTreeMap<String, V> {
         if self.is_empty() {
             return quote!(::std::collections::BTreeMap::new());
         }
-        let entries: Vec<TokenStream> = self
-            .iter()
-            .map(|(k, v)| {
-                let key = k.to_rust(cx);
-                let value = cx.key(k, |cx| v.to_rust(cx));
-                quote!((#key, #value))
-            })
-            .collect();
+        let entries = entries(cx, self);
         quote!(::std::collections::BTreeMap::from([#(#entries),*]))
     }
+}
+
+/// `(key, value)` expressions of a map's entries, each value rendered at
+/// its key's path.
+fn entries<'a, V: ToRust + 'a>(
+    cx: &mut Cx,
+    map: impl IntoIterator<Item = (&'a String, &'a V)>,
+) -> Vec<TokenStream> {
+    map.into_iter()
+        .map(|(k, v)| {
+            let key = k.to_rust(cx);
+            let value = cx.key(k, |cx| v.to_rust(cx));
+            quote!((#key, #value))
+        })
+        .collect()
 }
 
 impl ToRust for EnvString {
@@ -537,14 +545,7 @@ struct_to_rust!(JsonSchemaFormat {
 impl ToRust for JsonObject {
     fn to_rust(&self, cx: &mut Cx) -> TokenStream {
         let map = cx.config_type("JsonObject");
-        let entries: Vec<TokenStream> = self
-            .iter()
-            .map(|(k, v)| {
-                let key = k.to_rust(cx);
-                let value = cx.key(k, |cx| v.to_rust(cx));
-                quote!((#key, #value))
-            })
-            .collect();
+        let entries = entries(cx, self);
         quote!(<#map as ::core::iter::FromIterator<_>>::from_iter([#(#entries),*]))
     }
 }

@@ -262,6 +262,12 @@ pub fn score(text: &str) -> u64 {
 }
 
 /// The JSON keys a prompt asks for after `keys:` / `fields:`.
+/// A mock summary: the prompt's last 8 words.
+pub fn summary(prompt: &str) -> String {
+    let words: Vec<&str> = prompt.split_whitespace().collect();
+    words[words.len().saturating_sub(8)..].join(" ")
+}
+
 fn requested_keys(prompt: &str) -> Option<Vec<String>> {
     let lower = prompt.to_lowercase();
     let at = ["json keys:", "keys:", "fields:"]
@@ -309,17 +315,7 @@ pub fn content(request: &ChatRequest) -> String {
             "priority" => json!(priority(prompt)),
             "sentiment" => json!(sentiment(prompt)),
             k if k.contains("score") || k == "rating" => json!(score(prompt)),
-            "summary" => json!(
-                prompt
-                    .split_whitespace()
-                    .rev()
-                    .take(8)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
+            "summary" => json!(summary(prompt)),
             other => json!(format!("mock {other}")),
         };
         obj.insert(key, value);

@@ -14,7 +14,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::chat::{category, priority, score, sentiment};
+use crate::chat::{category, priority, score, sentiment, summary};
 
 /// Trigger: a structured-outputs reply that does not match its schema.
 pub const TRIGGER_SCHEMA_MISMATCH: &str = "MOCK_SCHEMA_MISMATCH";
@@ -313,15 +313,7 @@ fn value_for(schema: &Value, root: &Value, key: &str, prompt: &str, depth: usize
         Some("null") => Value::Null,
         _ => json!(match (keyword(key, prompt), key) {
             (Some(k), _) => k.to_string(),
-            (None, "summary") => prompt
-                .split_whitespace()
-                .rev()
-                .take(8)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join(" "),
+            (None, "summary") => summary(prompt),
             (None, "reply") => format!(
                 "Thanks for reaching out about this {} issue; we are on it and will update you shortly.",
                 category(prompt)

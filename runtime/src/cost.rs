@@ -98,19 +98,6 @@ impl TransformPrice {
         }
     }
 
-    /// No price (a custom transform's).
-    pub fn unknown(looked_up: &str) -> Self {
-        Self {
-            price: None,
-            source: PriceSource::Unknown {
-                looked_up: looked_up.to_string(),
-            },
-            factor: 1.0,
-            encoding: None,
-            reported: false,
-        }
-    }
-
     /// Sets the cost of a paid reply the provider did not price (a cost
     /// the provider reports, like OpenRouter's, wins).
     pub fn apply(&self, response: &mut LlmResponse) {
@@ -229,8 +216,6 @@ pub struct CallEstimate {
     /// Mean prompt tokens per call over the sample; `None` when no sample
     /// row rendered (no rows, or a template that fails on them).
     pub tokens_per_call: Option<f64>,
-    /// Calls of the sample that were counted.
-    pub sampled_calls: u64,
     /// How the tokens were counted.
     pub counted: TokenCount,
     /// `max_tokens`: the ceiling of each call's completion.

@@ -7,7 +7,7 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The repository root (the CLI package is `cli/` inside it).
 pub(crate) fn repo() -> &'static Path {
@@ -66,6 +66,21 @@ pub(crate) const CLOUD_VARS: [&str; 9] = [
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
 ];
+
+/// `elspeth args…` in the repository, as [`clean_command`] makes it.
+pub(crate) fn command(args: &[&str]) -> Command {
+    clean_command(env!("CARGO_BIN_EXE_elspeth"), repo(), args)
+}
+
+/// Runs [`command`] to its end.
+pub(crate) fn elspeth(args: &[&str]) -> Output {
+    command(args).output().expect("run elspeth")
+}
+
+/// The JSON file at `path` (a `--summary-json`).
+pub(crate) fn json_file(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
 
 /// `program args…` in `dir`, without colour and without any of [`CLOUD_VARS`].
 pub(crate) fn clean_command(program: impl AsRef<OsStr>, dir: &Path, args: &[&str]) -> Command {

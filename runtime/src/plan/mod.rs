@@ -427,7 +427,6 @@ impl Plan {
                     label: t.label.to_string(),
                     calls_per_row: t.calls_per_row() as u64,
                     tokens_per_call: (calls > 0).then(|| total as f64 / calls as f64),
-                    sampled_calls: calls,
                     counted: counted.unwrap_or(match t.price.encoding {
                         Some(e) => crate::cost::TokenCount::Tokenizer(e),
                         None => crate::cost::TokenCount::CharsOver4,

@@ -104,21 +104,6 @@ pub enum ResponseFormat {
     JsonSchema(JsonSchemaFormat),
 }
 
-impl ResponseFormat {
-    /// Whether replies are JSON objects (`json` or `json_schema`).
-    pub fn is_json(&self) -> bool {
-        !matches!(self, Self::Text)
-    }
-
-    /// The JSON Schema replies must match, with `json_schema`.
-    pub fn json_schema(&self) -> Option<&JsonSchemaFormat> {
-        match self {
-            Self::JsonSchema(f) => Some(f),
-            Self::Text | Self::Json => None,
-        }
-    }
-}
-
 /// `response_format: {json_schema: {name, schema, strict}}`: the reply is a
 /// JSON object that matches `schema`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
