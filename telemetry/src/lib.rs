@@ -37,6 +37,7 @@ mod error;
 pub mod export;
 mod exporters;
 mod genai;
+mod gzip;
 pub mod http;
 pub mod langfuse;
 mod pyjson;

@@ -1,10 +1,11 @@
 //! The HTTP toolbox shared by the LLM clients (`elspeth-runtime`) and the
 //! tracing exporters (`elspeth-telemetry`): one retry policy, one
-//! `Retry-After` parser, one rustls provider install and one client builder.
+//! `Retry-After` parser, one rustls provider install, one TLS setup and one
+//! client builder.
 
 mod retry;
 
-use std::sync::Once;
+use std::sync::{Arc, Once, OnceLock};
 use std::time::Duration;
 
 pub use retry::{
@@ -33,9 +34,51 @@ pub fn install_crypto_provider() {
 pub struct ClientBuildError {
     /// What the client was for, e.g. `could not build the HTTP client for tracing`.
     pub context: &'static str,
-    /// reqwest's error.
+    /// What failed.
     #[source]
-    pub source: reqwest::Error,
+    pub source: ClientBuildCause,
+}
+
+/// Why a client could not be built.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientBuildCause {
+    /// The platform's certificate verifier could not be set up (no usable
+    /// trust store).
+    #[error("the TLS certificate verifier could not be set up: {0}")]
+    Tls(Arc<rustls::Error>),
+    /// reqwest refused the settings.
+    #[error("{0}")]
+    Reqwest(Arc<reqwest::Error>),
+}
+
+/// The TLS settings of every elspeth client, built once per process.
+///
+/// Loading the platform's trust store (every certificate of the OS bundle,
+/// parsed) costs milliseconds of CPU; built by each reqwest client on its
+/// own it was paid once per client (LLM backends, each tracing exporter,
+/// Tier 1). The same verifier and session cache now serve them all. What
+/// it holds is what reqwest builds by default: the `ring` provider's
+/// protocol versions, the platform verifier, SNI on, ALPN `h2` then
+/// `http/1.1`.
+fn tls_config() -> Result<rustls::ClientConfig, ClientBuildCause> {
+    static TLS: OnceLock<Result<rustls::ClientConfig, ClientBuildCause>> = OnceLock::new();
+    TLS.get_or_init(|| {
+        install_crypto_provider();
+        let provider = rustls::crypto::CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+        let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
+            .map_err(|e| ClientBuildCause::Tls(Arc::new(e)))?;
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ClientBuildCause::Tls(Arc::new(e)))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
+    })
+    .clone()
 }
 
 /// The settings of an elspeth HTTP client: rustls with `ring`, the
@@ -82,10 +125,16 @@ impl ClientOptions {
         }
     }
 
-    /// Installs the crypto provider if needed and builds the client.
+    /// Builds the client on the process's one TLS setup (see
+    /// [`install_crypto_provider`]; the trust store is loaded once).
     pub fn build(&self) -> Result<reqwest::Client, ClientBuildError> {
-        install_crypto_provider();
+        let error = |source| ClientBuildError {
+            context: self.error_context,
+            source,
+        };
+        let tls = tls_config().map_err(error)?;
         let mut builder = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .user_agent(concat!("elspeth/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(self.connect_timeout)
             .pool_idle_timeout(self.pool_idle_timeout)
@@ -93,10 +142,9 @@ impl ClientOptions {
         if let Some(n) = self.pool_max_idle_per_host {
             builder = builder.pool_max_idle_per_host(n);
         }
-        builder.build().map_err(|source| ClientBuildError {
-            context: self.error_context,
-            source,
-        })
+        builder
+            .build()
+            .map_err(|e| error(ClientBuildCause::Reqwest(Arc::new(e))))
     }
 }
 

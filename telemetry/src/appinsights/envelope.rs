@@ -18,11 +18,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::Read;
 
-use flate2::Compression;
 use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -85,9 +83,7 @@ pub(crate) fn patch_body(
         patch_into(envelope.get(), resource_keys, &mut out)?;
     }
     out.push(b']');
-    let mut gz = GzEncoder::new(Vec::with_capacity(out.len() / 3 + 64), Compression::fast());
-    gz.write_all(&out).map_err(EnvelopeError::Compress)?;
-    let body = gz.finish().map_err(EnvelopeError::Compress)?;
+    let body = crate::gzip::gzip(&[&out]).map_err(EnvelopeError::Compress)?;
     Ok((body, envelopes.len()))
 }
 
@@ -255,8 +251,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::io::Write;
+
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
     use serde_json::{Value, json};
+
+    use super::*;
 
     fn patched(e: Value, resource_keys: &[&str]) -> Value {
         let keys: Vec<String> = resource_keys.iter().map(|k| k.to_string()).collect();

@@ -23,12 +23,9 @@ mod attributes;
 mod encode;
 
 use std::fmt;
-use std::io::Write;
 use std::sync::Arc;
 
 use base64::Engine;
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use http::{HeaderMap, HeaderValue};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
@@ -287,18 +284,13 @@ impl LangfuseTransport {
             .and_then(|mut b| b.pop())
             .unwrap_or_default();
         let head = self.encoder.encode_into(batch, truncate_to, &mut scope);
-        let mut gz = GzEncoder::new(
-            Vec::with_capacity((head.len() + scope.len()) / 3 + 64),
-            Compression::fast(),
-        );
-        let written = gz.write_all(&head).and_then(|()| gz.write_all(&scope));
+        let body = crate::gzip::gzip(&[&head, &scope]);
         if let Ok(mut buffers) = self.buffers.lock()
             && buffers.len() < 4
         {
             buffers.push(scope);
         }
-        written?;
-        gz.finish()
+        body
     }
 
     async fn send_once(&self, batch: &[SpanRecord], truncate_to: Option<usize>) -> SendOutcome {
