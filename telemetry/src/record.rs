@@ -5,7 +5,9 @@
 //! nothing here does I/O.
 //!
 //! The model is built to be cheap to record (about 7 heap allocations per
-//! trace + generation, most of them the call's own text): names, keys and
+//! trace + generation built from scratch, most of them the call's own
+//! text; none once an exporter hands delivered parts back to be filled
+//! again): names, keys and
 //! the values that are the same on every span of a tracer (plugin,
 //! deployment, model, host) are [`SharedStr`]s — static, inline or interned,
 //! never copied to the heap per span — and metadata lives in small inline
@@ -74,7 +76,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Facts shared by every span of one trace (one row of one transform, or one
 /// batch job).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TraceInfo {
     /// Trace name: `elspeth.<plugin>`.
     pub name: SharedStr,

@@ -69,6 +69,12 @@ pub trait SpanSink: Send + Sync + 'static {
     fn recycled_generation(&self) -> Option<Box<crate::record::GenerationData>> {
         None
     }
+    /// The facts of a trace this sink is done with (no span holds them any
+    /// more), for the tracer to fill again instead of allocating new ones.
+    /// Default: none.
+    fn recycled_trace(&self) -> Option<Arc<crate::record::TraceInfo>> {
+        None
+    }
 }
 
 /// Keeps every span in memory: for tests and for `--dry-run`.

@@ -262,30 +262,33 @@ impl Tracer {
             return Trace { active: None };
         }
         let consts = &inner.consts;
-        let mut info = TraceInfo {
-            name: consts.trace_name(start.plugin),
-            metadata: smallvec![
-                (
-                    SharedStr::from_static("token_id"),
-                    MetaValue::Str(SharedStr::from(start.token_id)),
-                ),
-                (
-                    SharedStr::from_static("plugin"),
-                    MetaValue::Str(consts.plugin.get(start.plugin)),
-                ),
-                (
-                    consts.model_key(start.model_key),
-                    MetaValue::Str(consts.model.get(start.model)),
-                ),
-            ],
-        };
+        // The facts of a delivered trace are filled again when the sink has
+        // some (no allocation); else a new one.
+        let mut trace = inner.sink.recycled_trace().unwrap_or_default();
+        let info = Arc::make_mut(&mut trace);
+        info.name = consts.trace_name(start.plugin);
+        info.metadata.clear();
+        info.metadata.extend([
+            (
+                SharedStr::from_static("token_id"),
+                MetaValue::Str(SharedStr::from(start.token_id)),
+            ),
+            (
+                SharedStr::from_static("plugin"),
+                MetaValue::Str(consts.plugin.get(start.plugin)),
+            ),
+            (
+                consts.model_key(start.model_key),
+                MetaValue::Str(consts.model.get(start.model)),
+            ),
+        ]);
         if let Some((index, count)) = start.row.and_then(|r| r.shard) {
             info.metadata.push((
                 SharedStr::from_static("shard"),
                 MetaValue::from(format!("{index}/{count}")),
             ));
         }
-        let mut root = ActiveSpan::root(inner.clone(), Arc::new(info), trace_id);
+        let mut root = ActiveSpan::root(inner.clone(), trace, trace_id);
         if !sampled_in {
             root.kept = Some(Arc::new(AtomicBool::new(false)));
         }
@@ -394,7 +397,8 @@ mod clock {
 /// A span being recorded; finished (recorded) when dropped.
 struct ActiveSpan {
     tracer: Arc<TracerInner>,
-    trace: Arc<TraceInfo>,
+    /// Moved into the record when the span ends (always `Some` before).
+    trace: Option<Arc<TraceInfo>>,
     trace_id: TraceId,
     span_id: SpanId,
     parent: Option<SpanId>,
@@ -418,7 +422,7 @@ impl ActiveSpan {
         let (started, start) = clock::now();
         Self {
             tracer,
-            trace,
+            trace: Some(trace),
             trace_id,
             span_id: SpanId::random(),
             parent: None,
@@ -464,11 +468,14 @@ impl Drop for ActiveSpan {
         {
             return;
         }
+        let Some(trace) = self.trace.take() else {
+            return;
+        };
         let end = self
             .end
             .unwrap_or_else(|| self.start + self.started.elapsed());
         let name = if self.name.is_empty() {
-            self.trace.name.clone()
+            trace.name.clone()
         } else {
             SharedStr::from_static(self.name)
         };
@@ -482,7 +489,7 @@ impl Drop for ActiveSpan {
             start: self.start,
             end,
             status: std::mem::replace(&mut self.status, SpanStatus::Unset),
-            trace: self.trace.clone(),
+            trace,
             metadata: std::mem::take(&mut self.metadata),
             generation: self.generation.take(),
         };
@@ -1007,10 +1014,25 @@ mod tests {
                 server_address: Some("old.host".into()),
             }))
         }
+        fn recycled_trace(&self) -> Option<Arc<TraceInfo>> {
+            Some(Arc::new(TraceInfo {
+                name: "elspeth.old_plugin".into(),
+                metadata: smallvec![
+                    ("token_id".into(), MetaValue::from("old-token")),
+                    ("plugin".into(), MetaValue::from("old")),
+                    ("model".into(), MetaValue::from("old-model")),
+                    ("shard".into(), MetaValue::from("0/2")),
+                    (
+                        "extra".into(),
+                        MetaValue::from("spilled past the inline four")
+                    ),
+                ],
+            }))
+        }
     }
 
     #[test]
-    fn a_recycled_generation_part_records_the_same() {
+    fn recycled_generation_parts_and_traces_record_the_same() {
         let req = LlmRequest::user("gpt-4o", "Classify: hello world");
         let ok = LlmResponse {
             content: "positive".into(),
@@ -1053,6 +1075,17 @@ mod tests {
                     .collect()
             };
             assert_eq!(parts(&fresh), parts(&reused), "content recording {content}");
+            let traces = |sink: &InMemorySink| -> Vec<(SharedStr, TraceInfo)> {
+                sink.spans()
+                    .into_iter()
+                    .map(|s| (s.name, (*s.trace).clone()))
+                    .collect()
+            };
+            assert_eq!(
+                traces(&fresh),
+                traces(&reused),
+                "content recording {content}"
+            );
         }
     }
 

@@ -11,8 +11,10 @@
 //!   passed or a flush is waiting) and hands each to a delivery task (at most
 //!   `max_in_flight` at once). A delivered batch is handed back to be
 //!   freed by the next enqueue, on a recording thread (whose allocations
-//!   it holds), its generation parts kept for the tracers to fill again
-//!   ([`SpanSink::recycled_generation`](crate::sink::SpanSink::recycled_generation)).
+//!   it holds), its generation parts and trace facts kept in that thread's
+//!   pool for the tracers to fill again
+//!   ([`SpanSink::recycled_generation`](crate::sink::SpanSink::recycled_generation),
+//!   [`SpanSink::recycled_trace`](crate::sink::SpanSink::recycled_trace)).
 //!   Memory stays bounded by `max_queue + (max_in_flight + 4) × batch_size`
 //!   spans.
 //! - **Delivery** ([`Transport`] per backend) retries 429 / 5xx / timeouts /
@@ -31,6 +33,7 @@
 //! summary is a consistent snapshot in which
 //! `recorded = sent + dropped + failed + pending + kept`.
 
+mod recycle;
 mod transport;
 mod worker;
 

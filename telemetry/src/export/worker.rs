@@ -11,7 +11,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::{ExportConfig, SendOutcome, Transport};
-use crate::record::{GenerationData, SpanRecord};
+use crate::record::{GenerationData, SpanRecord, TraceInfo};
 use crate::sink::{BoxFuture, ExportSummary, SpanSink};
 use crate::spool::SpanSpool;
 
@@ -69,13 +69,6 @@ struct Shared {
     /// failed).
     spool: Mutex<Option<Arc<dyn SpanSpool>>>,
     last_logged: Mutex<Option<ExportSummary>>,
-    /// Generation parts of delivered spans, for the tracers to fill again
-    /// (at most [`MAX_RECYCLED`]; behind their own lock, taken by the
-    /// recording threads only).
-    /// Boxed on purpose: the boxes themselves are reused (a span holds its
-    /// generation part boxed).
-    #[allow(clippy::vec_box)]
-    recycled: Mutex<Vec<Box<GenerationData>>>,
 }
 
 /// The queue and where every recorded span stands.
@@ -94,10 +87,6 @@ struct State {
     /// new `batch_size`-span buffer per batch).
     spare: Vec<Vec<SpanRecord>>,
 }
-
-/// Most generation parts of delivered spans kept for the tracers to fill
-/// again ([`SpanSink::recycled_generation`]).
-const MAX_RECYCLED: usize = 1024;
 
 /// `recorded = sent + dropped + failed + kept + queue.len() + in_flight`,
 /// always
@@ -148,7 +137,6 @@ impl Exporter {
             warned_spool: AtomicBool::new(false),
             spool: Mutex::new(None),
             last_logged: Mutex::new(None),
-            recycled: Mutex::new(Vec::new()),
         });
         let worker = handle.spawn(run(shared.clone()));
         Ok(Arc::new(Self {
@@ -312,18 +300,7 @@ impl SpanSink for Exporter {
         // Freed outside the lock.
         drop(evicted);
         if let Some(mut batch) = returned {
-            {
-                let mut recycled = lock(&s.recycled);
-                for span in &mut batch {
-                    if recycled.len() >= MAX_RECYCLED {
-                        break;
-                    }
-                    if let Some(generation) = span.generation.take() {
-                        recycled.push(generation);
-                    }
-                }
-            }
-            batch.clear();
+            super::recycle::keep(&mut batch);
             let mut state = lock(&s.state);
             if state.spare.len() < s.config.max_in_flight {
                 state.spare.push(batch);
@@ -347,7 +324,11 @@ impl SpanSink for Exporter {
     }
 
     fn recycled_generation(&self) -> Option<Box<GenerationData>> {
-        lock(&self.shared.recycled).pop()
+        super::recycle::generation()
+    }
+
+    fn recycled_trace(&self) -> Option<Arc<TraceInfo>> {
+        super::recycle::trace()
     }
 }
 
