@@ -36,9 +36,14 @@ mod figure;
 #[path = "../../benches/support/langfuse_py.rs"]
 mod langfuse_py;
 
-const CALLS: usize = 2_000;
-const REPS: usize = 7;
-const PY_REPS: usize = 3;
+/// Rows per run: enough that the run's fixed costs (start, flush) and its
+/// jitter (scheduling, the store's writes) weigh little per row.
+const CALLS: usize = 5_000;
+/// Interleaved traced / untraced pairs: a single pair's difference varies
+/// by several µs per row on a shared 2-core machine; the median of many
+/// does not.
+const REPS: usize = 15;
+const PY_REPS: usize = 5;
 const FIGURE_ID: &str = "telemetry.vs_langfuse_python_process";
 const FIGURE_TARGET: &str = "≥ 50×";
 

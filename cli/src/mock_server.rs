@@ -19,6 +19,10 @@ Example:
   # in another shell, paste the printed `export` lines, then:
   elspeth run examples/quickstart/ticket-triage.yaml";
 
+/// Langfuse requests `elspeth mock-server` keeps (each holds up to a
+/// batch of decoded spans); older ones are forgotten, still counted.
+const KEEP_LANGFUSE_REQUESTS: usize = 1_000;
+
 /// Serve the bundled mock backends (no cloud account needed).
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
@@ -59,6 +63,9 @@ pub(crate) fn run(args: MockServerArgs) -> ExitCode {
                 return ExitCode::from(EXIT_USAGE);
             }
         };
+        // Served until Ctrl-C: keep the last requests only (the counts
+        // printed at the end still count everything).
+        stack.langfuse.keep_last(KEEP_LANGFUSE_REQUESTS);
         println!("elspeth mock backends (Ctrl-C to stop):");
         for b in stack.backends() {
             println!("  {:<21} {:<28} {}", b.name, b.url, b.serves);

@@ -25,6 +25,8 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -63,8 +65,23 @@ struct Inner {
     secret_key: String,
     faults: FaultPlan,
     max_body: Mutex<Option<usize>>,
-    requests: Mutex<Vec<RecordedRequest>>,
-    decoded: Mutex<Vec<ExportTraceServiceRequest>>,
+    requests: Mutex<VecDeque<RecordedRequest>>,
+    decoded: Mutex<VecDeque<ExportTraceServiceRequest>>,
+    /// Most requests kept (`usize::MAX`: all); see [`LangfuseMock::keep_last`].
+    keep: AtomicUsize,
+    /// Spans accepted since the start (or the last `clear`), kept or not.
+    span_total: AtomicUsize,
+}
+
+impl Inner {
+    fn push<T>(&self, list: &Mutex<VecDeque<T>>, item: T) {
+        let mut list = lock(list);
+        list.push_back(item);
+        let keep = self.keep.load(Ordering::Relaxed);
+        while list.len() > keep {
+            list.pop_front();
+        }
+    }
 }
 
 impl LangfuseMock {
@@ -76,8 +93,10 @@ impl LangfuseMock {
                 secret_key: secret_key.into(),
                 faults: FaultPlan::new(),
                 max_body: Mutex::new(None),
-                requests: Mutex::new(Vec::new()),
-                decoded: Mutex::new(Vec::new()),
+                requests: Mutex::new(VecDeque::new()),
+                decoded: Mutex::new(VecDeque::new()),
+                keep: AtomicUsize::new(usize::MAX),
+                span_total: AtomicUsize::new(0),
             }),
         }
     }
@@ -118,14 +137,24 @@ impl LangfuseMock {
         self
     }
 
+    /// Keeps only the last `requests` requests (received and accepted
+    /// ones: [`requests`](Self::requests), [`spans`](Self::spans), ...)
+    /// instead of all of them, so a long-running mock (`elspeth
+    /// mock-server`) does not grow without bound; [`span_count`](Self::span_count)
+    /// still counts every accepted span. Default: all are kept.
+    pub fn keep_last(&self, requests: usize) -> &Self {
+        self.inner.keep.store(requests, Ordering::Relaxed);
+        self
+    }
+
     /// Every request received, in order (faulted and rejected ones too).
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.inner.requests).clone()
+        lock(&self.inner.requests).iter().cloned().collect()
     }
 
     /// The accepted `ExportTraceServiceRequest`s, in order.
     pub fn export_requests(&self) -> Vec<ExportTraceServiceRequest> {
-        lock(&self.inner.decoded).clone()
+        lock(&self.inner.decoded).iter().cloned().collect()
     }
 
     /// The raw protobuf bodies of the accepted requests (decompressed), e.g.
@@ -146,20 +175,17 @@ impl LangfuseMock {
             .collect()
     }
 
-    /// Number of accepted spans.
+    /// Number of accepted spans (all of them, also those no longer kept:
+    /// see [`keep_last`](Self::keep_last)).
     pub fn span_count(&self) -> usize {
-        lock(&self.inner.decoded)
-            .iter()
-            .flat_map(|r| &r.resource_spans)
-            .flat_map(|rs| &rs.scope_spans)
-            .map(|ss| ss.spans.len())
-            .sum()
+        self.inner.span_total.load(Ordering::Relaxed)
     }
 
     /// Forgets everything received.
     pub fn clear(&self) {
         lock(&self.inner.requests).clear();
         lock(&self.inner.decoded).clear();
+        self.inner.span_total.store(0, Ordering::Relaxed);
     }
 }
 
@@ -184,7 +210,7 @@ async fn traces(
     };
     let response = answer(&inner, &recorded).await;
     recorded.status = response.status().as_u16();
-    lock(&inner.requests).push(recorded);
+    inner.push(&inner.requests, recorded);
     response
 }
 
@@ -226,7 +252,14 @@ async fn answer(inner: &Inner, recorded: &RecordedRequest) -> Response {
     }
     match encoding.decode(&recorded.body) {
         Ok(request) => {
-            lock(&inner.decoded).push(request);
+            let spans = request
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .map(|ss| ss.spans.len())
+                .sum::<usize>();
+            inner.span_total.fetch_add(spans, Ordering::Relaxed);
+            inner.push(&inner.decoded, request);
             (StatusCode::OK, axum::Json(serde_json::json!({}))).into_response()
         }
         Err(e) => json_error(
@@ -290,6 +323,6 @@ async fn other(
         status: 0,
     });
     recorded.status = 404;
-    lock(&inner.requests).push(recorded);
+    inner.push(&inner.requests, recorded);
     json_error(StatusCode::NOT_FOUND, "not found")
 }

@@ -178,4 +178,18 @@ async fn langfuse_accepts_otlp_json_and_otlp_without_its_own_headers() {
         400
     );
     assert_eq!(mock.span_count(), 3);
+
+    // A long-running mock keeps the last requests only; the count still
+    // counts every accepted span.
+    mock.keep_last(2);
+    for _ in 0..3 {
+        assert_eq!(
+            post(&url, &auth, "application/json", &[], OTLP_JSON.into()).await,
+            200
+        );
+    }
+    assert_eq!(mock.requests().len(), 2);
+    assert_eq!(mock.export_requests().len(), 2);
+    assert_eq!(mock.spans().len(), 2);
+    assert_eq!(mock.span_count(), 6);
 }
