@@ -40,9 +40,10 @@ mod langfuse_py;
 /// jitter (scheduling, the store's writes) weigh little per row.
 const CALLS: usize = 5_000;
 /// Interleaved traced / untraced pairs: a single pair's difference varies
-/// by several µs per row on a shared 2-core machine; the median of many
-/// does not.
-const REPS: usize = 15;
+/// by ±10 µs per row on a shared 2-core machine (the untraced run alone
+/// varies by ~8% from run to run); the median of many varies much less.
+/// The quartiles of the differences are printed with the figure.
+const REPS: usize = 31;
 const PY_REPS: usize = 5;
 const FIGURE_ID: &str = "telemetry.vs_langfuse_python_process";
 const FIGURE_TARGET: &str = "≥ 50×";
@@ -241,15 +242,21 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn what() -> String {
+fn what(spread: &str) -> String {
     format!(
-        "whole-process tracing CPU per call: elspeth run with Langfuse tracing minus without, {CALLS} rows, median of {REPS} interleaved pairs (mocks in another process)"
+        "whole-process tracing CPU per call: elspeth run with Langfuse tracing minus without, {CALLS} rows, median of {REPS} interleaved pairs{spread} (mocks in another process)"
     )
+}
+
+/// The first and third quartiles of `v`.
+fn quartiles(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 4], v[(3 * v.len()) / 4])
 }
 
 #[cfg(not(target_os = "linux"))]
 fn main() {
-    figure::Figure::skipped(FIGURE_ID, &what(), FIGURE_TARGET, "needs Linux getrusage").print();
+    figure::Figure::skipped(FIGURE_ID, &what(""), FIGURE_TARGET, "needs Linux getrusage").print();
 }
 
 #[cfg(target_os = "linux")]
@@ -279,10 +286,16 @@ fn main() {
     let (t, u) = (median(traced.clone()), median(untraced.clone()));
     // Median of the paired differences (each traced run against the
     // untraced run just before it): drift of the machine hits both alike.
-    let diffs: Vec<f64> = traced.iter().zip(&untraced).map(|(t, u)| t - u).collect();
-    let ours_us = median(diffs) / calls as f64 * 1e6;
+    let per_call: Vec<f64> = traced
+        .iter()
+        .zip(&untraced)
+        .map(|(t, u)| (t - u) / calls as f64 * 1e6)
+        .collect();
+    let ours_us = median(per_call.clone());
+    let (q1, q3) = quartiles(per_call);
+    let spread = format!(" (quartiles {q1:.1}–{q3:.1} µs)");
     eprintln!(
-        "elspeth run, {calls} rows: CPU traced {t:.3} s (runs {traced:.3?}), untraced {u:.3} s (runs {untraced:.3?}): {ours_us:.1} µs of tracing CPU per call"
+        "elspeth run, {calls} rows: CPU traced {t:.3} s (runs {traced:.3?}), untraced {u:.3} s (runs {untraced:.3?}): {ours_us:.1} µs of tracing CPU per call{spread}"
     );
     if !bench {
         let _ = std::fs::remove_dir_all(&dir);
@@ -292,7 +305,7 @@ fn main() {
     // Python SDK, same mock server.
     let python = match langfuse_py::python() {
         Ok(p) => p,
-        Err(why) => return skip(&dir, &why),
+        Err(why) => return skip(&dir, &spread, &why),
     };
     let script = langfuse_py::venv().join("bench_process.py");
     std::fs::write(&script, SCRIPT).expect("write the script");
@@ -320,7 +333,7 @@ fn main() {
                 }
             }
             (Err(e), _) | (_, Err(e)) => {
-                return skip(&dir, &format!("the Python script failed: {e}"));
+                return skip(&dir, &spread, &format!("the Python script failed: {e}"));
             }
         }
     }
@@ -332,7 +345,7 @@ fn main() {
         "Langfuse Python SDK {version}, {calls} calls: CPU with the SDK {s:.3} s (runs {sdk:.3?}), without {p:.3} s (runs {plain:.3?}): {py_us:.1} µs per call"
     );
     eprintln!("ratio: {ratio:.1}× less tracing CPU per call (target ≥ 50×)");
-    figure::Figure::new(FIGURE_ID, &what(), format!("{ours_us:.1}"), "µs")
+    figure::Figure::new(FIGURE_ID, &what(&spread), format!("{ours_us:.1}"), "µs")
         .anchor(
             &format!("Langfuse Python SDK {version}, process CPU with minus without the SDK"),
             format!("{py_us:.1} µs"),
@@ -344,9 +357,9 @@ fn main() {
 }
 
 #[cfg(target_os = "linux")]
-fn skip(dir: &Path, why: &str) {
+fn skip(dir: &Path, spread: &str, why: &str) {
     println!("tracing_cpu: the Python side is skipped: {why}");
     let first_line = why.lines().find(|l| !l.trim().is_empty()).unwrap_or(why);
-    figure::Figure::skipped(FIGURE_ID, &what(), FIGURE_TARGET, first_line).print();
+    figure::Figure::skipped(FIGURE_ID, &what(spread), FIGURE_TARGET, first_line).print();
     let _ = std::fs::remove_dir_all(dir);
 }

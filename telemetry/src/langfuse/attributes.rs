@@ -151,7 +151,7 @@ fn generation_details<'a>(g: &'a GenerationData, out: &mut Vec<Attr<'a>>) {
         // from its own model prices.
         out.push(Attr::str(
             "langfuse.observation.cost_details",
-            pyjson::dumps(&cost_details(&cost)),
+            cost_details_json(&cost),
         ));
     }
     if g.temperature.is_some() || g.max_tokens.is_some() {
@@ -172,25 +172,67 @@ fn generation_details<'a>(g: &'a GenerationData, out: &mut Vec<Attr<'a>>) {
 /// [`usage_details`] as `json.dumps` writes it, without building the JSON
 /// value first (this is on every generation).
 fn usage_details_json(u: &elspeth_core::call::Usage) -> String {
-    use std::fmt::Write;
     let cached = u.cached_input.min(u.input);
     let reasoning = u.reasoning.min(u.output);
-    let mut s = String::with_capacity(96);
-    let _ = write!(
-        s,
-        "{{\"input\": {}, \"output\": {}, \"total\": {}",
-        u.input - cached,
-        u.output - reasoning,
-        u.total
-    );
+    let mut out = DetailsWriter::new();
+    out.entry("input", u.input - cached);
+    out.entry("output", u.output - reasoning);
+    out.entry("total", u.total);
     if cached > 0 {
-        let _ = write!(s, ", \"input_cached_tokens\": {cached}");
+        out.entry("input_cached_tokens", cached);
     }
     if reasoning > 0 {
-        let _ = write!(s, ", \"output_reasoning_tokens\": {reasoning}");
+        out.entry("output_reasoning_tokens", reasoning);
     }
-    s.push('}');
-    s
+    out.finish()
+}
+
+/// [`cost_details`] as `json.dumps` writes it, without building the JSON
+/// value first (this is on every priced generation).
+fn cost_details_json(c: &elspeth_core::call::Cost) -> String {
+    let mut out = DetailsWriter::new();
+    if let Some(p) = c.parts {
+        out.entry("input", p.input);
+        out.entry("output", p.output);
+        if p.cached_input > 0.0 {
+            out.entry("input_cached_tokens", p.cached_input);
+        }
+        if p.reasoning > 0.0 {
+            out.entry("output_reasoning_tokens", p.reasoning);
+        }
+    }
+    out.entry("total", c.total);
+    out.finish()
+}
+
+/// Writes a flat JSON object of numbers with Python's separators
+/// (`{"input": 12, "output": 3}`), numbers as `serde_json` writes them.
+struct DetailsWriter(Vec<u8>);
+
+impl DetailsWriter {
+    fn new() -> Self {
+        let mut out = Vec::with_capacity(128);
+        out.push(b'{');
+        Self(out)
+    }
+
+    fn entry(&mut self, key: &str, value: impl serde::Serialize) {
+        if self.0.len() > 1 {
+            self.0.extend_from_slice(b", ");
+        }
+        self.0.push(b'"');
+        self.0.extend_from_slice(key.as_bytes());
+        self.0.extend_from_slice(b"\": ");
+        // A number into a Vec: cannot fail (a non-finite float is `null`,
+        // as `serde_json::Value` has it).
+        let _ = serde_json::to_writer(&mut self.0, &value);
+    }
+
+    fn finish(mut self) -> String {
+        self.0.push(b'}');
+        // Keys are ASCII literals and numbers are ASCII.
+        String::from_utf8(self.0).unwrap_or_default()
+    }
 }
 
 /// `usage_details` as Langfuse's OpenAI integration writes them (the
@@ -216,7 +258,9 @@ fn usage_details(u: &elspeth_core::call::Usage) -> Value {
 }
 
 /// `cost_details` under the usage types of [`usage_details`], in USD; a
-/// provider-reported cost has only its `total`.
+/// provider-reported cost has only its `total` (the reference
+/// [`cost_details_json`] is tested against).
+#[cfg(test)]
 fn cost_details(c: &elspeth_core::call::Cost) -> Value {
     let mut d = serde_json::Map::new();
     if let Some(p) = c.parts {
@@ -268,6 +312,36 @@ mod tests {
         detailed.reasoning = 10;
         for u in [elspeth_core::call::Usage::new(12, 3), detailed] {
             assert_eq!(usage_details_json(&u), pyjson::dumps(&usage_details(&u)));
+        }
+    }
+
+    #[test]
+    fn cost_details_are_json_dumps() {
+        use elspeth_core::call::{Cost, CostParts};
+        let parts = CostParts {
+            input: 0.0000125,
+            output: 0.00002,
+            cached_input: 0.5e-6,
+            reasoning: 0.0,
+        };
+        for cost in [
+            Cost::reported(0.0003),
+            Cost {
+                total: 0.000032500000000000004,
+                parts: Some(parts),
+            },
+            Cost {
+                total: f64::NAN,
+                parts: Some(CostParts {
+                    reasoning: 1e-7,
+                    ..parts
+                }),
+            },
+        ] {
+            assert_eq!(
+                cost_details_json(&cost),
+                pyjson::dumps(&cost_details(&cost))
+            );
         }
     }
 
