@@ -19,9 +19,12 @@ Example:
   # in another shell, paste the printed `export` lines, then:
   elspeth run examples/quickstart/ticket-triage.yaml";
 
-/// Langfuse requests `elspeth mock-server` keeps (each holds up to a
-/// batch of decoded spans); older ones are forgotten, still counted.
-const KEEP_LANGFUSE_REQUESTS: usize = 1_000;
+/// Requests (Langfuse, OTLP collector) and envelopes (Application
+/// Insights) `elspeth mock-server` keeps: it only reports counts, so a few
+/// (each Langfuse or OTLP request holds up to a batch of decoded spans);
+/// older ones are forgotten, still counted. Keeping 1,000 Langfuse
+/// requests held ~800 MB after an hour of pipelines traced to it.
+const KEEP_LAST: usize = 16;
 
 /// Serve the bundled mock backends (no cloud account needed).
 #[derive(Debug, clap::Args)]
@@ -65,7 +68,9 @@ pub(crate) fn run(args: MockServerArgs) -> ExitCode {
         };
         // Served until Ctrl-C: keep the last requests only (the counts
         // printed at the end still count everything).
-        stack.langfuse.keep_last(KEEP_LANGFUSE_REQUESTS);
+        stack.langfuse.keep_last(KEEP_LAST);
+        stack.appinsights.keep_last(KEEP_LAST);
+        stack.otlp.keep_last(KEEP_LAST);
         println!("elspeth mock backends (Ctrl-C to stop):");
         for b in stack.backends() {
             println!("  {:<21} {:<28} {}", b.name, b.url, b.serves);

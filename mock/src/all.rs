@@ -216,11 +216,8 @@ impl MockStack {
     pub fn received(&self) -> Vec<(&'static str, usize)> {
         vec![
             ("Langfuse", self.langfuse.span_count()),
-            (
-                "Application Insights",
-                self.appinsights.dependencies().len(),
-            ),
-            ("OTLP collector", self.otlp.spans().len()),
+            ("Application Insights", self.appinsights.dependency_count()),
+            ("OTLP collector", self.otlp.span_count()),
         ]
     }
 

@@ -26,7 +26,7 @@
 //! ```
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -37,6 +37,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
+use crate::kept::Kept;
 use crate::otlp::{BODY_LIMIT, RecordedRequest, Running, lock, record};
 use crate::server::{FaultPlan, MockServer};
 
@@ -58,9 +59,11 @@ struct Inner {
     max_body: Mutex<Option<usize>>,
     partial: Mutex<VecDeque<Vec<(usize, u16)>>>,
     subscribed: AtomicBool,
-    requests: Mutex<Vec<RecordedRequest>>,
-    envelopes: Mutex<Vec<Value>>,
-    live: Mutex<Vec<RecordedRequest>>,
+    requests: Kept<RecordedRequest>,
+    envelopes: Kept<Value>,
+    live: Kept<RecordedRequest>,
+    /// Accepted `RemoteDependencyData` envelopes, kept or not.
+    dependency_total: AtomicUsize,
 }
 
 impl AppInsightsMock {
@@ -73,9 +76,10 @@ impl AppInsightsMock {
                 max_body: Mutex::new(None),
                 partial: Mutex::new(VecDeque::new()),
                 subscribed: AtomicBool::new(false),
-                requests: Mutex::new(Vec::new()),
-                envelopes: Mutex::new(Vec::new()),
-                live: Mutex::new(Vec::new()),
+                requests: Kept::default(),
+                envelopes: Kept::default(),
+                live: Kept::default(),
+                dependency_total: AtomicUsize::new(0),
             }),
         }
     }
@@ -141,36 +145,53 @@ impl AppInsightsMock {
         self
     }
 
+    /// Keeps only the last `n` track requests, accepted envelopes and Live
+    /// Metrics requests (each) instead of all of them, so a long-running
+    /// mock (`elspeth mock-server`) does not grow without bound;
+    /// [`dependency_count`](Self::dependency_count) still counts every
+    /// accepted dependency. Default: all are kept.
+    pub fn keep_last(&self, n: usize) -> &Self {
+        self.inner.requests.keep_last(n);
+        self.inner.envelopes.keep_last(n);
+        self.inner.live.keep_last(n);
+        self
+    }
+
     /// Every track request, in order (faulted and rejected ones too).
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.inner.requests).clone()
+        self.inner.requests.to_vec()
     }
 
     /// Every accepted envelope, in order.
     pub fn envelopes(&self) -> Vec<Value> {
-        lock(&self.inner.envelopes).clone()
+        self.inner.envelopes.to_vec()
+    }
+
+    /// Number of accepted `RemoteDependencyData` envelopes (all of them,
+    /// also those no longer kept: see [`keep_last`](Self::keep_last)).
+    pub fn dependency_count(&self) -> usize {
+        self.inner.dependency_total.load(Ordering::Relaxed)
     }
 
     /// Accepted envelopes whose `data.baseType` is `RemoteDependencyData`.
     pub fn dependencies(&self) -> Vec<Value> {
         self.envelopes()
             .into_iter()
-            .filter(|e| {
-                e.pointer("/data/baseType").and_then(Value::as_str) == Some("RemoteDependencyData")
-            })
+            .filter(is_dependency)
             .collect()
     }
 
     /// Live metrics requests (ping and post).
     pub fn live_requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.inner.live).clone()
+        self.inner.live.to_vec()
     }
 
     /// Forgets everything received.
     pub fn clear(&self) {
-        lock(&self.inner.requests).clear();
-        lock(&self.inner.envelopes).clear();
-        lock(&self.inner.live).clear();
+        self.inner.requests.clear();
+        self.inner.envelopes.clear();
+        self.inner.live.clear();
+        self.inner.dependency_total.store(0, Ordering::Relaxed);
     }
 }
 
@@ -194,6 +215,12 @@ fn track_answer(
         .into_response()
 }
 
+/// Whether an envelope is a dependency (`data.baseType` is
+/// `RemoteDependencyData`).
+fn is_dependency(envelope: &Value) -> bool {
+    envelope.pointer("/data/baseType").and_then(Value::as_str) == Some("RemoteDependencyData")
+}
+
 async fn track(
     State(inner): State<Arc<Inner>>,
     method: Method,
@@ -214,7 +241,7 @@ async fn track(
     };
     let response = answer(&inner, &recorded).await;
     recorded.status = response.status().as_u16();
-    lock(&inner.requests).push(recorded);
+    inner.requests.push(recorded);
     response
 }
 
@@ -320,7 +347,11 @@ async fn answer(inner: &Inner, recorded: &RecordedRequest) -> Response {
         }
     }
     let n_accepted = accepted.len();
-    lock(&inner.envelopes).extend(accepted);
+    let dependencies = accepted.iter().filter(|e| is_dependency(e)).count();
+    inner
+        .dependency_total
+        .fetch_add(dependencies, Ordering::Relaxed);
+    inner.envelopes.extend(accepted);
     let status = if errors.is_empty() {
         StatusCode::OK
     } else if n_accepted > 0 {
@@ -340,7 +371,7 @@ async fn quick_pulse(
 ) -> Response {
     if let Ok(mut recorded) = record(&method, &uri, &headers, &body) {
         recorded.status = 200;
-        lock(&inner.live).push(recorded);
+        inner.live.push(recorded);
     }
     let subscribed = if inner.subscribed.load(Ordering::Acquire) {
         "true"
@@ -359,7 +390,7 @@ async fn other(
 ) -> Response {
     if let Ok(mut recorded) = record(&method, &uri, &headers, &body) {
         recorded.status = 404;
-        lock(&inner.requests).push(recorded);
+        inner.requests.push(recorded);
     }
     (StatusCode::NOT_FOUND, "not found").into_response()
 }

@@ -25,7 +25,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -39,6 +38,7 @@ use base64::Engine;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
+use crate::kept::Kept;
 use crate::otlp::{BODY_LIMIT, DecodedSpan, RecordedRequest, Running, lock, record};
 use crate::server::{FaultPlan, MockServer};
 
@@ -65,23 +65,10 @@ struct Inner {
     secret_key: String,
     faults: FaultPlan,
     max_body: Mutex<Option<usize>>,
-    requests: Mutex<VecDeque<RecordedRequest>>,
-    decoded: Mutex<VecDeque<ExportTraceServiceRequest>>,
-    /// Most requests kept (`usize::MAX`: all); see [`LangfuseMock::keep_last`].
-    keep: AtomicUsize,
+    requests: Kept<RecordedRequest>,
+    decoded: Kept<ExportTraceServiceRequest>,
     /// Spans accepted since the start (or the last `clear`), kept or not.
     span_total: AtomicUsize,
-}
-
-impl Inner {
-    fn push<T>(&self, list: &Mutex<VecDeque<T>>, item: T) {
-        let mut list = lock(list);
-        list.push_back(item);
-        let keep = self.keep.load(Ordering::Relaxed);
-        while list.len() > keep {
-            list.pop_front();
-        }
-    }
 }
 
 impl LangfuseMock {
@@ -93,9 +80,8 @@ impl LangfuseMock {
                 secret_key: secret_key.into(),
                 faults: FaultPlan::new(),
                 max_body: Mutex::new(None),
-                requests: Mutex::new(VecDeque::new()),
-                decoded: Mutex::new(VecDeque::new()),
-                keep: AtomicUsize::new(usize::MAX),
+                requests: Kept::default(),
+                decoded: Kept::default(),
                 span_total: AtomicUsize::new(0),
             }),
         }
@@ -143,36 +129,37 @@ impl LangfuseMock {
     /// mock-server`) does not grow without bound; [`span_count`](Self::span_count)
     /// still counts every accepted span. Default: all are kept.
     pub fn keep_last(&self, requests: usize) -> &Self {
-        self.inner.keep.store(requests, Ordering::Relaxed);
+        self.inner.requests.keep_last(requests);
+        self.inner.decoded.keep_last(requests);
         self
     }
 
     /// Every request received, in order (faulted and rejected ones too).
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.inner.requests).iter().cloned().collect()
+        self.inner.requests.to_vec()
     }
 
     /// The accepted `ExportTraceServiceRequest`s, in order.
     pub fn export_requests(&self) -> Vec<ExportTraceServiceRequest> {
-        lock(&self.inner.decoded).iter().cloned().collect()
+        self.inner.decoded.to_vec()
     }
 
     /// The raw protobuf bodies of the accepted requests (decompressed), e.g.
     /// to feed Langfuse's own converter.
     pub fn accepted_bodies(&self) -> Vec<Vec<u8>> {
-        lock(&self.inner.decoded)
-            .iter()
-            .map(Message::encode_to_vec)
-            .collect()
+        self.inner
+            .decoded
+            .with(|d| d.iter().map(Message::encode_to_vec).collect())
     }
 
     /// Every accepted span, in arrival order.
     pub fn spans(&self) -> Vec<DecodedSpan> {
-        lock(&self.inner.decoded)
-            .iter()
-            .enumerate()
-            .flat_map(|(i, r)| DecodedSpan::from_request(r, i))
-            .collect()
+        self.inner.decoded.with(|d| {
+            d.iter()
+                .enumerate()
+                .flat_map(|(i, r)| DecodedSpan::from_request(r, i))
+                .collect()
+        })
     }
 
     /// Number of accepted spans (all of them, also those no longer kept:
@@ -183,8 +170,8 @@ impl LangfuseMock {
 
     /// Forgets everything received.
     pub fn clear(&self) {
-        lock(&self.inner.requests).clear();
-        lock(&self.inner.decoded).clear();
+        self.inner.requests.clear();
+        self.inner.decoded.clear();
         self.inner.span_total.store(0, Ordering::Relaxed);
     }
 }
@@ -210,7 +197,7 @@ async fn traces(
     };
     let response = answer(&inner, &recorded).await;
     recorded.status = response.status().as_u16();
-    inner.push(&inner.requests, recorded);
+    inner.requests.push(recorded);
     response
 }
 
@@ -259,7 +246,7 @@ async fn answer(inner: &Inner, recorded: &RecordedRequest) -> Response {
                 .map(|ss| ss.spans.len())
                 .sum::<usize>();
             inner.span_total.fetch_add(spans, Ordering::Relaxed);
-            inner.push(&inner.decoded, request);
+            inner.decoded.push(request);
             (StatusCode::OK, axum::Json(serde_json::json!({}))).into_response()
         }
         Err(e) => json_error(
@@ -323,6 +310,6 @@ async fn other(
         status: 0,
     });
     recorded.status = 404;
-    inner.push(&inner.requests, recorded);
+    inner.requests.push(recorded);
     json_error(StatusCode::NOT_FOUND, "not found")
 }

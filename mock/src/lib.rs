@@ -10,6 +10,7 @@ pub mod all;
 pub mod appinsights;
 pub mod azure;
 pub mod chat;
+mod kept;
 pub mod langfuse;
 pub mod openrouter;
 pub mod otlp;

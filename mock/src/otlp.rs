@@ -16,6 +16,7 @@
 
 use std::io::Read;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
@@ -33,6 +34,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
+use crate::kept::Kept;
 use crate::server::{FaultPlan, MockServer};
 
 /// Largest request body the telemetry mocks read (after decompression).
@@ -284,8 +286,10 @@ impl std::fmt::Debug for OtlpCollector {
 struct Inner {
     faults: FaultPlan,
     required_headers: Mutex<Vec<(String, String)>>,
-    requests: Mutex<Vec<RecordedRequest>>,
-    decoded: Mutex<Vec<ExportTraceServiceRequest>>,
+    requests: Kept<RecordedRequest>,
+    decoded: Kept<ExportTraceServiceRequest>,
+    /// Spans accepted, kept or not.
+    span_total: AtomicUsize,
 }
 
 impl OtlpCollector {
@@ -325,23 +329,41 @@ impl OtlpCollector {
         &self.inner.faults
     }
 
+    /// Keeps only the last `requests` requests (received and accepted)
+    /// instead of all of them, so a long-running mock (`elspeth
+    /// mock-server`) does not grow without bound;
+    /// [`span_count`](Self::span_count) still counts every accepted span.
+    /// Default: all are kept.
+    pub fn keep_last(&self, requests: usize) -> &Self {
+        self.inner.requests.keep_last(requests);
+        self.inner.decoded.keep_last(requests);
+        self
+    }
+
     /// Every request received, faulted ones included.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.inner.requests).clone()
+        self.inner.requests.to_vec()
     }
 
     /// The decoded requests that were accepted.
     pub fn export_requests(&self) -> Vec<ExportTraceServiceRequest> {
-        lock(&self.inner.decoded).clone()
+        self.inner.decoded.to_vec()
     }
 
     /// Every accepted span, in arrival order.
     pub fn spans(&self) -> Vec<DecodedSpan> {
-        lock(&self.inner.decoded)
-            .iter()
-            .enumerate()
-            .flat_map(|(i, r)| DecodedSpan::from_request(r, i))
-            .collect()
+        self.inner.decoded.with(|d| {
+            d.iter()
+                .enumerate()
+                .flat_map(|(i, r)| DecodedSpan::from_request(r, i))
+                .collect()
+        })
+    }
+
+    /// Number of accepted spans (all of them, also those no longer kept:
+    /// see [`keep_last`](Self::keep_last)).
+    pub fn span_count(&self) -> usize {
+        self.inner.span_total.load(Ordering::Relaxed)
     }
 }
 
@@ -358,7 +380,7 @@ async fn traces(
     };
     let answer = answer(&inner, &recorded).await;
     recorded.status = answer.status().as_u16();
-    lock(&inner.requests).push(recorded);
+    inner.requests.push(recorded);
     answer
 }
 
@@ -388,7 +410,14 @@ async fn answer(inner: &Inner, recorded: &RecordedRequest) -> Response {
     }
     match ExportTraceServiceRequest::decode(recorded.body.as_slice()) {
         Ok(request) => {
-            lock(&inner.decoded).push(request);
+            let spans = request
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .map(|ss| ss.spans.len())
+                .sum::<usize>();
+            inner.span_total.fetch_add(spans, Ordering::Relaxed);
+            inner.decoded.push(request);
             (
                 StatusCode::OK,
                 [("content-type", "application/x-protobuf")],

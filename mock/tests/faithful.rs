@@ -193,3 +193,80 @@ async fn langfuse_accepts_otlp_json_and_otlp_without_its_own_headers() {
     assert_eq!(mock.spans().len(), 2);
     assert_eq!(mock.span_count(), 6);
 }
+
+#[tokio::test]
+async fn a_long_running_app_insights_or_collector_keeps_the_last_items_and_counts_all() {
+    use elspeth_mock::otlp::OtlpCollector;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+
+    let client = client();
+    // Application Insights: the exporter's requests, three times over.
+    let ai = AppInsightsMock::spawn("00000000-0000-0000-0000-000000000000")
+        .await
+        .unwrap();
+    ai.keep_last(2);
+    let base = ai.url().trim_end_matches('/').to_string();
+    let mut dependencies = 0;
+    for _ in 0..3 {
+        for request in exporter_requests() {
+            let envelopes = request["envelopes"].as_array().unwrap();
+            dependencies += envelopes
+                .iter()
+                .filter(|e| e["data"]["baseType"] == "RemoteDependencyData")
+                .count();
+            let answer = client
+                .post(format!("{base}/v2.1/track"))
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(envelopes).unwrap())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 200);
+        }
+    }
+    assert!(dependencies > 2, "the fixture has dependencies");
+    assert_eq!(ai.requests().len(), 2);
+    assert_eq!(ai.envelopes().len(), 2);
+    assert_eq!(ai.dependency_count(), dependencies);
+
+    // The OTLP collector: five requests of two spans each.
+    let collector = OtlpCollector::spawn().await.unwrap();
+    collector.keep_last(3);
+    let span = |i: u8| Span {
+        trace_id: vec![i; 16],
+        span_id: vec![i; 8],
+        name: format!("span {i}"),
+        ..Default::default()
+    };
+    for i in 0..5u8 {
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span(2 * i + 1), span(2 * i + 2)],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let answer = client
+            .post(format!(
+                "{}/v1/traces",
+                collector.url().trim_end_matches('/')
+            ))
+            .header("content-type", "application/x-protobuf")
+            .body(request.encode_to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    assert_eq!(collector.requests().len(), 3);
+    let names: Vec<String> = collector.spans().into_iter().map(|s| s.span.name).collect();
+    assert_eq!(
+        names,
+        ["span 5", "span 6", "span 7", "span 8", "span 9", "span 10"]
+    );
+    assert_eq!(collector.span_count(), 10);
+}
