@@ -175,10 +175,7 @@ impl AppInsightsMock {
 
     /// Accepted envelopes whose `data.baseType` is `RemoteDependencyData`.
     pub fn dependencies(&self) -> Vec<Value> {
-        self.envelopes()
-            .into_iter()
-            .filter(is_dependency)
-            .collect()
+        self.envelopes().into_iter().filter(is_dependency).collect()
     }
 
     /// Live metrics requests (ping and post).

@@ -54,6 +54,17 @@ impl Key<'_> {
         }
     }
 
+    /// Whether the key's bytes are `bytes`.
+    pub(crate) fn is_at(&self, bytes: &[u8]) -> bool {
+        match self {
+            Self::Static(s) => s.as_bytes() == bytes,
+            Self::Prefixed(p, n) => bytes
+                .strip_prefix(p.as_bytes())
+                .is_some_and(|rest| rest == n.as_bytes()),
+            Self::Owned(s) => s.as_bytes() == bytes,
+        }
+    }
+
     /// Whether the key is `other`.
     pub(crate) fn is(&self, other: &str) -> bool {
         match self {

@@ -6,7 +6,9 @@
 //! `opentelemetry-proto` message (fields in the same order, defaults
 //! omitted), without building that message tree first: attribute keys and
 //! values are borrowed from the records, metadata values are JSON-encoded in
-//! place. The tests check the bytes against `prost`'s.
+//! place, and a field that repeats the previous span's (same key, same
+//! value: environment, model, provider, ...) is copied from a small memo of
+//! encoded fields. The tests check the bytes against `prost`'s.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -105,9 +107,17 @@ impl Encoder {
         let mut span = Vec::with_capacity(2048);
         let mut list = Vec::with_capacity(40);
         let mut scratch = Vec::with_capacity(256);
+        let mut memo = KvMemo::new();
         for record in spans {
             span.clear();
-            self.write_span(record, truncate_to, &mut list, &mut scratch, &mut span);
+            self.write_span(
+                record,
+                truncate_to,
+                &mut list,
+                &mut scratch,
+                &mut memo,
+                &mut span,
+            );
             put_message(scope, 2, &span);
         }
         // ResourceSpans { resource = 1, scope_spans = 2 (the `scope` bytes) }
@@ -130,6 +140,7 @@ impl Encoder {
         truncate_to: Option<usize>,
         list: &mut Vec<Attr<'a>>,
         scratch: &mut Vec<u8>,
+        memo: &mut KvMemo,
         out: &mut Vec<u8>,
     ) {
         list.clear();
@@ -174,7 +185,7 @@ impl Encoder {
             }
         }
         for attr in list.iter() {
-            put_key_value(out, attr, scratch);
+            memo.put(out, attr, scratch);
         }
         if let Some(keys) = &truncated_keys {
             put_key_value(out, &Attr::str(TRUNCATED_KEY, keys.as_str()), scratch);
@@ -248,14 +259,16 @@ fn any_str_len(len: usize) -> usize {
 
 /// One `KeyValue` (field 9 of `Span`): key (1), value (2) = `AnyValue`.
 fn put_key_value(out: &mut Vec<u8>, attr: &Attr<'_>, scratch: &mut Vec<u8>) {
-    let key_len = attr.key.len();
-    // The AnyValue body's length, and for JSON values their bytes.
     let any_len = match &attr.value {
-        AttrValue::Str(s) => any_str_len(s.len()),
+        AttrValue::Str(s) => {
+            put_key_value_with(out, attr, s.as_bytes());
+            return;
+        }
         AttrValue::Json(v) => {
             scratch.clear();
             v.write_json(scratch);
-            any_str_len(scratch.len())
+            put_key_value_with(out, attr, scratch);
+            return;
         }
         AttrValue::Int(i) => 1 + varint_len(*i as u64),
         AttrValue::Double(_) => 9,
@@ -265,18 +278,9 @@ fn put_key_value(out: &mut Vec<u8>, attr: &Attr<'_>, scratch: &mut Vec<u8>) {
             1 + varint_len(array as u64) + array
         }
     };
-    let kv_len =
-        1 + varint_len(key_len as u64) + key_len + 1 + varint_len(any_len as u64) + any_len;
-    put_key(out, 9, WIRE_LEN);
-    put_varint(out, kv_len as u64);
-    put_key(out, 1, WIRE_LEN);
-    put_varint(out, key_len as u64);
-    attr.key.write(out);
-    put_key(out, 2, WIRE_LEN);
-    put_varint(out, any_len as u64);
+    put_key_header(out, attr, any_len);
     match &attr.value {
-        AttrValue::Str(s) => put_bytes(out, 1, s.as_bytes()),
-        AttrValue::Json(_) => put_bytes(out, 1, scratch),
+        AttrValue::Str(_) | AttrValue::Json(_) => {}
         AttrValue::Int(i) => {
             put_key(out, 3, WIRE_VARINT);
             put_varint(out, *i as u64);
@@ -299,6 +303,119 @@ fn put_key_value(out: &mut Vec<u8>, attr: &Attr<'_>, scratch: &mut Vec<u8>) {
             }
         }
     }
+}
+
+/// A `KeyValue`'s tag and length, its key, and its value's tag and length
+/// (an `AnyValue` body of `any_len` bytes follows). Returns where the key's
+/// bytes start, counted from the field's first byte.
+fn put_key_header(out: &mut Vec<u8>, attr: &Attr<'_>, any_len: usize) -> usize {
+    let start = out.len();
+    let key_len = attr.key.len();
+    let kv_len =
+        1 + varint_len(key_len as u64) + key_len + 1 + varint_len(any_len as u64) + any_len;
+    put_key(out, 9, WIRE_LEN);
+    put_varint(out, kv_len as u64);
+    put_key(out, 1, WIRE_LEN);
+    put_varint(out, key_len as u64);
+    let key_at = out.len() - start;
+    attr.key.write(out);
+    put_key(out, 2, WIRE_LEN);
+    put_varint(out, any_len as u64);
+    key_at
+}
+
+/// [`put_key_value`] for a string or JSON attribute whose string value is
+/// `value` (for JSON: its bytes, already written). Returns where the key's
+/// bytes start, counted from the field's first byte.
+fn put_key_value_with(out: &mut Vec<u8>, attr: &Attr<'_>, value: &[u8]) -> usize {
+    let key_at = put_key_header(out, attr, any_str_len(value.len()));
+    put_bytes(out, 1, value);
+    key_at
+}
+
+/// The encoded `KeyValue`s of the last string attributes seen, one slot
+/// per key (direct-mapped), for the spans of one request: most attributes
+/// repeat the previous span's value (environment, tags, trace name, model,
+/// provider, server, the transform's metadata), and copying their bytes is
+/// cheaper than encoding them again. The bytes are the same either way.
+struct KvMemo {
+    slots: Vec<MemoSlot>,
+}
+
+#[derive(Default)]
+struct MemoSlot {
+    /// The whole encoded field (tag, length, key, value); empty: unused.
+    bytes: Vec<u8>,
+    /// Where the key's bytes start in `bytes`.
+    key_at: usize,
+    key_len: usize,
+    /// The value's bytes are the last `value_len` of `bytes`.
+    value_len: usize,
+}
+
+/// Memo slots; a power of two.
+const MEMO_SLOTS: usize = 64;
+/// Longer values (prompts, replies) are encoded every time.
+const MEMO_MAX_VALUE: usize = 128;
+
+impl KvMemo {
+    fn new() -> Self {
+        Self {
+            slots: (0..MEMO_SLOTS).map(|_| MemoSlot::default()).collect(),
+        }
+    }
+
+    /// Appends `attr` as [`put_key_value`] does, from the memo when the
+    /// same key last had the same value.
+    fn put(&mut self, out: &mut Vec<u8>, attr: &Attr<'_>, scratch: &mut Vec<u8>) {
+        let value: &[u8] = match &attr.value {
+            AttrValue::Str(s) if s.len() <= MEMO_MAX_VALUE => s.as_bytes(),
+            AttrValue::Json(v) => {
+                scratch.clear();
+                v.write_json(scratch);
+                scratch
+            }
+            _ => return put_key_value(out, attr, scratch),
+        };
+        if value.len() > MEMO_MAX_VALUE {
+            return put_key_value(out, attr, scratch);
+        }
+        let slot = &mut self.slots[key_hash(&attr.key) & (MEMO_SLOTS - 1)];
+        if slot.value_len == value.len()
+            && slot.key_len == attr.key.len()
+            && !slot.bytes.is_empty()
+            && slot.bytes.ends_with(value)
+            && attr
+                .key
+                .is_at(&slot.bytes[slot.key_at..slot.key_at + slot.key_len])
+        {
+            out.extend_from_slice(&slot.bytes);
+            return;
+        }
+        let start = out.len();
+        slot.key_at = put_key_value_with(out, attr, value);
+        slot.key_len = attr.key.len();
+        slot.value_len = value.len();
+        slot.bytes.clear();
+        slot.bytes.extend_from_slice(&out[start..]);
+    }
+}
+
+/// A cheap hash of a key, to pick its memo slot: its length and two of its
+/// last bytes (where this crate's keys differ). A collision only costs a
+/// miss: a hit compares the key and the value.
+fn key_hash(key: &crate::attrs::Key<'_>) -> usize {
+    use crate::attrs::Key;
+    let tail = match key {
+        Key::Static(s) | Key::Prefixed(_, s) => s.as_bytes(),
+        Key::Owned(s) => s.as_bytes(),
+    };
+    let at = |back: usize| {
+        tail.len()
+            .checked_sub(back)
+            .map_or(0, |i| usize::from(tail[i]))
+    };
+    key.len().wrapping_mul(31) ^ at(1).wrapping_mul(7) ^ at(3).wrapping_mul(13)
 }
 
 /// Length of an `ArrayValue` body of string values.
@@ -540,7 +657,18 @@ mod tests {
             },
         ] {
             let encoder = Encoder::new(decor, "pk-lf-1", "instance");
-            let spans = spans();
+            // Three traces: the second differs in one metadata value (the
+            // memo's misses after hits), the third repeats the first.
+            let mut spans = spans();
+            let mut other = spans.clone();
+            let mut trace = (*other[0].trace).clone();
+            trace.metadata[0].1 = MetaValue::from("row-2");
+            let trace = Arc::new(trace);
+            for span in &mut other {
+                span.trace = trace.clone();
+            }
+            spans.extend(other);
+            spans.extend(self::spans());
             for truncate_to in [None, Some(64 * 1024), Some(100), Some(8)] {
                 let ours = encoder.encode(&spans, truncate_to);
                 let theirs = prost_request(&encoder, &spans, truncate_to).encode_to_vec();
