@@ -4,7 +4,9 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::otlp::lock;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+use crate::otlp::{DecodedSpan, RecordedRequest, lock};
 
 /// Received items in arrival order: all of them (the default, what a test
 /// wants), or only the last `keep` ([`keep_last`](Self::keep_last)), so a
@@ -59,6 +61,60 @@ impl<T: Clone> Kept<T> {
     /// A copy of the kept items, in order.
     pub(crate) fn to_vec(&self) -> Vec<T> {
         self.with(|items| items.iter().cloned().collect())
+    }
+}
+
+/// What a mock receiving traces (Langfuse, the OTLP collector) keeps: the
+/// requests received, the accepted ones decoded, and a count of every
+/// accepted span (kept or not).
+#[derive(Default)]
+pub(crate) struct SpanLog {
+    /// Every request received (faulted and refused ones too).
+    pub(crate) requests: Kept<RecordedRequest>,
+    /// The accepted requests.
+    pub(crate) accepted: Kept<ExportTraceServiceRequest>,
+    span_total: AtomicUsize,
+}
+
+impl SpanLog {
+    /// Keeps the last `n` requests (received, and accepted) only.
+    pub(crate) fn keep_last(&self, n: usize) {
+        self.requests.keep_last(n);
+        self.accepted.keep_last(n);
+    }
+
+    /// Records an accepted request and counts its spans.
+    pub(crate) fn accept(&self, request: ExportTraceServiceRequest) {
+        let spans: usize = request
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .map(|ss| ss.spans.len())
+            .sum();
+        self.span_total.fetch_add(spans, Ordering::Relaxed);
+        self.accepted.push(request);
+    }
+
+    /// The kept accepted spans, in arrival order.
+    pub(crate) fn spans(&self) -> Vec<DecodedSpan> {
+        self.accepted.with(|requests| {
+            requests
+                .iter()
+                .enumerate()
+                .flat_map(|(i, r)| DecodedSpan::from_request(r, i))
+                .collect()
+        })
+    }
+
+    /// Every span accepted since the start (or the last `clear`).
+    pub(crate) fn span_count(&self) -> usize {
+        self.span_total.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn clear(&self) {
+        self.requests.clear();
+        self.accepted.clear();
+        self.span_total.store(0, Ordering::Relaxed);
     }
 }
 

@@ -25,7 +25,6 @@
 //! # Ok(()) }
 //! ```
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -38,7 +37,7 @@ use base64::Engine;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
-use crate::kept::Kept;
+use crate::kept::SpanLog;
 use crate::otlp::{BODY_LIMIT, DecodedSpan, RecordedRequest, Running, lock, record};
 use crate::server::{FaultPlan, MockServer};
 
@@ -65,10 +64,7 @@ struct Inner {
     secret_key: String,
     faults: FaultPlan,
     max_body: Mutex<Option<usize>>,
-    requests: Kept<RecordedRequest>,
-    decoded: Kept<ExportTraceServiceRequest>,
-    /// Spans accepted since the start (or the last `clear`), kept or not.
-    span_total: AtomicUsize,
+    log: SpanLog,
 }
 
 impl LangfuseMock {
@@ -80,9 +76,7 @@ impl LangfuseMock {
                 secret_key: secret_key.into(),
                 faults: FaultPlan::new(),
                 max_body: Mutex::new(None),
-                requests: Kept::default(),
-                decoded: Kept::default(),
-                span_total: AtomicUsize::new(0),
+                log: SpanLog::default(),
             }),
         }
     }
@@ -129,50 +123,43 @@ impl LangfuseMock {
     /// mock-server`) does not grow without bound; [`span_count`](Self::span_count)
     /// still counts every accepted span. Default: all are kept.
     pub fn keep_last(&self, requests: usize) -> &Self {
-        self.inner.requests.keep_last(requests);
-        self.inner.decoded.keep_last(requests);
+        self.inner.log.keep_last(requests);
         self
     }
 
     /// Every request received, in order (faulted and rejected ones too).
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.inner.requests.to_vec()
+        self.inner.log.requests.to_vec()
     }
 
     /// The accepted `ExportTraceServiceRequest`s, in order.
     pub fn export_requests(&self) -> Vec<ExportTraceServiceRequest> {
-        self.inner.decoded.to_vec()
+        self.inner.log.accepted.to_vec()
     }
 
     /// The raw protobuf bodies of the accepted requests (decompressed), e.g.
     /// to feed Langfuse's own converter.
     pub fn accepted_bodies(&self) -> Vec<Vec<u8>> {
         self.inner
-            .decoded
+            .log
+            .accepted
             .with(|d| d.iter().map(Message::encode_to_vec).collect())
     }
 
     /// Every accepted span, in arrival order.
     pub fn spans(&self) -> Vec<DecodedSpan> {
-        self.inner.decoded.with(|d| {
-            d.iter()
-                .enumerate()
-                .flat_map(|(i, r)| DecodedSpan::from_request(r, i))
-                .collect()
-        })
+        self.inner.log.spans()
     }
 
     /// Number of accepted spans (all of them, also those no longer kept:
     /// see [`keep_last`](Self::keep_last)).
     pub fn span_count(&self) -> usize {
-        self.inner.span_total.load(Ordering::Relaxed)
+        self.inner.log.span_count()
     }
 
     /// Forgets everything received.
     pub fn clear(&self) {
-        self.inner.requests.clear();
-        self.inner.decoded.clear();
-        self.inner.span_total.store(0, Ordering::Relaxed);
+        self.inner.log.clear();
     }
 }
 
@@ -197,7 +184,7 @@ async fn traces(
     };
     let response = answer(&inner, &recorded).await;
     recorded.status = response.status().as_u16();
-    inner.requests.push(recorded);
+    inner.log.requests.push(recorded);
     response
 }
 
@@ -239,14 +226,7 @@ async fn answer(inner: &Inner, recorded: &RecordedRequest) -> Response {
     }
     match encoding.decode(&recorded.body) {
         Ok(request) => {
-            let spans = request
-                .resource_spans
-                .iter()
-                .flat_map(|rs| &rs.scope_spans)
-                .map(|ss| ss.spans.len())
-                .sum::<usize>();
-            inner.span_total.fetch_add(spans, Ordering::Relaxed);
-            inner.decoded.push(request);
+            inner.log.accept(request);
             (StatusCode::OK, axum::Json(serde_json::json!({}))).into_response()
         }
         Err(e) => json_error(
@@ -310,6 +290,6 @@ async fn other(
         status: 0,
     });
     recorded.status = 404;
-    inner.requests.push(recorded);
+    inner.log.requests.push(recorded);
     json_error(StatusCode::NOT_FOUND, "not found")
 }

@@ -16,7 +16,6 @@
 
 use std::io::Read;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
@@ -34,7 +33,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
-use crate::kept::Kept;
+use crate::kept::SpanLog;
 use crate::server::{FaultPlan, MockServer};
 
 /// Largest request body the telemetry mocks read (after decompression).
@@ -286,10 +285,7 @@ impl std::fmt::Debug for OtlpCollector {
 struct Inner {
     faults: FaultPlan,
     required_headers: Mutex<Vec<(String, String)>>,
-    requests: Kept<RecordedRequest>,
-    decoded: Kept<ExportTraceServiceRequest>,
-    /// Spans accepted, kept or not.
-    span_total: AtomicUsize,
+    log: SpanLog,
 }
 
 impl OtlpCollector {
@@ -335,35 +331,29 @@ impl OtlpCollector {
     /// [`span_count`](Self::span_count) still counts every accepted span.
     /// Default: all are kept.
     pub fn keep_last(&self, requests: usize) -> &Self {
-        self.inner.requests.keep_last(requests);
-        self.inner.decoded.keep_last(requests);
+        self.inner.log.keep_last(requests);
         self
     }
 
     /// Every request received, faulted ones included.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.inner.requests.to_vec()
+        self.inner.log.requests.to_vec()
     }
 
     /// The decoded requests that were accepted.
     pub fn export_requests(&self) -> Vec<ExportTraceServiceRequest> {
-        self.inner.decoded.to_vec()
+        self.inner.log.accepted.to_vec()
     }
 
     /// Every accepted span, in arrival order.
     pub fn spans(&self) -> Vec<DecodedSpan> {
-        self.inner.decoded.with(|d| {
-            d.iter()
-                .enumerate()
-                .flat_map(|(i, r)| DecodedSpan::from_request(r, i))
-                .collect()
-        })
+        self.inner.log.spans()
     }
 
     /// Number of accepted spans (all of them, also those no longer kept:
     /// see [`keep_last`](Self::keep_last)).
     pub fn span_count(&self) -> usize {
-        self.inner.span_total.load(Ordering::Relaxed)
+        self.inner.log.span_count()
     }
 }
 
@@ -380,7 +370,7 @@ async fn traces(
     };
     let answer = answer(&inner, &recorded).await;
     recorded.status = answer.status().as_u16();
-    inner.requests.push(recorded);
+    inner.log.requests.push(recorded);
     answer
 }
 
@@ -410,14 +400,7 @@ async fn answer(inner: &Inner, recorded: &RecordedRequest) -> Response {
     }
     match ExportTraceServiceRequest::decode(recorded.body.as_slice()) {
         Ok(request) => {
-            let spans = request
-                .resource_spans
-                .iter()
-                .flat_map(|rs| &rs.scope_spans)
-                .map(|ss| ss.spans.len())
-                .sum::<usize>();
-            inner.span_total.fetch_add(spans, Ordering::Relaxed);
-            inner.decoded.push(request);
+            inner.log.accept(request);
             (
                 StatusCode::OK,
                 [("content-type", "application/x-protobuf")],
