@@ -23,7 +23,7 @@ Example:
 /// Insights) `elspeth mock-server` keeps: it only reports counts, so a few
 /// (each Langfuse or OTLP request holds up to a batch of decoded spans);
 /// older ones are forgotten, still counted. Keeping 1,000 Langfuse
-/// requests held ~800 MB after an hour of pipelines traced to it.
+/// requests held ~800 MB after some sixty traced 5,000-row runs.
 const KEEP_LAST: usize = 16;
 
 /// Serve the bundled mock backends (no cloud account needed).
