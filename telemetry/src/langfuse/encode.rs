@@ -280,6 +280,7 @@ fn put_key_value(out: &mut Vec<u8>, attr: &Attr<'_>, scratch: &mut Vec<u8>) {
     };
     put_key_header(out, attr, any_len);
     match &attr.value {
+        // Written, with their header, by `put_key_value_with` above.
         AttrValue::Str(_) | AttrValue::Json(_) => {}
         AttrValue::Int(i) => {
             put_key(out, 3, WIRE_VARINT);
@@ -369,7 +370,7 @@ impl KvMemo {
     /// same key last had the same value.
     fn put(&mut self, out: &mut Vec<u8>, attr: &Attr<'_>, scratch: &mut Vec<u8>) {
         let value: &[u8] = match &attr.value {
-            AttrValue::Str(s) if s.len() <= MEMO_MAX_VALUE => s.as_bytes(),
+            AttrValue::Str(s) => s.as_bytes(),
             AttrValue::Json(v) => {
                 scratch.clear();
                 v.write_json(scratch);
@@ -378,7 +379,9 @@ impl KvMemo {
             _ => return put_key_value(out, attr, scratch),
         };
         if value.len() > MEMO_MAX_VALUE {
-            return put_key_value(out, attr, scratch);
+            // Written as is (a JSON value is not serialized again).
+            put_key_value_with(out, attr, value);
+            return;
         }
         let slot = &mut self.slots[key_hash(&attr.key) & (MEMO_SLOTS - 1)];
         if slot.value_len == value.len()
@@ -592,9 +595,16 @@ mod tests {
             end: start + Duration::from_millis(5),
             status: SpanStatus::Unset,
             trace: trace.clone(),
-            metadata: [("rows".into(), MetaValue::from(12usize))]
-                .into_iter()
-                .collect(),
+            metadata: [
+                ("rows".into(), MetaValue::from(12usize)),
+                // Longer than the memo takes.
+                (
+                    "long".into(),
+                    MetaValue::from(serde_json::json!({"text": "é".repeat(100)})),
+                ),
+            ]
+            .into_iter()
+            .collect(),
             generation: None,
         };
         let ok = SpanRecord {
