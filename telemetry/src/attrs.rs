@@ -67,11 +67,7 @@ impl Key<'_> {
 
     /// Whether the key is `other`.
     pub(crate) fn is(&self, other: &str) -> bool {
-        match self {
-            Self::Static(s) => *s == other,
-            Self::Prefixed(p, n) => other.strip_prefix(p) == Some(n),
-            Self::Owned(s) => s == other,
-        }
+        self.is_at(other.as_bytes())
     }
 }
 
