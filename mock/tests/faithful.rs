@@ -26,6 +26,21 @@ fn exporter_requests() -> Vec<Value> {
     doc["requests"].as_array().unwrap().clone()
 }
 
+/// Posts `envelopes` (a JSON array) to an Application Insights track URL.
+async fn track(
+    client: &reqwest::Client,
+    url: String,
+    envelopes: &impl serde::Serialize,
+) -> reqwest::Response {
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(envelopes).unwrap())
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn app_insights_accepts_the_exporters_envelopes_on_the_double_slash_path() {
     let mock = AppInsightsMock::spawn("00000000-0000-0000-0000-000000000000")
@@ -42,13 +57,7 @@ async fn app_insights_accepts_the_exporters_envelopes_on_the_double_slash_path()
             .zip(["//v2.1/track", "/v2.1/track", "//v2/track"])
     {
         let envelopes = request["envelopes"].as_array().unwrap();
-        let answer = client
-            .post(format!("{base}{path}"))
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(envelopes).unwrap())
-            .send()
-            .await
-            .unwrap();
+        let answer = track(&client, format!("{base}{path}"), envelopes).await;
         assert_eq!(
             answer.status(),
             200,
@@ -63,13 +72,7 @@ async fn app_insights_accepts_the_exporters_envelopes_on_the_double_slash_path()
     for e in wrong.as_array_mut().unwrap() {
         e["iKey"] = Value::from("11111111-1111-1111-1111-111111111111");
     }
-    let answer = client
-        .post(format!("{base}//v2.1/track"))
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(&wrong).unwrap())
-        .send()
-        .await
-        .unwrap();
+    let answer = track(&client, format!("{base}//v2.1/track"), &wrong).await;
     assert_ne!(answer.status(), 200);
     assert_eq!(
         mock.envelopes().len(),
@@ -216,13 +219,7 @@ async fn a_long_running_app_insights_or_collector_keeps_the_last_items_and_count
                 .iter()
                 .filter(|e| e["data"]["baseType"] == "RemoteDependencyData")
                 .count();
-            let answer = client
-                .post(format!("{base}/v2.1/track"))
-                .header("content-type", "application/json")
-                .body(serde_json::to_vec(envelopes).unwrap())
-                .send()
-                .await
-                .unwrap();
+            let answer = track(&client, format!("{base}/v2.1/track"), envelopes).await;
             assert_eq!(answer.status(), 200);
         }
     }
