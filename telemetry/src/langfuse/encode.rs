@@ -259,44 +259,35 @@ fn any_str_len(len: usize) -> usize {
 
 /// One `KeyValue` (field 9 of `Span`): key (1), value (2) = `AnyValue`.
 fn put_key_value(out: &mut Vec<u8>, attr: &Attr<'_>, scratch: &mut Vec<u8>) {
-    let any_len = match &attr.value {
+    match &attr.value {
         AttrValue::Str(s) => {
             put_key_value_with(out, attr, s.as_bytes());
-            return;
         }
         AttrValue::Json(v) => {
             scratch.clear();
             v.write_json(scratch);
             put_key_value_with(out, attr, scratch);
-            return;
         }
-        AttrValue::Int(i) => 1 + varint_len(*i as u64),
-        AttrValue::Double(_) => 9,
-        AttrValue::Bool(_) => 2,
-        AttrValue::StrArray(items) => {
-            let array = array_len(items);
-            1 + varint_len(array as u64) + array
-        }
-    };
-    put_key_header(out, attr, any_len);
-    match &attr.value {
-        // Written, with their header, by `put_key_value_with` above.
-        AttrValue::Str(_) | AttrValue::Json(_) => {}
         AttrValue::Int(i) => {
+            put_key_header(out, attr, 1 + varint_len(*i as u64));
             put_key(out, 3, WIRE_VARINT);
             put_varint(out, *i as u64);
         }
         AttrValue::Double(d) => {
+            put_key_header(out, attr, 9);
             put_key(out, 4, WIRE_FIXED64);
             out.extend_from_slice(&d.to_le_bytes());
         }
         AttrValue::Bool(b) => {
+            put_key_header(out, attr, 2);
             put_key(out, 2, WIRE_VARINT);
             out.push(u8::from(*b));
         }
         AttrValue::StrArray(items) => {
+            let array = array_len(items);
+            put_key_header(out, attr, 1 + varint_len(array as u64) + array);
             put_key(out, 5, WIRE_LEN);
-            put_varint(out, array_len(items) as u64);
+            put_varint(out, array as u64);
             for s in items {
                 put_key(out, 1, WIRE_LEN);
                 put_varint(out, any_str_len(s.len()) as u64);
