@@ -34,9 +34,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::llm::{Cost, LlmRequest, LlmResponse, ResponseFormatRequest, Usage};
+use crate::llm::{Cost, CostParts, LlmRequest, LlmResponse, ResponseFormatRequest, Usage};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::tier1::Tier1;
 use crate::usage::UsageMeter;
@@ -693,27 +693,42 @@ impl RunStore {
     }
 }
 
+/// A reply as the store keeps it: JSON with `content` and whichever of the
+/// other fields the reply has, in this order. Written straight from the
+/// reply (no intermediate `serde_json::Value`: this runs for every paid
+/// call); read back by [`decode_response`].
+#[derive(serde::Serialize)]
+struct StoredReply<'a> {
+    content: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finish_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    /// Only a finite cost is kept (JSON has no NaN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost_parts: Option<CostParts>,
+}
+
 fn encode_response(r: &LlmResponse) -> String {
-    let mut v = json!({ "content": r.content });
-    if let Some(m) = &r.model {
-        v["model"] = json!(m);
-    }
-    if let Some(u) = r.usage {
-        v["usage"] = json!(u);
-    }
-    if let Some(f) = &r.finish_reason {
-        v["finish_reason"] = json!(f);
-    }
-    if let Some(id) = &r.id {
-        v["id"] = json!(id);
-    }
-    if let Some(c) = r.cost.filter(|c| c.total.is_finite()) {
-        v["cost"] = json!(c.total);
-        if let Some(parts) = c.parts {
-            v["cost_parts"] = json!(parts);
-        }
-    }
-    v.to_string()
+    let cost = r.cost.filter(|c| c.total.is_finite());
+    let reply = StoredReply {
+        content: &r.content,
+        model: r.model.as_deref(),
+        usage: r.usage,
+        finish_reason: r.finish_reason.as_deref(),
+        id: r.id.as_deref(),
+        cost: cost.map(|c| c.total),
+        cost_parts: cost.and_then(|c| c.parts),
+    };
+    // Serializing strings, numbers and a derived struct into a String
+    // cannot fail.
+    serde_json::to_string(&reply).unwrap_or_default()
 }
 
 /// Why a stored reply cannot be read back.
@@ -845,6 +860,59 @@ mod tests {
             finish_reason: Some("stop".into()),
             id: Some("chatcmpl-1".into()),
             cost: Some(Cost::reported(0.00042)),
+        }
+    }
+
+    #[test]
+    fn a_reply_is_stored_as_the_json_the_store_has_always_kept() {
+        let full = LlmResponse {
+            content: "spam \"quoted\"\n".into(),
+            cost: Some(Cost {
+                total: 0.00042,
+                parts: Some(CostParts {
+                    input: 0.0003,
+                    cached_input: 0.0,
+                    output: 0.00012,
+                    reasoning: 0.0,
+                }),
+            }),
+            ..reply("x")
+        };
+        let bare = LlmResponse {
+            content: "only text".into(),
+            model: None,
+            usage: None,
+            finish_reason: None,
+            id: None,
+            cost: Some(Cost::reported(f64::NAN)),
+        };
+        // What the store wrote before (and reads back): `content` first,
+        // then the fields present, a cost only when finite.
+        let expected = [
+            serde_json::json!({
+                "content": "spam \"quoted\"\n",
+                "model": "gpt-4o-2024-08-06",
+                "usage": {"input": 12, "output": 3, "total": 15, "cached_input": 0, "reasoning": 0},
+                "finish_reason": "stop",
+                "id": "chatcmpl-1",
+                "cost": 0.00042,
+                "cost_parts": {"input": 0.0003, "cached_input": 0.0, "output": 0.00012, "reasoning": 0.0},
+            })
+            .to_string(),
+            serde_json::json!({"content": "only text"}).to_string(),
+        ];
+        for (r, want) in [&full, &bare].into_iter().zip(expected) {
+            let text = encode_response(r);
+            assert_eq!(text, want);
+            let back = decode_response(&text).unwrap();
+            let kept_cost = r.cost.filter(|c| c.total.is_finite());
+            assert_eq!(
+                back,
+                LlmResponse {
+                    cost: kept_cost,
+                    ..r.clone()
+                }
+            );
         }
     }
 
