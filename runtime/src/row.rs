@@ -102,11 +102,11 @@ impl RowIdentity {
             // JSONL agree; other values hash their JSON.
             Some(serde_json::Value::String(s)) => f.field("key", s.as_bytes()),
             Some(other) => f.field("key", other.to_string().as_bytes()),
+            // The row's JSON as `Value::Object(row)` writes it, without
+            // cloning the row into one.
             None => f.field(
                 "row",
-                serde_json::Value::Object(row.clone())
-                    .to_string()
-                    .as_bytes(),
+                serde_json::to_string(row).unwrap_or_default().as_bytes(),
             ),
         }
         Self(*f.finish().as_bytes())
@@ -277,6 +277,13 @@ mod tests {
         assert_eq!(id, again);
         let numeric = RowIdentity::of(&row(json!({"id": 42})), Some("id"));
         assert_eq!(numeric, id, "42 and \"42\" hash the same text");
+        // Without a key: the field ("row", the row's JSON in field order),
+        // `{"id":"42","n":1.5,"tags":["a","b"]}` (Python's hashlib again).
+        let content = RowIdentity::of(
+            &row(json!({"id": "42", "n": 1.5, "tags": ["a", "b"]})),
+            None,
+        );
+        assert_eq!(format!("{content:?}"), "RowIdentity(0eaaca144cefb2eb)");
     }
 
     #[test]
