@@ -10,6 +10,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use crate::record::MetaValue;
+use crate::{genai, langfuse};
+use elspeth_core::call::{ChatMessage, Cost, Usage};
 
 /// An attribute key: static, a static prefix + a metadata key (written
 /// without being concatenated first), or owned.
@@ -113,6 +115,44 @@ pub(crate) enum AttrValue<'a> {
     Bool(bool),
     /// `array_value` of `string_value`s.
     StrArray(Vec<Cow<'a, str>>),
+    /// `string_value`: JSON written from the span record when the request
+    /// is encoded, with no string built for it first.
+    Written(Written<'a>),
+}
+
+/// A JSON string value built from the span record as it is written (these
+/// are on every generation; building each as a `String` first cost an
+/// allocation and a copy per value).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Written<'a> {
+    /// `gen_ai.input.messages`.
+    InputMessages(&'a [ChatMessage]),
+    /// `gen_ai.output.messages`: the reply and its finish reason.
+    OutputMessages(&'a str, Option<&'a str>),
+    /// Langfuse's `usage_details`.
+    UsageDetails(&'a Usage),
+    /// Langfuse's `cost_details`.
+    CostDetails(&'a Cost),
+}
+
+impl Written<'_> {
+    /// Appends the value's text.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        match *self {
+            Self::InputMessages(messages) => genai::write_input_messages(messages, out),
+            Self::OutputMessages(text, reason) => genai::write_output_messages(text, reason, out),
+            Self::UsageDetails(u) => langfuse::attributes::write_usage_details(u, out),
+            Self::CostDetails(c) => langfuse::attributes::write_cost_details(c, out),
+        }
+    }
+
+    /// The value's text as a string.
+    pub(crate) fn to_text(self) -> String {
+        let mut out = Vec::with_capacity(128);
+        self.write(&mut out);
+        // Every writer writes JSON built from UTF-8 strings.
+        String::from_utf8(out).unwrap_or_default()
+    }
 }
 
 /// One attribute.
@@ -166,6 +206,23 @@ impl<'a> Attr<'a> {
             value: AttrValue::StrArray(value),
         }
     }
+
+    pub(crate) fn written(key: impl Into<Key<'a>>, value: Written<'a>) -> Self {
+        Self {
+            key: key.into(),
+            value: AttrValue::Written(value),
+        }
+    }
+}
+
+/// Turns every [`AttrValue::Written`] value into the string it writes
+/// (for exporters that need each value as a string).
+pub(crate) fn materialize(attrs: &mut [Attr<'_>]) {
+    for attr in attrs {
+        if let AttrValue::Written(w) = attr.value {
+            attr.value = AttrValue::Str(Cow::Owned(w.to_text()));
+        }
+    }
 }
 
 /// Converts a `u64` count to an OTLP int, saturating.
@@ -179,11 +236,15 @@ pub(crate) fn count(v: u64) -> i64 {
 pub(crate) fn truncate(attrs: &mut [Attr<'_>], limit: usize) -> Vec<String> {
     let mut truncated = Vec::new();
     for attr in attrs.iter_mut() {
-        if let AttrValue::Json(v) = attr.value {
-            let json = v.json_string();
-            if json.len() > limit {
-                attr.value = AttrValue::Str(Cow::Owned(json));
-            }
+        let json = match attr.value {
+            AttrValue::Json(v) => Some(v.json_string()),
+            AttrValue::Written(w) => Some(w.to_text()),
+            _ => None,
+        };
+        if let Some(json) = json
+            && json.len() > limit
+        {
+            attr.value = AttrValue::Str(Cow::Owned(json));
         }
         match &mut attr.value {
             AttrValue::Str(s) => {
@@ -202,7 +263,11 @@ pub(crate) fn truncate(attrs: &mut [Attr<'_>], limit: usize) -> Vec<String> {
                     truncated.push(attr.key.to_string());
                 }
             }
-            AttrValue::Json(_) | AttrValue::Int(_) | AttrValue::Double(_) | AttrValue::Bool(_) => {}
+            AttrValue::Json(_)
+            | AttrValue::Written(_)
+            | AttrValue::Int(_)
+            | AttrValue::Double(_)
+            | AttrValue::Bool(_) => {}
         }
     }
     truncated
@@ -246,5 +311,27 @@ mod tests {
         let mut attrs = vec![Attr::json(Key::Prefixed("m.", "k"), &long)];
         assert_eq!(truncate(&mut attrs, 5), vec!["m.k".to_string()]);
         assert!(matches!(&attrs[0].value, AttrValue::Str(s) if s.starts_with("\"yyyy")));
+        // A written value is cut like a string, a short one left as it is.
+        let messages = [ChatMessage::user("z".repeat(40))];
+        let usage = Usage::new(1, 2);
+        let mut attrs = vec![
+            Attr::written("m", Written::InputMessages(&messages)),
+            Attr::written("u", Written::UsageDetails(&usage)),
+        ];
+        assert_eq!(truncate(&mut attrs, 60), vec!["m".to_string()]);
+        assert!(
+            matches!(&attrs[0].value, AttrValue::Str(s) if s.starts_with("[{\"role\":\"user\"") && s.contains("…[truncated ")),
+            "{:?}",
+            attrs[0].value
+        );
+        assert_eq!(
+            attrs[1].value,
+            AttrValue::Written(Written::UsageDetails(&usage))
+        );
+        materialize(&mut attrs);
+        assert_eq!(
+            attrs[1].value,
+            AttrValue::Str(r#"{"input": 1, "output": 2, "total": 3}"#.into())
+        );
     }
 }

@@ -29,7 +29,7 @@
 
 use std::borrow::Cow;
 
-use crate::attrs::{Attr, count};
+use crate::attrs::{Attr, Written, count};
 use crate::record::{GenerationData, SpanRecord};
 use elspeth_core::call::ChatMessage;
 
@@ -99,15 +99,15 @@ pub(crate) fn generation_attrs<'a>(
         out.push(Attr::int("http.response.status_code", i64::from(status)));
     }
     if let Some(messages) = &g.input {
-        out.push(Attr::str(
+        out.push(Attr::written(
             "gen_ai.input.messages",
-            input_messages_json(messages),
+            Written::InputMessages(messages),
         ));
     }
     if let Some(text) = &g.output {
-        out.push(Attr::str(
+        out.push(Attr::written(
             "gen_ai.output.messages",
-            output_messages_json(text, g.finish_reasons.first().map(|r| r.as_str())),
+            Written::OutputMessages(text, g.finish_reasons.first().map(|r| r.as_str())),
         ));
     }
 }
@@ -119,38 +119,37 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
-/// `gen_ai.input.messages`: `[{"role":"user","parts":[{"type":"text","content":"..."}]}]`.
-pub(crate) fn input_messages_json(messages: &[ChatMessage]) -> String {
+/// Appends `gen_ai.input.messages`:
+/// `[{"role":"user","parts":[{"type":"text","content":"..."}]}]`.
+pub(crate) fn write_input_messages(messages: &[ChatMessage], out: &mut Vec<u8>) {
     let len: usize = messages.iter().map(|m| m.content.len() + 64).sum();
-    let mut out = Vec::with_capacity(len + 2);
+    out.reserve(len + 2);
     out.push(b'[');
     for (i, m) in messages.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(b"{\"role\":");
-        push_json_str(&mut out, m.role.as_str());
+        push_json_str(out, m.role.as_str());
         out.extend_from_slice(b",\"parts\":[{\"type\":\"text\",\"content\":");
-        push_json_str(&mut out, &m.content);
+        push_json_str(out, &m.content);
         out.extend_from_slice(b"}]}");
     }
     out.push(b']');
-    String::from_utf8(out).unwrap_or_default()
 }
 
-/// `gen_ai.output.messages`: one assistant message with the reply text and,
-/// when reported, its finish reason.
-pub(crate) fn output_messages_json(text: &str, finish_reason: Option<&str>) -> String {
-    let mut out = Vec::with_capacity(text.len() + 96);
+/// Appends `gen_ai.output.messages`: one assistant message with the reply
+/// text and, when reported, its finish reason.
+pub(crate) fn write_output_messages(text: &str, finish_reason: Option<&str>, out: &mut Vec<u8>) {
+    out.reserve(text.len() + 96);
     out.extend_from_slice(b"[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":");
-    push_json_str(&mut out, text);
+    push_json_str(out, text);
     out.extend_from_slice(b"}]");
     if let Some(reason) = finish_reason {
         out.extend_from_slice(b",\"finish_reason\":");
-        push_json_str(&mut out, reason);
+        push_json_str(out, reason);
     }
     out.extend_from_slice(b"}]");
-    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -160,12 +159,13 @@ mod tests {
     #[test]
     fn message_schemas() {
         let input =
-            input_messages_json(&[ChatMessage::system("Be brief."), ChatMessage::user("Hi")]);
+            Written::InputMessages(&[ChatMessage::system("Be brief."), ChatMessage::user("Hi")])
+                .to_text();
         assert_eq!(
             input,
             r#"[{"role":"system","parts":[{"type":"text","content":"Be brief."}]},{"role":"user","parts":[{"type":"text","content":"Hi"}]}]"#
         );
-        let output = output_messages_json("Hello", Some("stop"));
+        let output = Written::OutputMessages("Hello", Some("stop")).to_text();
         assert_eq!(
             output,
             r#"[{"role":"assistant","parts":[{"type":"text","content":"Hello"}],"finish_reason":"stop"}]"#
@@ -181,11 +181,11 @@ mod tests {
                 .collect(),
         )
         .to_string();
-        assert_eq!(input_messages_json(&messages), expected);
+        assert_eq!(Written::InputMessages(&messages).to_text(), expected);
         let expected = Value::Array(vec![
             json!({"role": "assistant", "parts": [{"type": "text", "content": text}]}),
         ])
         .to_string();
-        assert_eq!(output_messages_json(text, None), expected);
+        assert_eq!(Written::OutputMessages(text, None).to_text(), expected);
     }
 }

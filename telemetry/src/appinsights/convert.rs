@@ -35,6 +35,8 @@ pub(crate) fn span_attrs(record: &SpanRecord, truncate_to: Option<usize>) -> Vec
     let mut out = Vec::with_capacity(24);
     if let Some(g) = record.generation.as_deref() {
         genai::generation_attrs(record, g, &mut out);
+        // Strings from here on: the property limit below measures them.
+        attrs::materialize(&mut out);
     }
     for (k, v) in &record.trace.metadata {
         if !record.metadata.iter().any(|(key, _)| key == k) {
@@ -143,6 +145,7 @@ pub(crate) fn to_key_value(attr: Attr<'_>) -> KeyValue {
     let value = match attr.value {
         AttrValue::Str(s) => Value::String(StringValue::from(s.into_owned())),
         AttrValue::Json(v) => Value::String(StringValue::from(v.json_string())),
+        AttrValue::Written(w) => Value::String(StringValue::from(w.to_text())),
         AttrValue::Int(i) => Value::I64(i),
         AttrValue::Double(d) => Value::F64(d),
         AttrValue::Bool(b) => Value::Bool(b),

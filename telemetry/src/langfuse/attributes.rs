@@ -26,7 +26,7 @@ use std::borrow::Cow;
 
 use serde_json::{Value, json};
 
-use crate::attrs::{Attr, Key};
+use crate::attrs::{Attr, Key, Written};
 use crate::genai;
 use crate::pyjson;
 #[cfg(test)]
@@ -140,18 +140,18 @@ fn generation_details<'a>(g: &'a GenerationData, out: &mut Vec<Attr<'a>>) {
     if let Some(text) = &g.output {
         out.push(Attr::str("langfuse.observation.output", text.as_str()));
     }
-    if let Some(u) = g.usage {
-        out.push(Attr::str(
+    if let Some(u) = &g.usage {
+        out.push(Attr::written(
             "langfuse.observation.usage_details",
-            usage_details_json(&u),
+            Written::UsageDetails(u),
         ));
     }
-    if let Some(cost) = g.cost {
+    if let Some(cost) = &g.cost {
         // Sent so that Langfuse shows this cost instead of inferring one
         // from its own model prices.
-        out.push(Attr::str(
+        out.push(Attr::written(
             "langfuse.observation.cost_details",
-            cost_details_json(&cost),
+            Written::CostDetails(cost),
         ));
     }
     if g.temperature.is_some() || g.max_tokens.is_some() {
@@ -169,74 +169,98 @@ fn generation_details<'a>(g: &'a GenerationData, out: &mut Vec<Attr<'a>>) {
     }
 }
 
-/// [`usage_details`] as `json.dumps` writes it, without building the JSON
-/// value first (this is on every generation).
-fn usage_details_json(u: &elspeth_core::call::Usage) -> String {
+/// Appends `usage_details` as `json.dumps` writes it, without building the
+/// JSON value first (this is on every generation).
+pub(crate) fn write_usage_details(u: &elspeth_core::call::Usage, out: &mut Vec<u8>) {
     let cached = u.cached_input.min(u.input);
     let reasoning = u.reasoning.min(u.output);
-    let mut out = DetailsWriter::new();
-    out.entry("input", u.input - cached);
-    out.entry("output", u.output - reasoning);
-    out.entry("total", u.total);
+    let mut out = DetailsWriter::new(out);
+    out.count("input", u.input - cached);
+    out.count("output", u.output - reasoning);
+    out.count("total", u.total);
     if cached > 0 {
-        out.entry("input_cached_tokens", cached);
+        out.count("input_cached_tokens", cached);
     }
     if reasoning > 0 {
-        out.entry("output_reasoning_tokens", reasoning);
+        out.count("output_reasoning_tokens", reasoning);
     }
-    out.finish()
+    out.finish();
 }
 
-/// [`cost_details`] as `json.dumps` writes it, without building the JSON
-/// value first (this is on every priced generation).
-fn cost_details_json(c: &elspeth_core::call::Cost) -> String {
-    let mut out = DetailsWriter::new();
+/// Appends `cost_details` as `json.dumps` writes it, without building the
+/// JSON value first (this is on every priced generation).
+pub(crate) fn write_cost_details(c: &elspeth_core::call::Cost, out: &mut Vec<u8>) {
+    let mut out = DetailsWriter::new(out);
     if let Some(p) = c.parts {
-        out.entry("input", p.input);
-        out.entry("output", p.output);
+        out.amount("input", p.input);
+        out.amount("output", p.output);
         if p.cached_input > 0.0 {
-            out.entry("input_cached_tokens", p.cached_input);
+            out.amount("input_cached_tokens", p.cached_input);
         }
         if p.reasoning > 0.0 {
-            out.entry("output_reasoning_tokens", p.reasoning);
+            out.amount("output_reasoning_tokens", p.reasoning);
         }
     }
-    out.entry("total", c.total);
-    out.finish()
+    out.amount("total", c.total);
+    out.finish();
 }
 
 /// Writes a flat JSON object of numbers with Python's separators
 /// (`{"input": 12, "output": 3}`), numbers as `serde_json` writes them.
-struct DetailsWriter(Vec<u8>);
+struct DetailsWriter<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
 
-impl DetailsWriter {
-    fn new() -> Self {
-        let mut out = Vec::with_capacity(128);
+impl<'a> DetailsWriter<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Self {
         out.push(b'{');
-        Self(out)
+        Self { out, first: true }
     }
 
-    fn entry(&mut self, key: &str, value: impl serde::Serialize) {
-        if self.0.len() > 1 {
-            self.0.extend_from_slice(b", ");
+    fn key(&mut self, key: &str) {
+        if !self.first {
+            self.out.extend_from_slice(b", ");
         }
-        self.0.push(b'"');
-        self.0.extend_from_slice(key.as_bytes());
-        self.0.extend_from_slice(b"\": ");
-        // A number into a Vec: cannot fail (a non-finite float is `null`,
-        // as `serde_json::Value` has it).
-        let _ = serde_json::to_writer(&mut self.0, &value);
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\": ");
     }
 
-    fn finish(mut self) -> String {
-        self.0.push(b'}');
-        // Keys are ASCII literals and numbers are ASCII.
-        String::from_utf8(self.0).unwrap_or_default()
+    /// A token count, in decimal.
+    fn count(&mut self, key: &str, value: u64) {
+        self.key(key);
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut v = value;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.out.extend_from_slice(&digits[at..]);
+    }
+
+    /// An amount in USD, as `serde_json` writes an `f64` (shortest
+    /// round-trip form; a non-finite one is `null`, as `serde_json::Value`
+    /// has it).
+    fn amount(&mut self, key: &str, value: f64) {
+        self.key(key);
+        // A number into a Vec: cannot fail.
+        let _ = serde_json::to_writer(&mut *self.out, &value);
+    }
+
+    fn finish(self) {
+        self.out.push(b'}');
     }
 }
 
 /// `usage_details` as Langfuse's OpenAI integration writes them (the
-/// reference [`usage_details_json`] is tested against): cached
+/// reference [`write_usage_details`] is tested against): cached
 /// prompt tokens and reasoning tokens are their own usage types
 /// (`input_cached_tokens`, `output_reasoning_tokens`), taken out of
 /// `input` and `output`; `total` is the reported total.
@@ -259,7 +283,7 @@ fn usage_details(u: &elspeth_core::call::Usage) -> Value {
 
 /// `cost_details` under the usage types of [`usage_details`], in USD; a
 /// provider-reported cost has only its `total` (the reference
-/// [`cost_details_json`] is tested against).
+/// [`write_cost_details`] is tested against).
 #[cfg(test)]
 fn cost_details(c: &elspeth_core::call::Cost) -> Value {
     let mut d = serde_json::Map::new();
@@ -311,7 +335,10 @@ mod tests {
         detailed.cached_input = 60;
         detailed.reasoning = 10;
         for u in [elspeth_core::call::Usage::new(12, 3), detailed] {
-            assert_eq!(usage_details_json(&u), pyjson::dumps(&usage_details(&u)));
+            assert_eq!(
+                Written::UsageDetails(&u).to_text(),
+                pyjson::dumps(&usage_details(&u))
+            );
         }
     }
 
@@ -339,7 +366,7 @@ mod tests {
             },
         ] {
             assert_eq!(
-                cost_details_json(&cost),
+                Written::CostDetails(&cost).to_text(),
                 pyjson::dumps(&cost_details(&cost))
             );
         }

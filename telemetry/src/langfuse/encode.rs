@@ -263,10 +263,8 @@ fn put_key_value(out: &mut Vec<u8>, attr: &Attr<'_>, scratch: &mut Vec<u8>) {
         AttrValue::Str(s) => {
             put_key_value_with(out, attr, s.as_bytes());
         }
-        AttrValue::Json(v) => {
-            scratch.clear();
-            v.write_json(scratch);
-            put_key_value_with(out, attr, scratch);
+        AttrValue::Json(_) | AttrValue::Written(_) => {
+            put_key_value_with(out, attr, written(&attr.value, scratch));
         }
         AttrValue::Int(i) => {
             put_key_header(out, attr, 1 + varint_len(*i as u64));
@@ -295,6 +293,17 @@ fn put_key_value(out: &mut Vec<u8>, attr: &Attr<'_>, scratch: &mut Vec<u8>) {
             }
         }
     }
+}
+
+/// The text of a JSON or written string value, written into `scratch`.
+fn written<'s>(value: &AttrValue<'_>, scratch: &'s mut Vec<u8>) -> &'s [u8] {
+    scratch.clear();
+    match value {
+        AttrValue::Json(v) => v.write_json(scratch),
+        AttrValue::Written(w) => w.write(scratch),
+        _ => {}
+    }
+    scratch
 }
 
 /// A `KeyValue`'s tag and length, its key, and its value's tag and length
@@ -362,11 +371,7 @@ impl KvMemo {
     fn put(&mut self, out: &mut Vec<u8>, attr: &Attr<'_>, scratch: &mut Vec<u8>) {
         let value: &[u8] = match &attr.value {
             AttrValue::Str(s) => s.as_bytes(),
-            AttrValue::Json(v) => {
-                scratch.clear();
-                v.write_json(scratch);
-                scratch
-            }
+            AttrValue::Json(_) | AttrValue::Written(_) => written(&attr.value, scratch),
             _ => return put_key_value(out, attr, scratch),
         };
         if value.len() > MEMO_MAX_VALUE {
@@ -463,6 +468,7 @@ mod tests {
         let value = match attr.value {
             AttrValue::Str(s) => any_value::Value::StringValue(s.into_owned()),
             AttrValue::Json(v) => any_value::Value::StringValue(v.json_string()),
+            AttrValue::Written(w) => any_value::Value::StringValue(w.to_text()),
             AttrValue::Int(i) => any_value::Value::IntValue(i),
             AttrValue::Double(d) => any_value::Value::DoubleValue(d),
             AttrValue::Bool(b) => any_value::Value::BoolValue(b),

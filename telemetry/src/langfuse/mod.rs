@@ -19,7 +19,7 @@
 //!
 //! The legacy `/api/public/ingestion` endpoint is never used.
 
-mod attributes;
+pub(crate) mod attributes;
 mod encode;
 
 use std::fmt;
