@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::record::MetaValue;
+use crate::record::{MetaValue, SharedStr};
 use crate::{genai, langfuse};
 use elspeth_core::call::{ChatMessage, Cost, Usage};
 
@@ -113,8 +113,9 @@ pub(crate) enum AttrValue<'a> {
     Double(f64),
     /// `bool_value`.
     Bool(bool),
-    /// `array_value` of `string_value`s.
-    StrArray(Vec<Cow<'a, str>>),
+    /// `array_value` of `string_value`s, borrowed from the span record or
+    /// the exporter's settings (no list built per span).
+    StrArray(Cow<'a, [SharedStr]>),
     /// `string_value`: JSON written from the span record when the request
     /// is encoded, with no string built for it first.
     Written(Written<'a>),
@@ -200,10 +201,13 @@ impl<'a> Attr<'a> {
         }
     }
 
-    pub(crate) fn str_array(key: impl Into<Key<'a>>, value: Vec<Cow<'a, str>>) -> Self {
+    pub(crate) fn str_array(
+        key: impl Into<Key<'a>>,
+        value: impl Into<Cow<'a, [SharedStr]>>,
+    ) -> Self {
         Self {
             key: key.into(),
-            value: AttrValue::StrArray(value),
+            value: AttrValue::StrArray(value.into()),
         }
     }
 
@@ -253,13 +257,12 @@ pub(crate) fn truncate(attrs: &mut [Attr<'_>], limit: usize) -> Vec<String> {
                 }
             }
             AttrValue::StrArray(items) => {
-                let mut any = false;
-                for s in items.iter_mut() {
-                    if s.len() > limit {
-                        any |= truncate_str(s.to_mut(), limit);
+                if items.iter().any(|s| s.len() > limit) {
+                    for s in items.to_mut().iter_mut().filter(|s| s.len() > limit) {
+                        let mut text = s.to_string();
+                        truncate_str(&mut text, limit);
+                        *s = SharedStr::from(text);
                     }
-                }
-                if any {
                     truncated.push(attr.key.to_string());
                 }
             }
@@ -297,7 +300,7 @@ mod tests {
             Attr::str("a", "é".repeat(10)),
             Attr::str("b", "short"),
             Attr::int("c", 1),
-            Attr::str_array("d", vec!["x".repeat(50).into()]),
+            Attr::str_array("d", vec![SharedStr::from("x".repeat(50))]),
         ];
         let keys = truncate(&mut attrs, 5);
         assert_eq!(keys, vec!["a".to_string(), "d".to_string()]);

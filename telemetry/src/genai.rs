@@ -27,8 +27,6 @@
 //! `enable_content_recording` is on: with it off no prompt or reply text can
 //! reach any exporter.
 
-use std::borrow::Cow;
-
 use crate::attrs::{Attr, Written, count};
 use crate::record::{GenerationData, SpanRecord};
 use elspeth_core::call::ChatMessage;
@@ -71,10 +69,7 @@ pub(crate) fn generation_attrs<'a>(
     if !g.finish_reasons.is_empty() {
         out.push(Attr::str_array(
             "gen_ai.response.finish_reasons",
-            g.finish_reasons
-                .iter()
-                .map(|r| Cow::Borrowed(r.as_str()))
-                .collect(),
+            g.finish_reasons.as_slice(),
         ));
     }
     if let Some(u) = g.usage {

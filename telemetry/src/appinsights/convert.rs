@@ -151,8 +151,8 @@ pub(crate) fn to_key_value(attr: Attr<'_>) -> KeyValue {
         AttrValue::Bool(b) => Value::Bool(b),
         AttrValue::StrArray(items) => Value::Array(Array::String(
             items
-                .into_iter()
-                .map(|s| StringValue::from(s.into_owned()))
+                .iter()
+                .map(|s| StringValue::from(s.to_string()))
                 .collect(),
         )),
     };

@@ -31,7 +31,7 @@ use crate::genai;
 use crate::pyjson;
 #[cfg(test)]
 use crate::record::MetaValue;
-use crate::record::{GenerationData, ObservationKind, SpanRecord, SpanStatus};
+use crate::record::{GenerationData, ObservationKind, SharedStr, SpanRecord, SpanStatus};
 use elspeth_core::call::{ChatMessage, Role};
 
 /// Per-exporter trace attributes from the transform's config.
@@ -39,7 +39,7 @@ use elspeth_core::call::{ChatMessage, Role};
 pub(crate) struct Decor {
     pub environment: Option<String>,
     pub release: Option<String>,
-    pub tags: Vec<String>,
+    pub tags: Vec<SharedStr>,
 }
 
 /// Key of the truncation marker (an observation metadata key, so Langfuse
@@ -70,11 +70,7 @@ pub(crate) fn write_span_attrs<'a>(
     if !decor.tags.is_empty() {
         out.push(Attr::str_array(
             "langfuse.trace.tags",
-            decor
-                .tags
-                .iter()
-                .map(|t| Cow::Borrowed(t.as_str()))
-                .collect(),
+            decor.tags.as_slice(),
         ));
     }
     out.push(Attr::str("langfuse.trace.name", span.trace.name.as_str()));

@@ -286,7 +286,7 @@ fn put_key_value(out: &mut Vec<u8>, attr: &Attr<'_>, scratch: &mut Vec<u8>) {
             put_key_header(out, attr, 1 + varint_len(array as u64) + array);
             put_key(out, 5, WIRE_LEN);
             put_varint(out, array as u64);
-            for s in items {
+            for s in items.iter() {
                 put_key(out, 1, WIRE_LEN);
                 put_varint(out, any_str_len(s.len()) as u64);
                 put_bytes(out, 1, s.as_bytes());
@@ -418,7 +418,7 @@ fn key_hash(key: &crate::attrs::Key<'_>) -> usize {
 }
 
 /// Length of an `ArrayValue` body of string values.
-fn array_len(items: &[std::borrow::Cow<'_, str>]) -> usize {
+fn array_len(items: &[crate::record::SharedStr]) -> usize {
     items
         .iter()
         .map(|s| {
@@ -474,9 +474,9 @@ mod tests {
             AttrValue::Bool(b) => any_value::Value::BoolValue(b),
             AttrValue::StrArray(items) => any_value::Value::ArrayValue(ArrayValue {
                 values: items
-                    .into_iter()
+                    .iter()
                     .map(|s| AnyValue {
-                        value: Some(any_value::Value::StringValue(s.into_owned())),
+                        value: Some(any_value::Value::StringValue(s.to_string())),
                     })
                     .collect(),
             }),

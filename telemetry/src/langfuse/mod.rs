@@ -34,7 +34,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::export::{
     ExportConfig, Exporter, SendOutcome, Transport, classify_reqwest_error, classify_status,
 };
-use crate::record::SpanRecord;
+use crate::record::{SharedStr, SpanRecord};
 use crate::sink::BoxFuture;
 
 pub(crate) use attributes::Decor;
@@ -258,7 +258,11 @@ impl LangfuseTransport {
         let decor = Decor {
             environment: settings.environment.clone(),
             release: settings.release.clone(),
-            tags: settings.tags.clone(),
+            tags: settings
+                .tags
+                .iter()
+                .map(|t| SharedStr::from(t.as_str()))
+                .collect(),
         };
         Ok(Self {
             client,
