@@ -330,7 +330,14 @@ mod tests {
         let mut detailed = elspeth_core::call::Usage::new(100, 40);
         detailed.cached_input = 60;
         detailed.reasoning = 10;
-        for u in [elspeth_core::call::Usage::new(12, 3), detailed] {
+        let mut huge = elspeth_core::call::Usage::new(u64::MAX - 1, 0);
+        huge.total = u64::MAX;
+        for u in [
+            elspeth_core::call::Usage::new(12, 3),
+            detailed,
+            elspeth_core::call::Usage::new(0, 0),
+            huge,
+        ] {
             assert_eq!(
                 Written::UsageDetails(&u).to_text(),
                 pyjson::dumps(&usage_details(&u))
