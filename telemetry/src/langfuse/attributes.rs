@@ -171,14 +171,14 @@ pub(crate) fn write_usage_details(u: &elspeth_core::call::Usage, out: &mut Vec<u
     let cached = u.cached_input.min(u.input);
     let reasoning = u.reasoning.min(u.output);
     let mut out = DetailsWriter::new(out);
-    out.count("input", u.input - cached);
-    out.count("output", u.output - reasoning);
-    out.count("total", u.total);
+    out.entry("input", u.input - cached);
+    out.entry("output", u.output - reasoning);
+    out.entry("total", u.total);
     if cached > 0 {
-        out.count("input_cached_tokens", cached);
+        out.entry("input_cached_tokens", cached);
     }
     if reasoning > 0 {
-        out.count("output_reasoning_tokens", reasoning);
+        out.entry("output_reasoning_tokens", reasoning);
     }
     out.finish();
 }
@@ -188,16 +188,16 @@ pub(crate) fn write_usage_details(u: &elspeth_core::call::Usage, out: &mut Vec<u
 pub(crate) fn write_cost_details(c: &elspeth_core::call::Cost, out: &mut Vec<u8>) {
     let mut out = DetailsWriter::new(out);
     if let Some(p) = c.parts {
-        out.amount("input", p.input);
-        out.amount("output", p.output);
+        out.entry("input", p.input);
+        out.entry("output", p.output);
         if p.cached_input > 0.0 {
-            out.amount("input_cached_tokens", p.cached_input);
+            out.entry("input_cached_tokens", p.cached_input);
         }
         if p.reasoning > 0.0 {
-            out.amount("output_reasoning_tokens", p.reasoning);
+            out.entry("output_reasoning_tokens", p.reasoning);
         }
     }
-    out.amount("total", c.total);
+    out.entry("total", c.total);
     out.finish();
 }
 
@@ -214,7 +214,9 @@ impl<'a> DetailsWriter<'a> {
         Self { out, first: true }
     }
 
-    fn key(&mut self, key: &str) {
+    /// `key` and a number, as `serde_json` writes it (a non-finite float
+    /// is `null`, as `serde_json::Value` has it).
+    fn entry(&mut self, key: &str, value: impl serde::Serialize) {
         if !self.first {
             self.out.extend_from_slice(b", ");
         }
@@ -222,30 +224,6 @@ impl<'a> DetailsWriter<'a> {
         self.out.push(b'"');
         self.out.extend_from_slice(key.as_bytes());
         self.out.extend_from_slice(b"\": ");
-    }
-
-    /// A token count, in decimal.
-    fn count(&mut self, key: &str, value: u64) {
-        self.key(key);
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut v = value;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        self.out.extend_from_slice(&digits[at..]);
-    }
-
-    /// An amount in USD, as `serde_json` writes an `f64` (shortest
-    /// round-trip form; a non-finite one is `null`, as `serde_json::Value`
-    /// has it).
-    fn amount(&mut self, key: &str, value: f64) {
-        self.key(key);
         // A number into a Vec: cannot fail.
         let _ = serde_json::to_writer(&mut *self.out, &value);
     }
