@@ -104,9 +104,6 @@ impl From<String> for Key<'_> {
 pub(crate) enum AttrValue<'a> {
     /// `string_value`.
     Str(Cow<'a, str>),
-    /// `string_value`: the compact JSON of a metadata value, written
-    /// straight into the request.
-    Json(&'a MetaValue),
     /// `int_value`.
     Int(i64),
     /// `double_value`.
@@ -122,10 +119,12 @@ pub(crate) enum AttrValue<'a> {
 }
 
 /// A JSON string value built from the span record as it is written (these
-/// are on every generation; building each as a `String` first cost an
-/// allocation and a copy per value).
+/// are on every span; building each as a `String` first cost an allocation
+/// and a copy per value).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Written<'a> {
+    /// The compact JSON of a metadata value.
+    Meta(&'a MetaValue),
     /// `gen_ai.input.messages`.
     InputMessages(&'a [ChatMessage]),
     /// `gen_ai.output.messages`: the reply and its finish reason.
@@ -140,6 +139,7 @@ impl Written<'_> {
     /// Appends the value's text.
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         match *self {
+            Self::Meta(v) => v.write_json(out),
             Self::InputMessages(messages) => genai::write_input_messages(messages, out),
             Self::OutputMessages(text, reason) => genai::write_output_messages(text, reason, out),
             Self::UsageDetails(u) => langfuse::attributes::write_usage_details(u, out),
@@ -176,7 +176,7 @@ impl<'a> Attr<'a> {
     pub(crate) fn json(key: Key<'a>, value: &'a MetaValue) -> Self {
         Self {
             key,
-            value: AttrValue::Json(value),
+            value: AttrValue::Written(Written::Meta(value)),
         }
     }
 
@@ -240,15 +240,11 @@ pub(crate) fn count(v: u64) -> i64 {
 pub(crate) fn truncate(attrs: &mut [Attr<'_>], limit: usize) -> Vec<String> {
     let mut truncated = Vec::new();
     for attr in attrs.iter_mut() {
-        let json = match attr.value {
-            AttrValue::Json(v) => Some(v.json_string()),
-            AttrValue::Written(w) => Some(w.to_text()),
-            _ => None,
-        };
-        if let Some(json) = json
-            && json.len() > limit
-        {
-            attr.value = AttrValue::Str(Cow::Owned(json));
+        if let AttrValue::Written(w) = attr.value {
+            let json = w.to_text();
+            if json.len() > limit {
+                attr.value = AttrValue::Str(Cow::Owned(json));
+            }
         }
         match &mut attr.value {
             AttrValue::Str(s) => {
@@ -266,8 +262,7 @@ pub(crate) fn truncate(attrs: &mut [Attr<'_>], limit: usize) -> Vec<String> {
                     truncated.push(attr.key.to_string());
                 }
             }
-            AttrValue::Json(_)
-            | AttrValue::Written(_)
+            AttrValue::Written(_)
             | AttrValue::Int(_)
             | AttrValue::Double(_)
             | AttrValue::Bool(_) => {}

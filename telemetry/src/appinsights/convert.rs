@@ -144,7 +144,6 @@ pub(crate) fn span_data(
 pub(crate) fn to_key_value(attr: Attr<'_>) -> KeyValue {
     let value = match attr.value {
         AttrValue::Str(s) => Value::String(StringValue::from(s.into_owned())),
-        AttrValue::Json(v) => Value::String(StringValue::from(v.json_string())),
         AttrValue::Written(w) => Value::String(StringValue::from(w.to_text())),
         AttrValue::Int(i) => Value::I64(i),
         AttrValue::Double(d) => Value::F64(d),

@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
 use super::attributes::{self, Decor, TRUNCATED_KEY};
-use crate::attrs::{self, Attr, AttrValue};
+use crate::attrs::{self, Attr, AttrValue, Written};
 use crate::record::{SpanKind, SpanRecord, SpanStatus};
 
 /// W3C "sampled" trace flag plus OTLP's "has is-remote, not remote" bit
@@ -263,8 +263,8 @@ fn put_key_value(out: &mut Vec<u8>, attr: &Attr<'_>, scratch: &mut Vec<u8>) {
         AttrValue::Str(s) => {
             put_key_value_with(out, attr, s.as_bytes());
         }
-        AttrValue::Json(_) | AttrValue::Written(_) => {
-            put_key_value_with(out, attr, written(&attr.value, scratch));
+        AttrValue::Written(w) => {
+            put_key_value_with(out, attr, written(w, scratch));
         }
         AttrValue::Int(i) => {
             put_key_header(out, attr, 1 + varint_len(*i as u64));
@@ -295,14 +295,10 @@ fn put_key_value(out: &mut Vec<u8>, attr: &Attr<'_>, scratch: &mut Vec<u8>) {
     }
 }
 
-/// The text of a JSON or written string value, written into `scratch`.
-fn written<'s>(value: &AttrValue<'_>, scratch: &'s mut Vec<u8>) -> &'s [u8] {
+/// The text of a written string value, in `scratch`.
+fn written<'s>(value: &Written<'_>, scratch: &'s mut Vec<u8>) -> &'s [u8] {
     scratch.clear();
-    match value {
-        AttrValue::Json(v) => v.write_json(scratch),
-        AttrValue::Written(w) => w.write(scratch),
-        _ => {}
-    }
+    value.write(scratch);
     scratch
 }
 
@@ -371,7 +367,7 @@ impl KvMemo {
     fn put(&mut self, out: &mut Vec<u8>, attr: &Attr<'_>, scratch: &mut Vec<u8>) {
         let value: &[u8] = match &attr.value {
             AttrValue::Str(s) => s.as_bytes(),
-            AttrValue::Json(_) | AttrValue::Written(_) => written(&attr.value, scratch),
+            AttrValue::Written(w) => written(w, scratch),
             _ => return put_key_value(out, attr, scratch),
         };
         if value.len() > MEMO_MAX_VALUE {
@@ -467,7 +463,6 @@ mod tests {
     fn to_proto(attr: Attr<'_>) -> KeyValue {
         let value = match attr.value {
             AttrValue::Str(s) => any_value::Value::StringValue(s.into_owned()),
-            AttrValue::Json(v) => any_value::Value::StringValue(v.json_string()),
             AttrValue::Written(w) => any_value::Value::StringValue(w.to_text()),
             AttrValue::Int(i) => any_value::Value::IntValue(i),
             AttrValue::Double(d) => any_value::Value::DoubleValue(d),
