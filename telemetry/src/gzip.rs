@@ -6,10 +6,11 @@
 //! maps them straight from the kernel — so every request paid page faults
 //! and zeroed pages for them, and unmapped them again. Here the compressors
 //! are kept (a few, one per request being encoded at once) and reset
-//! between bodies. They write the gzip wrapper themselves (header, CRC-32
-//! computed while the input is copied into the window, trailer): the same
-//! deflate stream as `flate2`'s `GzEncoder`, without a second pass over the
-//! body for its checksum.
+//! between bodies. They write raw deflate, and the gzip wrapper (header,
+//! CRC-32, length) is written here: the same deflate stream as `flate2`'s
+//! `GzEncoder`, with the CRC-32 from `crc32fast`, which is about four times
+//! faster on these bodies than the checksum the compressor computes while it
+//! copies its input (a sixth of the gzip time of a span batch).
 
 use std::sync::{Mutex, PoisonError};
 
@@ -23,18 +24,25 @@ static IDLE: Mutex<Vec<Compress>> = Mutex::new(Vec::new());
 /// Deflate window: 32 KiB, the most gzip allows.
 const WINDOW_BITS: u8 = 15;
 
+/// The gzip header zlib writes: magic, deflate, no flags, no time, extra
+/// flags 4 (fastest level), OS 3 (Unix).
+const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 3];
+
 /// Gzips the concatenation of `parts` at the fastest level.
 pub(crate) fn gzip(parts: &[&[u8]]) -> std::io::Result<Vec<u8>> {
     let mut compress = IDLE
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .pop()
-        .unwrap_or_else(|| Compress::new_gzip(Compression::fast(), WINDOW_BITS));
+        .unwrap_or_else(|| Compress::new_with_window_bits(Compression::fast(), false, WINDOW_BITS));
     compress.reset();
     let len: usize = parts.iter().map(|p| p.len()).sum();
     let mut out = Vec::with_capacity(len / 3 + 64);
+    out.extend_from_slice(&HEADER);
+    let mut crc = crc32fast::Hasher::new();
     let mut result = Ok(());
     for part in parts {
+        crc.update(part);
         result = deflate(&mut compress, part, &mut out, FlushCompress::None);
         if result.is_err() {
             break;
@@ -43,6 +51,9 @@ pub(crate) fn gzip(parts: &[&[u8]]) -> std::io::Result<Vec<u8>> {
     if result.is_ok() {
         result = deflate(&mut compress, &[], &mut out, FlushCompress::Finish);
     }
+    // Trailer: CRC-32 and the input's length modulo 2^32, little-endian.
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    out.extend_from_slice(&(len as u32).to_le_bytes());
     {
         let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < KEPT {
