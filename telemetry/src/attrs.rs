@@ -219,6 +219,19 @@ impl<'a> Attr<'a> {
     }
 }
 
+/// Where attribute producers put what they make: a list (`Vec<Attr>`), or
+/// an encoder that writes each attribute as it comes, without the list.
+pub(crate) trait AttrSink<'a> {
+    /// Takes the next attribute.
+    fn push(&mut self, attr: Attr<'a>);
+}
+
+impl<'a> AttrSink<'a> for Vec<Attr<'a>> {
+    fn push(&mut self, attr: Attr<'a>) {
+        Vec::push(self, attr);
+    }
+}
+
 /// Turns every [`AttrValue::Written`] value into the string it writes
 /// (for exporters that need each value as a string).
 pub(crate) fn materialize(attrs: &mut [Attr<'_>]) {

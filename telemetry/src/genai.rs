@@ -27,7 +27,7 @@
 //! `enable_content_recording` is on: with it off no prompt or reply text can
 //! reach any exporter.
 
-use crate::attrs::{Attr, Written, count};
+use crate::attrs::{Attr, AttrSink, Written, count};
 use crate::record::{GenerationData, SpanRecord};
 use elspeth_core::call::ChatMessage;
 
@@ -43,7 +43,7 @@ pub(crate) fn chat_span_name(g: &GenerationData) -> String {
 pub(crate) fn generation_attrs<'a>(
     span: &'a SpanRecord,
     g: &'a GenerationData,
-    out: &mut Vec<Attr<'a>>,
+    out: &mut impl AttrSink<'a>,
 ) {
     out.push(Attr::str("gen_ai.operation.name", "chat"));
     if let Some(system) = &g.system {

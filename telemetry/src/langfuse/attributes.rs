@@ -26,7 +26,7 @@ use std::borrow::Cow;
 
 use serde_json::{Value, json};
 
-use crate::attrs::{Attr, Key, Written};
+use crate::attrs::{Attr, AttrSink, Key, Written};
 use crate::genai;
 use crate::pyjson;
 #[cfg(test)]
@@ -57,12 +57,12 @@ pub(crate) fn span_attrs<'a>(span: &'a SpanRecord, decor: &'a Decor) -> Vec<Attr
     out
 }
 
-/// Appends every attribute of `span` to `out`, in the order the SDK writes
+/// Gives every attribute of `span` to `out`, in the order the SDK writes
 /// them. Values borrow from the span wherever they can.
 pub(crate) fn write_span_attrs<'a>(
     span: &'a SpanRecord,
     decor: &'a Decor,
-    out: &mut Vec<Attr<'a>>,
+    out: &mut impl AttrSink<'a>,
 ) {
     for (k, v) in &span.trace.metadata {
         out.push(Attr::json(Key::Prefixed(TRACE_METADATA, k), v));
@@ -132,7 +132,7 @@ pub(crate) fn write_span_attrs<'a>(
     }
 }
 
-fn generation_details<'a>(g: &'a GenerationData, out: &mut Vec<Attr<'a>>) {
+fn generation_details<'a>(g: &'a GenerationData, out: &mut impl AttrSink<'a>) {
     if let Some(text) = &g.output {
         out.push(Attr::str("langfuse.observation.output", text.as_str()));
     }

@@ -143,25 +143,18 @@ impl Encoder {
         memo: &mut KvMemo,
         out: &mut Vec<u8>,
     ) {
-        list.clear();
-        attributes::write_span_attrs(record, &self.decor, list);
         let mut status_message = match &record.status {
             SpanStatus::Unset => "",
             SpanStatus::Error(m) => m.as_str(),
         };
-        let mut truncated_keys = None;
-        if let Some(limit) = truncate_to {
-            let keys = attrs::truncate(list, limit);
-            if !keys.is_empty() {
-                truncated_keys = Some(serde_json::Value::from(keys).to_string());
+        if let Some(limit) = truncate_to
+            && status_message.len() > limit
+        {
+            let mut cut = limit;
+            while !status_message.is_char_boundary(cut) {
+                cut -= 1;
             }
-            if status_message.len() > limit {
-                let mut cut = limit;
-                while !status_message.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                status_message = &status_message[..cut];
-            }
+            status_message = &status_message[..cut];
         }
         put_bytes(out, 1, &record.trace_id.0);
         put_bytes(out, 2, &record.span_id.0);
@@ -184,11 +177,26 @@ impl Encoder {
                 out.extend_from_slice(&nanos.to_le_bytes());
             }
         }
-        for attr in list.iter() {
-            memo.put(out, attr, scratch);
-        }
-        if let Some(keys) = &truncated_keys {
-            put_key_value(out, &Attr::str(TRUNCATED_KEY, keys.as_str()), scratch);
+        match truncate_to {
+            // Each attribute is written as it is made: no list.
+            None => attributes::write_span_attrs(
+                record,
+                &self.decor,
+                &mut Direct { memo, out, scratch },
+            ),
+            // After a 413: every value is measured, and shortened, first.
+            Some(limit) => {
+                list.clear();
+                attributes::write_span_attrs(record, &self.decor, list);
+                let keys = attrs::truncate(list, limit);
+                for attr in list.iter() {
+                    memo.put(out, attr, scratch);
+                }
+                if !keys.is_empty() {
+                    let keys = serde_json::Value::from(keys).to_string();
+                    put_key_value(out, &Attr::str(TRUNCATED_KEY, keys.as_str()), scratch);
+                }
+            }
         }
         // Status: message (2) when set, code (3) when not Unset.
         let code = match record.status {
@@ -330,6 +338,20 @@ fn put_key_value_with(out: &mut Vec<u8>, attr: &Attr<'_>, value: &[u8]) -> usize
     key_at
 }
 
+/// Writes each attribute into the span as the producer hands it over.
+struct Direct<'w> {
+    memo: &'w mut KvMemo,
+    out: &'w mut Vec<u8>,
+    scratch: &'w mut Vec<u8>,
+}
+
+impl<'a> attrs::AttrSink<'a> for Direct<'_> {
+    #[inline]
+    fn push(&mut self, attr: Attr<'a>) {
+        self.memo.put(self.out, &attr, self.scratch);
+    }
+}
+
 /// The encoded `KeyValue`s of the last string attributes seen, one slot
 /// per key (direct-mapped), for the spans of one request: most attributes
 /// repeat the previous span's value (environment, tags, trace name, model,
@@ -348,6 +370,49 @@ struct MemoSlot {
     key_len: usize,
     /// The value's bytes are the last `value_len` of `bytes`.
     value_len: usize,
+    /// Where the field's key and value were borrowed from, when both were
+    /// (see [`Origin`]).
+    origin: Option<Origin>,
+}
+
+/// The addresses a field's key and value were borrowed from. The memo lives
+/// for one [`Encoder::encode_into`] call, during which every record, the
+/// encoder's settings and `'static` data stay alive and unchanged: a field
+/// borrowed from the same addresses as a slot's is the same key and value,
+/// so the slot's bytes are its bytes without comparing them (the previous
+/// span's environment, trace name, model, the row's trace metadata on its
+/// second span). Values the list owns (built for this span and dropped with
+/// it, so an address may come back with other contents) and values written
+/// into the scratch buffer have no origin and are compared by their bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Origin {
+    /// Address and length of the key, or of its prefix and its name.
+    key: (usize, usize),
+    name: (usize, usize),
+    value: (usize, usize),
+}
+
+impl Origin {
+    fn of(attr: &Attr<'_>) -> Option<Self> {
+        use crate::attrs::Key;
+        use std::borrow::Cow;
+        let (key, name) = match &attr.key {
+            Key::Static(k) => ((k.as_ptr() as usize, k.len()), (0, 0)),
+            Key::Prefixed(p, n) => (
+                (p.as_ptr() as usize, p.len()),
+                (n.as_ptr() as usize, n.len()),
+            ),
+            Key::Owned(_) => return None,
+        };
+        let value = match &attr.value {
+            AttrValue::Str(Cow::Borrowed(v)) => (v.as_ptr() as usize, v.len()),
+            // Distinct from any string's address: a `MetaValue` is not
+            // a string's bytes, and the length marks it.
+            AttrValue::Written(Written::Meta(m)) => (std::ptr::from_ref(*m) as usize, usize::MAX),
+            _ => return None,
+        };
+        Some(Self { key, name, value })
+    }
 }
 
 /// Memo slots; a power of two.
@@ -365,6 +430,15 @@ impl KvMemo {
     /// Appends `attr` as [`put_key_value`] does, from the memo when the
     /// same key last had the same value.
     fn put(&mut self, out: &mut Vec<u8>, attr: &Attr<'_>, scratch: &mut Vec<u8>) {
+        let slot_index = key_hash(&attr.key) & (MEMO_SLOTS - 1);
+        let origin = Origin::of(attr);
+        if let Some(origin) = origin {
+            let slot = &self.slots[slot_index];
+            if slot.origin == Some(origin) {
+                out.extend_from_slice(&slot.bytes);
+                return;
+            }
+        }
         let value: &[u8] = match &attr.value {
             AttrValue::Str(s) => s.as_bytes(),
             AttrValue::Written(w) => written(w, scratch),
@@ -375,7 +449,7 @@ impl KvMemo {
             put_key_value_with(out, attr, value);
             return;
         }
-        let slot = &mut self.slots[key_hash(&attr.key) & (MEMO_SLOTS - 1)];
+        let slot = &mut self.slots[slot_index];
         if slot.value_len == value.len()
             && slot.key_len == attr.key.len()
             && !slot.bytes.is_empty()
@@ -385,12 +459,14 @@ impl KvMemo {
                 .is_at(&slot.bytes[slot.key_at..slot.key_at + slot.key_len])
         {
             out.extend_from_slice(&slot.bytes);
+            slot.origin = origin;
             return;
         }
         let start = out.len();
         slot.key_at = put_key_value_with(out, attr, value);
         slot.key_len = attr.key.len();
         slot.value_len = value.len();
+        slot.origin = origin;
         slot.bytes.clear();
         slot.bytes.extend_from_slice(&out[start..]);
     }
@@ -659,8 +735,10 @@ mod tests {
             },
         ] {
             let encoder = Encoder::new(decor, "pk-lf-1", "instance");
-            // Three traces: the second differs in one metadata value (the
-            // memo's misses after hits), the third repeats the first.
+            // Three traces of three spans each: the spans of one trace
+            // share its metadata (the memo's hits by address); the second
+            // trace differs in one metadata value (misses after hits); the
+            // third repeats the first from new allocations (hits by bytes).
             let mut spans = spans();
             let mut other = spans.clone();
             let mut trace = (*other[0].trace).clone();
