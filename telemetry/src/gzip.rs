@@ -10,7 +10,7 @@
 //! CRC-32, length) is written here: the same deflate stream as `flate2`'s
 //! `GzEncoder`, with the CRC-32 from `crc32fast`, which is about four times
 //! faster on these bodies than the checksum the compressor computes while it
-//! copies its input (a sixth of the gzip time of a span batch).
+//! copies its input (about a fifth of the gzip time of a span batch).
 
 use std::sync::{Mutex, PoisonError};
 
