@@ -24,9 +24,10 @@
 //!   spans the SDK exported, and the figure is only reported when that is
 //!   every span, as elspeth's side is only counted when every span arrived.
 //!
-//! Each side runs `REPS` (Python: `PY_REPS`) times, interleaved; the figure
-//! is the median of the paired differences (each traced run minus the
-//! untraced run just before it), per call. The Python
+//! Each side runs `REPS` (Python: `PY_REPS`) times, interleaved, the
+//! Python pairs spread among elspeth's so both sides see the same machine;
+//! the figure is the median of the paired differences (each traced run
+//! minus the untraced run just before it), per call. The Python
 //! side runs in `target/langfuse-py-venv` (see `benches/support/langfuse_py.rs`);
 //! without Python it prints why and reports the figure as skipped (the
 //! elspeth side is still printed). Without `--bench` (a smoke run under
@@ -284,18 +285,101 @@ fn main() {
     figure::Figure::skipped(FIGURE_ID, &what(""), FIGURE_TARGET, "needs Linux getrusage").print();
 }
 
+/// The Python side: the SDK script run with and without the SDK against
+/// the same mock server.
+#[cfg(target_os = "linux")]
+struct PythonSide {
+    python: PathBuf,
+    script: PathBuf,
+    host: String,
+    pk: String,
+    sk: String,
+    calls: usize,
+    /// Process CPU of each run with the SDK and without it, in pairs.
+    sdk: Vec<f64>,
+    plain: Vec<f64>,
+    version: String,
+}
+
+#[cfg(target_os = "linux")]
+impl PythonSide {
+    fn new(mocks: &Mocks, calls: usize) -> Result<Self, String> {
+        let python = langfuse_py::python()?;
+        let script = langfuse_py::venv().join("bench_process.py");
+        std::fs::write(&script, SCRIPT).map_err(|e| format!("could not write the script: {e}"))?;
+        Ok(Self {
+            python,
+            script,
+            host: mocks.get("LANGFUSE_HOST").to_string(),
+            pk: mocks.get("LANGFUSE_PUBLIC_KEY").to_string(),
+            sk: mocks.get("LANGFUSE_SECRET_KEY").to_string(),
+            calls,
+            sdk: Vec::new(),
+            plain: Vec::new(),
+            version: String::from("?"),
+        })
+    }
+
+    fn run(&self, mode: &str) -> Result<(Duration, String), String> {
+        cpu_of(
+            Command::new(&self.python)
+                .arg(&self.script)
+                .args([
+                    mode,
+                    &self.host,
+                    &self.pk,
+                    &self.sk,
+                    &self.calls.to_string(),
+                ])
+                .env("OTEL_BSP_MAX_QUEUE_SIZE", SDK_QUEUE.to_string()),
+        )
+    }
+
+    /// One run without the SDK, then one with it; an error says why the
+    /// figure cannot be reported.
+    fn pair(&mut self) -> Result<(), String> {
+        let (plain, _) = self
+            .run("plain")
+            .map_err(|e| format!("the Python script failed: {e}"))?;
+        let (sdk, out) = self
+            .run("sdk")
+            .map_err(|e| format!("the Python script failed: {e}"))?;
+        let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
+        self.version = v["version"].as_str().unwrap_or("?").to_string();
+        let exported = v["exported"].as_u64().unwrap_or(0);
+        if exported != 2 * self.calls as u64 {
+            return Err(format!(
+                "the SDK exported {exported} of {} spans (its queue: {SDK_QUEUE})",
+                2 * self.calls
+            ));
+        }
+        self.plain.push(plain.as_secs_f64());
+        self.sdk.push(sdk.as_secs_f64());
+        Ok(())
+    }
+}
+
 #[cfg(target_os = "linux")]
 fn main() {
     let bench = figure::bench_mode();
     let (calls, reps) = if bench { (CALLS, REPS) } else { (20, 1) };
     let dir = workdir(calls);
     let mocks = Mocks::start();
+    // Python SDK, same mock server. Its pairs run between elspeth's (one
+    // every `reps / PY_REPS` pairs), so that a machine that gets slower or
+    // faster during the bench moves both sides alike.
+    let mut python = if bench {
+        PythonSide::new(&mocks, calls)
+    } else {
+        Err("not a --bench run".to_string())
+    };
 
     // elspeth: one warm-up run each (page cache, mock connections), then
     // interleaved measured runs.
     let _ = elspeth_run(&dir, &mocks, "untraced.yaml", 0);
     let _ = elspeth_run(&dir, &mocks, "traced.yaml", 0);
     let (mut traced, mut untraced) = (Vec::new(), Vec::new());
+    let python_every = (reps / PY_REPS).max(1);
     for i in 1..=reps {
         let (cpu, sent) = elspeth_run(&dir, &mocks, "untraced.yaml", i);
         assert_eq!(sent, 0, "the untraced run sent spans");
@@ -307,6 +391,13 @@ fn main() {
             "the traced run did not deliver every span"
         );
         traced.push(cpu.as_secs_f64());
+        if let Ok(py) = &mut python
+            && py.sdk.len() < PY_REPS
+            && (i - 1) % python_every == 0
+            && let Err(why) = py.pair()
+        {
+            python = Err(why);
+        }
     }
     let (t, u) = (median(traced.clone()), median(untraced.clone()));
     // Median of the paired differences (each traced run against the
@@ -326,56 +417,18 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
-
-    // Python SDK, same mock server.
-    let python = match langfuse_py::python() {
-        Ok(p) => p,
+    let py = match python {
+        Ok(py) => py,
         Err(why) => return skip(&dir, &spread, &why),
     };
-    let script = langfuse_py::venv().join("bench_process.py");
-    std::fs::write(&script, SCRIPT).expect("write the script");
-    let host = mocks.get("LANGFUSE_HOST").to_string();
-    let (pk, sk) = (
-        mocks.get("LANGFUSE_PUBLIC_KEY").to_string(),
-        mocks.get("LANGFUSE_SECRET_KEY").to_string(),
-    );
-    let py_run = |mode: &str| {
-        cpu_of(
-            Command::new(&python)
-                .arg(&script)
-                .args([mode, &host, &pk, &sk, &calls.to_string()])
-                .env("OTEL_BSP_MAX_QUEUE_SIZE", SDK_QUEUE.to_string()),
-        )
-    };
-    let (mut sdk, mut plain) = (Vec::new(), Vec::new());
-    let mut version = String::from("?");
-    for _ in 0..PY_REPS {
-        match (py_run("plain"), py_run("sdk")) {
-            (Ok((p, _)), Ok((s, out))) => {
-                plain.push(p.as_secs_f64());
-                sdk.push(s.as_secs_f64());
-                let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
-                version = v["version"].as_str().unwrap_or("?").to_string();
-                let exported = v["exported"].as_u64().unwrap_or(0);
-                if exported != 2 * calls as u64 {
-                    let why = format!(
-                        "the SDK exported {exported} of {} spans (its queue: {SDK_QUEUE})",
-                        2 * calls
-                    );
-                    return skip(&dir, &spread, &why);
-                }
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                return skip(&dir, &spread, &format!("the Python script failed: {e}"));
-            }
-        }
-    }
-    let (s, p) = (median(sdk.clone()), median(plain.clone()));
-    let diffs: Vec<f64> = sdk.iter().zip(&plain).map(|(s, p)| s - p).collect();
+    let (s, p) = (median(py.sdk.clone()), median(py.plain.clone()));
+    let diffs: Vec<f64> = py.sdk.iter().zip(&py.plain).map(|(s, p)| s - p).collect();
     let py_us = median(diffs) / calls as f64 * 1e6;
     let ratio = py_us / ours_us;
+    let version = &py.version;
     eprintln!(
-        "Langfuse Python SDK {version}, {calls} calls: CPU with the SDK {s:.3} s (runs {sdk:.3?}), without {p:.3} s (runs {plain:.3?}): {py_us:.1} µs per call"
+        "Langfuse Python SDK {version}, {calls} calls: CPU with the SDK {s:.3} s (runs {:.3?}), without {p:.3} s (runs {:.3?}): {py_us:.1} µs per call",
+        py.sdk, py.plain
     );
     eprintln!("ratio: {ratio:.1}× less tracing CPU per call (target ≥ 50×)");
     figure::Figure::new(FIGURE_ID, &what(&spread), format!("{ours_us:.1}"), "µs")
