@@ -321,7 +321,7 @@ impl PythonSide {
     }
 
     fn run(&self, mode: &str) -> Result<(Duration, String), String> {
-        cpu_of(
+        let run = cpu_of(
             Command::new(&self.python)
                 .arg(&self.script)
                 .args([
@@ -332,18 +332,15 @@ impl PythonSide {
                     &self.calls.to_string(),
                 ])
                 .env("OTEL_BSP_MAX_QUEUE_SIZE", SDK_QUEUE.to_string()),
-        )
+        );
+        run.map_err(|e| format!("the Python script failed: {e}"))
     }
 
     /// One run without the SDK, then one with it; an error says why the
     /// figure cannot be reported.
     fn pair(&mut self) -> Result<(), String> {
-        let (plain, _) = self
-            .run("plain")
-            .map_err(|e| format!("the Python script failed: {e}"))?;
-        let (sdk, out) = self
-            .run("sdk")
-            .map_err(|e| format!("the Python script failed: {e}"))?;
+        let (plain, _) = self.run("plain")?;
+        let (sdk, out) = self.run("sdk")?;
         let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
         self.version = v["version"].as_str().unwrap_or("?").to_string();
         let exported = v["exported"].as_u64().unwrap_or(0);
