@@ -396,6 +396,15 @@ impl Origin {
     fn of(attr: &Attr<'_>) -> Option<Self> {
         use crate::attrs::Key;
         use std::borrow::Cow;
+        // The value first: numbers, arrays and owned strings (most of the
+        // fields without an origin) return before the key is looked at.
+        let value = match &attr.value {
+            AttrValue::Str(Cow::Borrowed(v)) => (v.as_ptr() as usize, v.len()),
+            // Distinct from any string's address: a `MetaValue` is not
+            // a string's bytes, and the length marks it.
+            AttrValue::Written(Written::Meta(m)) => (std::ptr::from_ref(*m) as usize, usize::MAX),
+            _ => return None,
+        };
         let (key, name) = match &attr.key {
             Key::Static(k) => ((k.as_ptr() as usize, k.len()), (0, 0)),
             Key::Prefixed(p, n) => (
@@ -403,13 +412,6 @@ impl Origin {
                 (n.as_ptr() as usize, n.len()),
             ),
             Key::Owned(_) => return None,
-        };
-        let value = match &attr.value {
-            AttrValue::Str(Cow::Borrowed(v)) => (v.as_ptr() as usize, v.len()),
-            // Distinct from any string's address: a `MetaValue` is not
-            // a string's bytes, and the length marks it.
-            AttrValue::Written(Written::Meta(m)) => (std::ptr::from_ref(*m) as usize, usize::MAX),
-            _ => return None,
         };
         Some(Self { key, name, value })
     }
