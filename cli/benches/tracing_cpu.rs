@@ -51,7 +51,10 @@ const CALLS: usize = 5_000;
 /// varies by ~8% from run to run); the median of many varies much less.
 /// The quartiles of the differences are printed with the figure.
 const REPS: usize = 31;
-const PY_REPS: usize = 5;
+/// Python pairs. With 5, the SDK's median moved between 445 and 535 µs per
+/// call from one report to the next; 11 narrow that by about a third
+/// (√(11/5)) for ~25 s more. Their quartiles are printed too.
+const PY_REPS: usize = 11;
 /// The Python SDK's span queue (`OTEL_BSP_MAX_QUEUE_SIZE`): elspeth's
 /// default `max_queue`, enough for every span of a run.
 const SDK_QUEUE: usize = 10_000;
@@ -362,8 +365,8 @@ fn main() {
     let (calls, reps) = if bench { (CALLS, REPS) } else { (20, 1) };
     let dir = workdir(calls);
     let mocks = Mocks::start();
-    // Python SDK, same mock server. Its pairs run between elspeth's (one
-    // every `reps / PY_REPS` pairs), so that a machine that gets slower or
+    // Python SDK, same mock server. Its pairs run between elspeth's, spread
+    // evenly over the whole run, so that a machine that gets slower or
     // faster during the bench moves both sides alike.
     let mut python = if bench {
         PythonSide::new(&mocks, calls)
@@ -376,7 +379,6 @@ fn main() {
     let _ = elspeth_run(&dir, &mocks, "untraced.yaml", 0);
     let _ = elspeth_run(&dir, &mocks, "traced.yaml", 0);
     let (mut traced, mut untraced) = (Vec::new(), Vec::new());
-    let python_every = (reps / PY_REPS).max(1);
     for i in 1..=reps {
         let (cpu, sent) = elspeth_run(&dir, &mocks, "untraced.yaml", i);
         assert_eq!(sent, 0, "the untraced run sent spans");
@@ -389,8 +391,7 @@ fn main() {
         );
         traced.push(cpu.as_secs_f64());
         if let Ok(py) = &mut python
-            && py.sdk.len() < PY_REPS
-            && (i - 1) % python_every == 0
+            && py.sdk.len() * reps < i * PY_REPS
             && let Err(why) = py.pair()
         {
             python = Err(why);
@@ -420,17 +421,21 @@ fn main() {
     };
     let (s, p) = (median(py.sdk.clone()), median(py.plain.clone()));
     let diffs: Vec<f64> = py.sdk.iter().zip(&py.plain).map(|(s, p)| s - p).collect();
-    let py_us = median(diffs) / calls as f64 * 1e6;
+    let per_call_py: Vec<f64> = diffs.iter().map(|d| d / calls as f64 * 1e6).collect();
+    let py_us = median(per_call_py.clone());
+    let (pq1, pq3) = quartiles(per_call_py);
     let ratio = py_us / ours_us;
     let version = &py.version;
     eprintln!(
-        "Langfuse Python SDK {version}, {calls} calls: CPU with the SDK {s:.3} s (runs {:.3?}), without {p:.3} s (runs {:.3?}): {py_us:.1} µs per call",
+        "Langfuse Python SDK {version}, {calls} calls: CPU with the SDK {s:.3} s (runs {:.3?}), without {p:.3} s (runs {:.3?}): {py_us:.1} µs per call (quartiles {pq1:.1}–{pq3:.1} µs)",
         py.sdk, py.plain
     );
     eprintln!("ratio: {ratio:.1}× less tracing CPU per call (target ≥ 50×)");
     figure::Figure::new(FIGURE_ID, &what(&spread), format!("{ours_us:.1}"), "µs")
         .anchor(
-            &format!("Langfuse Python SDK {version}, process CPU with minus without the SDK"),
+            &format!(
+                "Langfuse Python SDK {version}, process CPU with minus without the SDK, median of {PY_REPS} pairs (quartiles {pq1:.1}–{pq3:.1} µs)"
+            ),
             format!("{py_us:.1} µs"),
         )
         .ratio(format!("{ratio:.1}×"))
