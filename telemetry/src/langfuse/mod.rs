@@ -39,24 +39,11 @@ use crate::sink::BoxFuture;
 
 pub(crate) use attributes::Decor;
 
-/// Batches of up to this many spans are encoded and compressed on the async
-/// worker itself (well under a millisecond for the default 512) when the
-/// runtime has another worker to take over the queued tasks meanwhile;
-/// larger ones, and any batch on a one-worker runtime, go through
-/// [`crate::http::cpu_bound`]. Handing the worker's place to another thread
-/// (`block_in_place`) for the default batch cost more than it saved with two
-/// workers: `elspeth run`'s tracing CPU per row against the mocks was 10.6
-/// and 13.5 µs with it, 8.5 and 9.3 µs inline (two interleaved runs of 21
-/// and 31 pairs). With one worker, shared with the mock, inline encoding
-/// made the `record_cost` bench slower (0.44–0.56 µs per call with the
-/// handoff, 0.57–0.91 µs inline): nothing else could run while it encoded.
+/// Batches of up to this many spans are brief work for
+/// [`crate::http::cpu_bound`] (well under a millisecond for the default
+/// 512): encoded and compressed on the async worker itself when another
+/// worker can take over meanwhile.
 const INLINE_SPANS: usize = 1024;
-
-/// Whether a batch of `spans` is encoded inline (see [`INLINE_SPANS`]).
-fn encode_inline(spans: usize) -> bool {
-    spans <= INLINE_SPANS
-        && tokio::runtime::Handle::try_current().is_ok_and(|h| h.metrics().num_workers() > 1)
-}
 
 /// Path of the Langfuse OTLP traces endpoint, under the host.
 pub const OTEL_TRACES_PATH: &str = "/api/public/otel/v1/traces";
@@ -317,11 +304,8 @@ impl LangfuseTransport {
     }
 
     async fn send_once(&self, batch: &[SpanRecord], truncate_to: Option<usize>) -> SendOutcome {
-        let body = if encode_inline(batch.len()) {
-            self.body(batch, truncate_to)
-        } else {
-            crate::http::cpu_bound(|| self.body(batch, truncate_to))
-        };
+        let brief = batch.len() <= INLINE_SPANS;
+        let body = crate::http::cpu_bound(brief, || self.body(batch, truncate_to));
         let body = match body {
             Ok(body) => body,
             Err(e) => {
