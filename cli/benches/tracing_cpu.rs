@@ -277,6 +277,14 @@ fn what(spread: &str) -> String {
     )
 }
 
+/// The paired differences of two sides' run CPU (seconds), in µs per call.
+fn per_call_us(with: &[f64], without: &[f64], calls: usize) -> Vec<f64> {
+    with.iter()
+        .zip(without)
+        .map(|(w, o)| (w - o) / calls as f64 * 1e6)
+        .collect()
+}
+
 /// The first and third quartiles of `v`.
 fn quartiles(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(f64::total_cmp);
@@ -400,11 +408,7 @@ fn main() {
     let (t, u) = (median(traced.clone()), median(untraced.clone()));
     // Median of the paired differences (each traced run against the
     // untraced run just before it): drift of the machine hits both alike.
-    let per_call: Vec<f64> = traced
-        .iter()
-        .zip(&untraced)
-        .map(|(t, u)| (t - u) / calls as f64 * 1e6)
-        .collect();
+    let per_call = per_call_us(&traced, &untraced, calls);
     let ours_us = median(per_call.clone());
     let (q1, q3) = quartiles(per_call);
     let spread = format!(" (quartiles {q1:.1}–{q3:.1} µs)");
@@ -420,8 +424,7 @@ fn main() {
         Err(why) => return skip(&dir, &spread, &why),
     };
     let (s, p) = (median(py.sdk.clone()), median(py.plain.clone()));
-    let diffs: Vec<f64> = py.sdk.iter().zip(&py.plain).map(|(s, p)| s - p).collect();
-    let per_call_py: Vec<f64> = diffs.iter().map(|d| d / calls as f64 * 1e6).collect();
+    let per_call_py = per_call_us(&py.sdk, &py.plain, calls);
     let py_us = median(per_call_py.clone());
     let (pq1, pq3) = quartiles(per_call_py);
     let ratio = py_us / ours_us;
